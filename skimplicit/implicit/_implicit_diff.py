@@ -205,7 +205,11 @@ def custom_root(optimality_fun, *, solve=None, has_aux=False):
             def run_jvp(primals, tangents):
                 init, *args = primals
                 _, *targs = tangents
-                out = solver(init, *args)
+                # Call ``run`` (not ``solver``): the rule's own derivatives (second order:
+                # ``hessian``, ``jacfwd(grad)``) then go through implicit differentiation
+                # again instead of through the solver, which may be a non-differentiable
+                # black box (``pure_callback``) or a ``while_loop``.
+                out = run(init, *args)
                 x = out[0] if has_aux else out
                 _, rhs = jax.jvp(lambda *a: optimality_fun(x, *a), tuple(args), tuple(targs))
                 matvec = _x_matvec(optimality_fun, x, args)

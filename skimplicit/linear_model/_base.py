@@ -1,0 +1,182 @@
+"""Shared machinery of the gradient-tuned linear models.
+
+An estimator here is: data validation + a tunable problem (``_make_tunable_problem``) +
+one call into :func:`skimplicit.model_selection.tune` + a refit (``_refit``). Everything
+else (folds, history, attributes, routing of ``groups``) lives once, in this base class.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.model_selection import check_cv
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ..model_selection._outer import tune
+
+__all__ = ["ImplicitLinearModelCV", "OUTER_LOOP_CONSTRAINTS"]
+
+# The outer-loop parameters, named the same in every tuner of the project.
+OUTER_LOOP_CONSTRAINTS = {
+    "max_outer_iter": [Interval(Integral, 1, None, closed="left")],
+    "outer_tol": [Interval(Real, 0, None, closed="left")],
+    "n_restarts": [Interval(Integral, 1, None, closed="left")],
+    "max_time": [Interval(Real, 0, None, closed="neither"), None],
+    "verbose": ["verbose"],
+    "random_state": ["random_state"],
+    "n_jobs": [Integral, None],
+}
+
+
+def check_bounds(bounds, name="bounds"):
+    """Validate a ``(low, high)`` pair of positive finite numbers, or ``"auto"``."""
+    if isinstance(bounds, str) and bounds == "auto":
+        return None
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be 'auto' or a pair (low, high); got {bounds!r}.")
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0 or hi <= lo:
+        raise ValueError(
+            f"{name} must satisfy 0 < low < high (finite); got ({lo}, {hi})."
+        )
+    return lo, hi
+
+
+class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
+    """Base class: a linear regressor whose regularization is tuned by hypergradients.
+
+    Subclasses implement ``_make_tunable_problem``, ``_init_point``, ``_refit`` and
+    ``_store_params`` (a few lines each).
+    """
+
+    _parameter_constraints: dict = {
+        "fit_intercept": ["boolean"],
+        "cv": ["cv_object"],
+        "alpha_init": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "bounds": [StrOptions({"auto"}), tuple, list],
+        "alpha_per_feature": ["boolean"],
+        "copy_X": ["boolean"],
+        **OUTER_LOOP_CONSTRAINTS,
+    }
+
+    _multi_output = False
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.multi_output = self._multi_output
+        return tags
+
+    # -- the one fit ---------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, **params):
+        """Tune the regularization by hypergradient descent on the K-fold CV loss, then refit.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+        **params : dict
+            ``groups`` for a group splitter (routed as in ``LassoCV``).
+
+        Returns
+        -------
+        self : object
+        """
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csc", "csr"], dtype=[np.float64, np.float32],
+            accept_large_sparse=False,
+            multi_output=self._multi_output, y_numeric=True, copy=False,
+        )
+        X = X.astype(np.float64, copy=False)
+        if sp.issparse(X):
+            X = X.tocsc()
+        y = np.asarray(y, dtype=np.float64)
+        if not self._multi_output and y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if _routing_enabled():
+            routed = process_routing(self, "fit", **params)
+            groups = routed.splitter.split.get("groups")
+        else:
+            unknown = set(params) - {"groups"}
+            if unknown:
+                raise TypeError(f"fit() got unexpected keyword arguments {sorted(unknown)}")
+            groups = params.get("groups")
+        cv = check_cv(self.cv)
+        splits = list(cv.split(X, y, groups))
+        if np.all(np.ptp(y, axis=0) == 0):
+            raise ValueError(
+                "y is constant: there is nothing to tune (every penalty gives the same "
+                "model). Fit a plain estimator instead."
+            )
+        problem = self._make_tunable_problem(X, y, cv_splits=splits, sample_weight=sample_weight)
+        result = tune(
+            problem, init=self._init_point(problem), max_outer_iter=self.max_outer_iter,
+            outer_tol=self.outer_tol, n_restarts=self.n_restarts, max_time=self.max_time,
+            verbose=self.verbose, random_state=self.random_state, n_jobs=self.n_jobs,
+        )
+        self.tuning_result_ = result
+        self.history_ = result.history(problem.hyperparameters)
+        self.n_outer_iter_ = result.n_iter
+        self.cv_loss_ = result.best_loss
+        self.cv_loss_std_ = float(np.std(result.best_evaluation.fold_losses))
+        self._store_params(result.best_params, result)
+        self._refit(X, y, sample_weight)
+        return self
+
+    def _init_point(self, problem):
+        if isinstance(self.alpha_init, str):
+            return None
+        return {hp.name: (self.alpha_init if hp.name == "alpha" else self._default_init(hp))
+                for hp in problem.hyperparameters}
+
+    def _default_init(self, hp):
+        return np.sqrt(hp.lower * hp.upper) if hp.scale == "log" else 0.5 * (hp.lower + hp.upper)
+
+    def _path_attributes(self, result, names=("alpha",)):
+        """``alphas_`` and ``mse_path_``: the points visited and their per-fold losses."""
+        recs = sorted(result.records, key=lambda r: -float(np.mean(r["params"]["alpha"])))
+        self.alphas_ = np.array([np.asarray(r["params"]["alpha"], float) for r in recs])
+        self.mse_path_ = np.array([r["evaluation"].fold_losses for r in recs])
+
+    # -- prediction ----------------------------------------------------------------------
+    def _decision_function(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                          dtype=[np.float64, np.float32])
+        return X @ self.coef_.T + self.intercept_
+
+    def predict(self, X):
+        """Predict with the refitted linear model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        return np.asarray(self._decision_function(X))
+
+    # -- metadata routing ----------------------------------------------------------------
+    def get_metadata_routing(self):
+        """Route ``groups`` to the CV splitter (as ``LassoCV`` does)."""
+        router = MetadataRouter(owner=self).add(
+            splitter=check_cv(self.cv),
+            method_mapping=MethodMapping().add(caller="fit", callee="split"),
+        )
+        return router

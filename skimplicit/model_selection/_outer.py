@@ -1,0 +1,379 @@
+"""The one outer loop shared by every tuner of skimplicit.
+
+:func:`tune` minimizes a :class:`~skimplicit.model_selection.TunableProblem`'s validation
+loss over its hyperparameters:
+
+1. **Start.** Without an explicit start, evaluate the problem's short warm-started coarse
+   path (``initial_points``) and start from its best point (restarts take the next best
+   local minima of the path, then random points). This handles the non-convex validation
+   curve and the dead zone above ``alpha_max`` (the problems' bounds exclude it).
+2. **Steps.** scipy's L-BFGS-B in search coordinates (log for scale parameters, linear
+   for ratios), within the bounds, fed the hypergradient. Its first step has unit length
+   in log space and its line search rejects increases, which keeps warm starts useful and
+   is robust to kinks.
+3. **Inexact inner solves.** The inner accuracy requested (``precision``) shrinks
+   geometrically over the steps (HOAG's schedule): early steps are cheap, late ones exact.
+4. **Stopping.** L-BFGS-B's own tests (relative decrease below ``outer_tol``, projected
+   gradient), a stall of the best loss over 5 evaluations, ``max_outer_iter`` evaluations
+   per start, or ``max_time`` seconds overall.
+5. **Nothing lost.** Every evaluation is recorded; the best point seen is returned also
+   when the budget runs out, an evaluation fails, or the user interrupts (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from ._tunable import Evaluation
+
+__all__ = ["tune", "TuningResult"]
+
+
+class _Stop(Exception):
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class TuningResult:
+    """Outcome of :func:`tune`.
+
+    Attributes
+    ----------
+    best_params : dict
+        Hyperparameters with the lowest validation loss seen (natural units).
+    best_loss : float
+    best_evaluation : Evaluation
+    records : list of dict
+        One per evaluation: ``params``, ``evaluation``, ``time`` (seconds since start),
+        ``phase`` (``"path"``, ``"start k"``), ``precision``.
+    n_iter : int
+        Number of evaluations after the coarse path (outer steps).
+    stop_reason : str
+    """
+
+    best_params: dict
+    best_loss: float
+    best_evaluation: Evaluation
+    records: list = field(default_factory=list)
+    n_iter: int = 0
+    stop_reason: str = ""
+
+    def history(self, hyperparameters) -> dict:
+        """Equal-length arrays, one entry per evaluation (the ``history_`` attribute)."""
+        h = {}
+        for hp in hyperparameters:
+            h[hp.name] = np.array([np.asarray(r["params"][hp.name], float) for r in self.records])
+        for hp in hyperparameters:
+            h["grad_" + hp.name] = np.array(
+                [np.asarray(r["evaluation"].grad.get(hp.name, np.nan), float) for r in self.records]
+            )
+        h["loss"] = np.array([r["evaluation"].loss for r in self.records])
+        h["loss_std"] = np.array([np.std(r["evaluation"].fold_losses) for r in self.records])
+        h["grad_norm"] = np.array([r["grad_norm"] for r in self.records])
+        h["time"] = np.array([r["time"] for r in self.records])
+        h["precision"] = np.array([r["precision"] for r in self.records])
+        h["converged"] = np.array([r["evaluation"].converged for r in self.records])
+        h["phase"] = np.array([r["phase"] for r in self.records])
+        return h
+
+
+class _Recorder:
+    """Evaluates the problem, records everything, keeps the best, enforces the budgets."""
+
+    def __init__(self, problem, hps, t0, max_time, verbose, phase):
+        self.problem, self.hps, self.t0 = problem, hps, t0
+        self.max_time, self.verbose, self.phase = max_time, verbose, phase
+        self.records, self.best = [], None
+        self.n_eval = 0
+
+    def params_from_z(self, z):
+        out, i = {}, 0
+        for hp in self.hps:
+            out[hp.name] = hp.from_search(z[i : i + hp.n_values])
+            i += hp.n_values
+        return out
+
+    def grad_z(self, params, ev):
+        return np.concatenate(
+            [hp.grad_to_search(params[hp.name], ev.grad[hp.name]) for hp in self.hps]
+        )
+
+    def __call__(self, params, precision):
+        ev = self.problem.evaluate(params, precision=precision)
+        self.n_eval += 1
+        gz = self.grad_z(params, ev)
+        rec = {
+            "params": params,
+            "evaluation": ev,
+            "time": time.perf_counter() - self.t0,
+            "phase": self.phase,
+            "precision": precision,
+            "grad_norm": float(np.linalg.norm(gz)),
+            "grad_z": gz,
+        }
+        self.records.append(rec)
+        if np.isfinite(ev.loss) and (self.best is None or ev.loss < self.best["evaluation"].loss):
+            self.best = rec
+        if self.verbose:
+            shown = ", ".join(_fmt(k, v) for k, v in params.items())
+            print(
+                f"[skimplicit] {self.phase:>8s} eval {len(self.records):3d} | {shown} | "
+                f"cv loss {ev.loss:.6g} | |grad| {rec['grad_norm']:.3g} | "
+                f"{rec['time']:.2f} s",
+                flush=True,
+            )
+        if self.max_time is not None and rec["time"] > self.max_time:
+            raise _Stop("max_time")
+        return ev, gz
+
+
+def _fmt(k, v):
+    v = np.asarray(v)
+    if v.ndim == 0:
+        return f"{k}={float(v):.4g}"
+    return f"{k}=[{v.size} values, mean {v.mean():.3g}]"
+
+
+def _descend(problem, hps, z0, bounds, *, max_outer_iter, outer_tol, max_time, t0,
+             verbose, phase, precision0, known=None, first_step=0.5):
+    """One L-BFGS-B run from ``z0``; returns the recorder (records, best, stop reason).
+
+    ``known`` is the ``(loss, grad_z)`` already evaluated at ``z0`` (a path point), if any.
+    """
+    rec = _Recorder(problem, hps, t0, max_time, verbose, phase)
+    stall = {"best": np.inf if known is None else known[0], "since": 0}
+    n_steps = {"k": 0}
+    cache = {} if known is None else {np.asarray(z0, float).tobytes(): known}
+
+    def fun(z):
+        key = np.asarray(z, float).tobytes()
+        if key in cache:  # L-BFGS-B re-evaluates its starting point
+            return cache[key]
+        precision = max(1e-2, precision0 * 0.5 ** n_steps["k"])
+        n_steps["k"] += 1
+        params = rec.params_from_z(z)
+        ev, gz = rec(params, precision)
+        if not np.isfinite(ev.loss):
+            # Let the line search back off: an infinite value is rejected by L-BFGS-B.
+            return 1e300, np.zeros_like(z)
+        if not np.all(np.isfinite(gz)):
+            raise _Stop("non-finite hypergradient")
+        if ev.loss < stall["best"] * (1 - outer_tol) - 1e-300:
+            stall["best"], stall["since"] = ev.loss, 0
+        else:
+            stall["since"] += 1
+            if stall["since"] >= 5:
+                raise _Stop("stalled")
+        if n_steps["k"] >= max_outer_iter:
+            raise _Stop("max_outer_iter")
+        cache.clear()
+        cache[key] = (ev.loss, gz)
+        return ev.loss, gz
+
+    reason = "converged"
+    try:
+        # A start with an exactly zero hypergradient (empty support, dead zone) would make
+        # L-BFGS-B stop at once: probe towards less regularization first.
+        loss0, g0 = fun(z0)
+        if not np.any(g0):
+            z_probe = np.clip(
+                z0 - np.array([1.0 if hp.scale == "log" else 0.0 for hp in hps for _ in range(hp.n_values)]),
+                [b[0] for b in bounds], [b[1] for b in bounds],
+            )
+            loss1, g1 = fun(z_probe)
+            if not np.any(g1):
+                return rec, "zero hypergradient"
+            if loss1 < loss0:
+                z0 = z_probe
+        # L-BFGS-B's first trial step on a boxed problem is -grad itself: scale the loss so
+        # that it moves ``first_step`` in search coordinates (a factor e^0.5 in alpha),
+        # large enough to matter, small enough to keep the warm starts useful. Its own
+        # stopping tests are then off (the stall test above decides, in loss units).
+        gnorm = np.linalg.norm(fun(z0)[1])
+        scale = gnorm / first_step if gnorm > 0 else 1.0
+        res = minimize(
+            lambda z: _scaled(fun(z), scale), z0, jac=True, method="L-BFGS-B", bounds=bounds,
+            options={"maxfun": max_outer_iter, "maxiter": max_outer_iter, "ftol": 1e-12,
+                     "gtol": 1e-10, "maxls": 10},
+        )
+        reason = "converged" if res.success else f"l-bfgs-b: {res.message}"
+    except _Stop as stop:
+        reason = stop.reason
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    return rec, reason
+
+
+def _scaled(out, scale):
+    loss, g = out
+    return loss / scale, g / scale
+
+
+def _start_points(path_records, hps, bounds, n_restarts, rng):
+    """Best path point first, then the path's other local minima, then random points.
+
+    Returns ``(z, known)`` pairs, ``known`` being the path's ``(loss, grad_z)`` there.
+    """
+    zs, known = [], []
+    if path_records:
+        losses = np.array([r["evaluation"].loss for r in path_records])
+        order = np.argsort(losses)
+        local = [
+            i for i in order
+            if (i == 0 or losses[i] <= losses[i - 1]) and (i == len(losses) - 1 or losses[i] <= losses[i + 1])
+        ]
+        ranked = local + [i for i in order if i not in local]
+        for i in ranked[:n_restarts]:
+            r = path_records[i]
+            zs.append(np.concatenate([hp.to_search(r["params"][hp.name]) for hp in hps]))
+            known.append((r["evaluation"].loss, r["grad_z"]))
+    lo = np.array([b[0] for b in bounds])
+    hi = np.array([b[1] for b in bounds])
+    while len(zs) < n_restarts:
+        zs.append(rng.uniform(lo, hi))
+        known.append(None)
+    out = []
+    for z, kn in zip(zs, known):
+        zc = np.clip(z, lo, hi)
+        out.append((zc, kn if np.array_equal(zc, z) else None))
+    return out
+
+
+def _run_start(problem, hps, start, bounds, kw, phase):
+    z0, known = start
+    rec, reason = _descend(problem, hps, z0, bounds, phase=phase, known=known, **kw)
+    return rec.records, reason, rec.n_eval
+
+
+def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
+         max_time=None, verbose=0, random_state=None, n_jobs=None):
+    """Minimize a tunable problem's validation loss by hypergradient descent.
+
+    Parameters
+    ----------
+    problem : TunableProblem
+        See :mod:`skimplicit.model_selection._tunable`.
+    init : dict or None
+        Starting hyperparameters (natural units). ``None`` evaluates the problem's coarse
+        path first and starts from its best point.
+    max_outer_iter : int, default=30
+        Evaluations (each one inner solve per fold and one linear solve) per start, after
+        the coarse path.
+    outer_tol : float, default=1e-4
+        Relative decrease of the validation loss under which the descent stops.
+    n_restarts : int, default=1
+        Number of starts (the first is the best path point; then the path's other local
+        minima; then uniform random points in the search box).
+    max_time : float or None
+        Wall-clock budget in seconds (checked after each evaluation).
+    verbose : int, default=0
+        One printed line per evaluation when > 0.
+    random_state : int, RandomState or None
+        For random restart points.
+    n_jobs : int or None
+        Restarts run through joblib (any backend, e.g. dask); results do not depend on it,
+        since every start begins from the same saved warm-start state.
+
+    Returns
+    -------
+    result : TuningResult
+    """
+    hps = list(problem.hyperparameters)
+    bounds = [b for hp in hps for b in hp.search_bounds()]
+    t0 = time.perf_counter()
+    rng = check_random_state(random_state)
+    kw = dict(max_outer_iter=max_outer_iter, outer_tol=outer_tol, max_time=max_time, t0=t0,
+              verbose=verbose, precision0=1.0)
+
+    records, reasons, stop = [], [], None
+    path_rec = _Recorder(problem, hps, t0, max_time, verbose, "path")
+    try:
+        if init is None:
+            for params in problem.initial_points():
+                path_rec(params, 1.0)
+            starts = _start_points(path_rec.records, hps, bounds, n_restarts, rng)
+        else:
+            z = np.concatenate([hp.to_search(init[hp.name]) for hp in hps])
+            starts = _start_points([], hps, bounds, n_restarts - 1, rng)
+            starts.insert(0, (np.clip(z, [b[0] for b in bounds], [b[1] for b in bounds]), None))
+    except _Stop as s:
+        stop, starts = s.reason, []
+    except KeyboardInterrupt:
+        stop, starts = "interrupted", []
+    records.extend(path_rec.records)
+
+    if starts:
+        warm = problem.get_warm_start() if hasattr(problem, "get_warm_start") else None
+
+        def job(k, start):
+            prob = problem
+            if k > 0 or n_jobs not in (None, 1):
+                prob = copy.copy(problem)
+                if warm is not None:
+                    prob.set_warm_start(copy.deepcopy(warm))
+            return _run_start(prob, hps, start, bounds, kw, f"start {k}")
+
+        if n_restarts > 1 and n_jobs not in (None, 1):
+            outs = Parallel(n_jobs=n_jobs)(delayed(job)(k, st) for k, st in enumerate(starts))
+        else:
+            outs = []
+            for k, st in enumerate(starts):
+                if stop in ("max_time", "interrupted"):
+                    break
+                out = job(k, st)
+                outs.append(out)
+                if out[1] in ("max_time", "interrupted"):
+                    stop = out[1]
+        for recs, reason, _ in outs:
+            records.extend(recs)
+            reasons.append(reason)
+
+    finite = [r for r in records if np.isfinite(r["evaluation"].loss)]
+    if not finite:
+        raise ValueError(
+            "Every evaluation of the validation loss failed (non-finite). Check the input "
+            "data (scale, constant features) and the bounds."
+        )
+    best = min(finite, key=lambda r: r["evaluation"].loss)
+    stop_reason = stop or ("; ".join(sorted(set(reasons))) if reasons else "path only")
+    if stop == "interrupted":
+        warnings.warn(
+            "Tuning interrupted: returning the best point seen so far.", UserWarning,
+            stacklevel=2,
+        )
+    if not best["evaluation"].converged:
+        warnings.warn(
+            "At the selected hyperparameters an inner solve or the linear system of the "
+            "hypergradient did not reach its tolerance; increase max_iter or tol.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    if "non-finite hypergradient" in stop_reason:
+        warnings.warn(
+            "The hypergradient was not finite (singular system?): the descent stopped at "
+            "the best point seen so far.", ConvergenceWarning, stacklevel=2,
+        )
+    if "zero hypergradient" in stop_reason:
+        warnings.warn(
+            "The hypergradient was exactly zero at the start and after a probe step "
+            "(every solution empty?): the returned point comes from the coarse path only.",
+            UserWarning,
+            stacklevel=2,
+        )
+    n_iter = sum(1 for r in records if r["phase"] != "path")
+    return TuningResult(
+        best_params=best["params"], best_loss=float(best["evaluation"].loss),
+        best_evaluation=best["evaluation"], records=records, n_iter=n_iter,
+        stop_reason=stop_reason,
+    )

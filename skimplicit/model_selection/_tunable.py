@@ -1,0 +1,139 @@
+"""The tunable protocol: what a problem implements to be tuned by :func:`tune`.
+
+A *tunable problem* owns the data, the cross-validation folds and the inner solver of one
+model family. It exposes:
+
+``hyperparameters``
+    a list of :class:`Hyperparameter` (name, bounds, ``"log"``/``"linear"`` scale, size).
+``evaluate(params, *, precision=1.0) -> Evaluation``
+    the mean validation loss over the folds at ``params`` (a dict name -> float or array,
+    in natural units) and its gradient with respect to each hyperparameter (natural
+    units), computed by implicit differentiation; ``precision`` in ``(0, 1]`` asks for
+    a relative inner accuracy (the outer loop tightens it over its steps, as in
+    Pedregosa's HOAG). The problem keeps its own warm starts (inner solutions, linear
+    systems, supports) between calls.
+``initial_points()``
+    a short list of starting candidates, ordered so that evaluating them in turn is a
+    warm-started path (e.g. from large to small regularization).
+``loss_name``
+    what the loss is (``"mse"``, ``"log_loss"``), for messages and ``cv_results_``.
+
+That is all :func:`tune` needs. An estimator becomes tunable by
+:class:`~skimplicit.model_selection.HypergradSearchCV` by implementing
+``_make_tunable_problem(X, y, *, cv_splits, sample_weight, param_names)`` returning such a
+problem; skimplicit's estimators do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Hyperparameter", "Evaluation", "TunableProblem"]
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One hyperparameter searched by the outer loop.
+
+    Parameters
+    ----------
+    name : str
+        Key in the ``params`` dict.
+    lower, upper : float or ndarray
+        Bounds in natural units (``0 < lower < upper`` for ``scale="log"``).
+    scale : {"log", "linear"}, default="log"
+        The outer loop steps in ``log(value)`` or in ``value``.
+    size : int or None, default=None
+        ``None`` for a scalar, else the length of a vector hyperparameter (one alpha per
+        feature, one C per class).
+    """
+
+    name: str
+    lower: Any
+    upper: Any
+    scale: str = "log"
+    size: int | None = None
+
+    def __post_init__(self):
+        if self.scale not in ("log", "linear"):
+            raise ValueError(f"scale must be 'log' or 'linear', got {self.scale!r}")
+        lo, hi = np.asarray(self.lower, float), np.asarray(self.upper, float)
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise ValueError(f"Bounds of {self.name!r} must be finite, got ({self.lower}, {self.upper}).")
+        if np.any(lo > hi):
+            raise ValueError(
+                f"Invalid bounds for {self.name!r}: lower {self.lower} > upper {self.upper}."
+            )
+        if self.scale == "log" and np.any(lo <= 0):
+            raise ValueError(
+                f"Bounds of {self.name!r} must be positive for a log-scale search, got "
+                f"({self.lower}, {self.upper})."
+            )
+
+    @property
+    def n_values(self) -> int:
+        return 1 if self.size is None else int(self.size)
+
+    def _vec(self, v):
+        return np.broadcast_to(np.asarray(v, float), (self.n_values,)).copy()
+
+    def to_search(self, value) -> np.ndarray:
+        """Natural value -> flat search coordinates."""
+        v = self._vec(value)
+        return np.log(v) if self.scale == "log" else v
+
+    def from_search(self, z):
+        """Flat search coordinates -> natural value (float for a scalar)."""
+        z = np.asarray(z, float)
+        v = np.exp(z) if self.scale == "log" else z
+        return float(v[0]) if self.size is None else v.copy()
+
+    def grad_to_search(self, value, grad) -> np.ndarray:
+        """Chain rule: gradient in natural units -> gradient in search coordinates."""
+        g = self._vec(grad)
+        return g * self._vec(value) if self.scale == "log" else g
+
+    def search_bounds(self) -> list[tuple[float, float]]:
+        lo, hi = self.to_search(self.lower), self.to_search(self.upper)
+        return list(zip(lo.tolist(), hi.tolist()))
+
+
+@dataclass
+class Evaluation:
+    """What a tunable problem returns at one hyperparameter point.
+
+    Attributes
+    ----------
+    loss : float
+        Mean validation loss over the folds.
+    grad : dict
+        Gradient of ``loss`` per hyperparameter name, in natural units (same shapes as
+        the values).
+    fold_losses : ndarray of shape (n_folds,)
+        Per-fold validation losses (``cv_loss_std_``, ``mse_path_``).
+    converged : bool
+        Whether every inner solve and linear system reached its tolerance.
+    info : dict
+        Anything else worth recording (inner iterations, support sizes, ...).
+    """
+
+    loss: float
+    grad: dict
+    fold_losses: np.ndarray
+    converged: bool = True
+    info: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class TunableProblem(Protocol):
+    """Structural type of a tunable problem (see the module docstring)."""
+
+    hyperparameters: list
+    loss_name: str
+
+    def evaluate(self, params: dict, *, precision: float = 1.0) -> Evaluation: ...
+
+    def initial_points(self) -> list: ...

@@ -62,6 +62,13 @@ class _Fold:
         Xc = Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc)
         return Xc - self.x_mean[cols]
 
+    def validation_mse(self, coef, support):
+        """Weighted test MSE of ``coef`` (nonzero on ``support``), intercept from the means."""
+        pred = self.test_columns(support) @ coef[support]
+        r = (self.y_test - self.y_mean) - pred
+        return float(np.average(r * r, weights=self.sw_test) if r.ndim == 1
+                     else np.average(np.mean(r * r, axis=1), weights=self.sw_test))
+
     def alpha_max(self):
         """``||X^T y||_inf / n`` on the centered, weighted training data (l1_ratio = 1)."""
         yc = (self.y_train - self.y_mean) * self.sw_train
@@ -166,7 +173,7 @@ class EnetCVProblem:
         self._coefs = self._coefs[:i] + [coef] + self._coefs[i + 1:]
         return coef, converged, est.n_iter_
 
-    def evaluate(self, params, *, precision=1.0):
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
         alpha = params["alpha"]
         l1_ratio = float(params.get("l1_ratio", self.l1_ratio))
         # Inner accuracy: scikit-learn's duality-gap tolerance, tightened for hypergradients.
@@ -180,9 +187,16 @@ class EnetCVProblem:
             conv.append(ok)
             iters.append(it)
         supports = [np.flatnonzero(c) for c in sols]
-        k = bucket(max(1, max(s.size for s in supports)))
-        n = bucket(max(f.n_train for f in self.folds), 32)
-        m = bucket(max(f.X_test.shape[0] for f in self.folds), 32)
+        if not with_grad:
+            loss_f = np.array([f.validation_mse(c, s) for f, c, s in zip(self.folds, sols, supports)])
+            return Evaluation(loss=float(loss_f.mean()), grad=None, fold_losses=loss_f,
+                              converged=bool(all(conv)),
+                              info={"n_iter": iters, "support_size": [s.size for s in supports]})
+        # Few compiled shapes: rows padded to the largest fold (fixed during a fit), the
+        # support to a power of two (at least 64, at most n_features).
+        k = min(bucket(max(1, max(s.size for s in supports)), 64), self.n_features)
+        n = max(f.n_train for f in self.folds)
+        m = max(f.X_test.shape[0] for f in self.folds)
         Xs = _pad_stack([f.train_columns(s) for f, s in zip(self.folds, supports)], (n, k))
         ys = _pad_stack([f.train_target() for f in self.folds], (n,))
         Xt = _pad_stack([f.test_columns(s) for f, s in zip(self.folds, supports)], (m, k))
@@ -252,8 +266,8 @@ class RidgeCVProblem:
         return [{"alpha": float(a) if not self.alpha_per_feature else np.full(self.n_features, a)}
                 for a in grid]
 
-    def evaluate(self, params, *, precision=1.0):
-        del precision  # exact inner solve
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        del precision, with_grad  # exact inner solve; the gradient comes at no extra cost
         K = len(self.folds)
         alpha = np.broadcast_to(np.asarray(params["alpha"], float), (K, self.n_features))
         with jax.enable_x64(True):

@@ -28,19 +28,20 @@ def bucket(k, minimum=16):
     return b
 
 
-def _enet_train_loss(w, n_train, X, y):
-    r = y - X @ w
-    return 0.5 * jnp.vdot(r, r) / n_train
+def _enet_support_F(w, params, n_train, X, y):
+    """Elastic-net stationarity on the support, identity off it.
 
-
-def _enet_penalty_grad(w, params):
+    ``where(w != 0, X^T (X w - y) / n + alpha (rho sign(w) + (1 - rho) w), w)``: the
+    residual of :func:`skimplicit.implicit.optimality.support_stationary` for the elastic
+    net, written out (no nested autodiff: a smaller graph, a faster compilation).
+    Its Jacobian in ``w`` is ``[[X_S^T X_S / n + alpha (1 - rho), 0], [0, I]]``: SPD.
+    """
     alpha, l1_ratio = params
-    return alpha * (l1_ratio * jnp.sign(w) + (1.0 - l1_ratio) * w)
-
-
-# F(w_S, (alpha_S, l1_ratio), n_train, X_S, y) on the support (see
-# optimality.support_stationary): X_S^T (X_S w - y) / n + alpha (rho sign(w) + (1 - rho) w).
-_ENET_F = optimality.support_stationary(_enet_train_loss, _enet_penalty_grad)
+    mask = jax.lax.stop_gradient(w != 0)
+    wm = jnp.where(mask, w, 0.0)
+    grad = X.T @ (X @ wm - y) / n_train
+    pen = alpha * (l1_ratio * jnp.sign(w) + (1.0 - l1_ratio) * w)
+    return jnp.where(mask, grad + pen, w)
 
 
 def _val_mse(w, X, y, sw):
@@ -56,7 +57,8 @@ def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, solve):
     # the hypergradient by ~1e-10 relative. The residual check still reports failures.
     ridge = 1e-10 * (jnp.sum(X * X) / n_train / X.shape[1] + jnp.mean(alpha))
     lin = partial(solve_cholesky if solve == "cholesky" else solve_cg, ridge=ridge)
-    (dparams, *_), _, info = root_vjp(_ENET_F, w, args, g, solve=lin, return_info=True)
+    (dparams, *_), _, info = root_vjp(_enet_support_F, w, args, g, solve=lin,
+                                      return_info=True)
     d_alpha, d_l1 = dparams
     return loss, d_alpha, d_l1, info.success, info.residual
 

@@ -75,9 +75,11 @@ class TuningResult:
         for hp in hyperparameters:
             h[hp.name] = np.array([np.asarray(r["params"][hp.name], float) for r in self.records])
         for hp in hyperparameters:
-            h["grad_" + hp.name] = np.array(
-                [np.asarray(r["evaluation"].grad.get(hp.name, np.nan), float) for r in self.records]
-            )
+            h["grad_" + hp.name] = np.array([
+                np.full(np.shape(r["params"][hp.name]), np.nan) if r["evaluation"].grad is None
+                else np.asarray(r["evaluation"].grad[hp.name], float)
+                for r in self.records
+            ])
         h["loss"] = np.array([r["evaluation"].loss for r in self.records])
         h["loss_std"] = np.array([np.std(r["evaluation"].fold_losses) for r in self.records])
         h["grad_norm"] = np.array([r["grad_norm"] for r in self.records])
@@ -105,12 +107,14 @@ class _Recorder:
         return out
 
     def grad_z(self, params, ev):
+        if ev.grad is None:
+            return np.full(sum(hp.n_values for hp in self.hps), np.nan)
         return np.concatenate(
             [hp.grad_to_search(params[hp.name], ev.grad[hp.name]) for hp in self.hps]
         )
 
-    def __call__(self, params, precision):
-        ev = self.problem.evaluate(params, precision=precision)
+    def __call__(self, params, precision, with_grad=True):
+        ev = self.problem.evaluate(params, precision=precision, with_grad=with_grad)
         self.n_eval += 1
         gz = self.grad_z(params, ev)
         rec = {
@@ -119,7 +123,7 @@ class _Recorder:
             "time": time.perf_counter() - self.t0,
             "phase": self.phase,
             "precision": precision,
-            "grad_norm": float(np.linalg.norm(gz)),
+            "grad_norm": float(np.linalg.norm(gz)) if ev.grad is not None else np.nan,
             "grad_z": gz,
         }
         self.records.append(rec)
@@ -160,6 +164,9 @@ def _descend(problem, hps, z0, bounds, *, max_outer_iter, outer_tol, max_time, t
         key = np.asarray(z, float).tobytes()
         if key in cache:  # L-BFGS-B re-evaluates its starting point
             return cache[key]
+        if stall.get("z") is not None and np.max(np.abs(z - stall["z"])) < 1e-4:
+            raise _Stop("small step")
+        stall["z"] = np.array(z, float)
         precision = max(1e-2, precision0 * 0.5 ** n_steps["k"])
         n_steps["k"] += 1
         params = rec.params_from_z(z)
@@ -237,7 +244,8 @@ def _start_points(path_records, hps, bounds, n_restarts, rng):
         for i in ranked[:n_restarts]:
             r = path_records[i]
             zs.append(np.concatenate([hp.to_search(r["params"][hp.name]) for hp in hps]))
-            known.append((r["evaluation"].loss, r["grad_z"]))
+            finite = np.all(np.isfinite(r["grad_z"]))
+            known.append((r["evaluation"].loss, r["grad_z"]) if finite else None)
     lo = np.array([b[0] for b in bounds])
     hi = np.array([b[1] for b in bounds])
     while len(zs) < n_restarts:
@@ -301,7 +309,7 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     try:
         if init is None:
             for params in problem.initial_points():
-                path_rec(params, 1.0)
+                path_rec(params, 1.0, with_grad=False)
             starts = _start_points(path_rec.records, hps, bounds, n_restarts, rng)
         else:
             z = np.concatenate([hp.to_search(init[hp.name]) for hp in hps])

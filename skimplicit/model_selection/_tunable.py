@@ -5,10 +5,11 @@ model family. It exposes:
 
 ``hyperparameters``
     a list of :class:`Hyperparameter` (name, bounds, ``"log"``/``"linear"`` scale, size).
-``evaluate(params, *, precision=1.0) -> Evaluation``
+``evaluate(params, *, precision=1.0, with_grad=True) -> Evaluation``
     the mean validation loss over the folds at ``params`` (a dict name -> float or array,
     in natural units) and its gradient with respect to each hyperparameter (natural
-    units), computed by implicit differentiation; ``precision`` in ``(0, 1]`` asks for
+    units), computed by implicit differentiation (``with_grad=False``: the loss alone,
+    ``grad=None``, as for the coarse path); ``precision`` in ``(0, 1]`` asks for
     a relative inner accuracy (the outer loop tightens it over its steps, as in
     Pedregosa's HOAG). The problem keeps its own warm starts (inner solutions, linear
     systems, supports) between calls.
@@ -109,9 +110,9 @@ class Evaluation:
     ----------
     loss : float
         Mean validation loss over the folds.
-    grad : dict
+    grad : dict or None
         Gradient of ``loss`` per hyperparameter name, in natural units (same shapes as
-        the values).
+        the values); ``None`` when not asked for.
     fold_losses : ndarray of shape (n_folds,)
         Per-fold validation losses (``cv_loss_std_``, ``mse_path_``).
     converged : bool
@@ -121,7 +122,7 @@ class Evaluation:
     """
 
     loss: float
-    grad: dict
+    grad: dict | None
     fold_losses: np.ndarray
     converged: bool = True
     info: dict = field(default_factory=dict)
@@ -134,6 +135,7 @@ class TunableProblem(Protocol):
     hyperparameters: list
     loss_name: str
 
-    def evaluate(self, params: dict, *, precision: float = 1.0) -> Evaluation: ...
+    def evaluate(self, params: dict, *, precision: float = 1.0,
+                 with_grad: bool = True) -> Evaluation: ...
 
     def initial_points(self) -> list: ...

@@ -1,0 +1,106 @@
+"""Every tuner's hypergradient against central finite differences of its CV loss."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, make_regression
+from sklearn.linear_model import ElasticNet, Lasso, Ridge
+from sklearn.model_selection import KFold
+
+from skimplicit.linear_model._cv_problems import EnetCVProblem, RidgeCVProblem
+from skimplicit.linear_model._ridge import fit_ridge
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return X, y, list(KFold(3, shuffle=True, random_state=0).split(X))
+
+
+def _fd(f, x, h):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+def _cv_mse_sklearn(est, X, y, splits, sw=None):
+    losses = []
+    for tr, te in splits:
+        est.fit(X[tr], y[tr], sample_weight=None if sw is None else sw[tr])
+        r = y[te] - est.predict(X[te])
+        losses.append(np.average(r * r, weights=None if sw is None else sw[te]))
+    return np.mean(losses)
+
+
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.6])
+def test_enet_hypergradient_matches_finite_differences(diabetes, l1_ratio):
+    X, y, splits = diabetes
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    prob = EnetCVProblem(X, y, sw, splits, l1_ratio=l1_ratio, tune_l1_ratio=True, tol=1e-13,
+                         max_iter=100000)
+    alpha = 0.05
+    ev = prob.evaluate({"alpha": alpha, "l1_ratio": l1_ratio}, precision=1.0)
+    # The loss itself is scikit-learn's CV MSE of the same objective.
+    ref = _cv_mse_sklearn(ElasticNet(alpha=alpha, l1_ratio=l1_ratio, tol=1e-13, max_iter=100000),
+                          X, y, splits, sw)
+    np.testing.assert_allclose(ev.loss, ref, rtol=1e-9)
+    # d loss / d log alpha by central differences (the support is stable over the step).
+    h = 1e-4
+    f = lambda la: prob.evaluate({"alpha": np.exp(la), "l1_ratio": l1_ratio}).loss  # noqa: E731
+    fd = _fd(f, np.log(alpha), h)
+    np.testing.assert_allclose(ev.grad["alpha"] * alpha, fd, rtol=1e-6)
+    if l1_ratio < 1:
+        g = lambda r: prob.evaluate({"alpha": alpha, "l1_ratio": r}).loss  # noqa: E731
+        np.testing.assert_allclose(ev.grad["l1_ratio"], _fd(g, l1_ratio, 1e-5), rtol=1e-6)
+
+
+def test_weighted_lasso_hypergradient_matches_finite_differences(diabetes):
+    X, y, splits = diabetes
+    prob = EnetCVProblem(X, y, np.ones(len(y)), splits, alpha_per_feature=True, tol=1e-13,
+                         max_iter=100000)
+    alpha = np.linspace(0.02, 0.2, X.shape[1])
+    ev = prob.evaluate({"alpha": alpha})
+    assert ev.converged
+    direction = np.random.RandomState(1).randn(X.shape[1])
+    f = lambda t: prob.evaluate({"alpha": alpha * np.exp(t * direction)}).loss  # noqa: E731
+    fd = _fd(f, 0.0, 1e-5)
+    np.testing.assert_allclose(np.dot(ev.grad["alpha"] * alpha, direction), fd, rtol=1e-6)
+
+
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_ridge_hypergradient_matches_finite_differences(diabetes, per_feature):
+    X, y, splits = diabetes
+    prob = RidgeCVProblem(X, y, np.ones(len(y)), splits, alpha_per_feature=per_feature)
+    alpha = np.linspace(0.1, 3.0, X.shape[1]) if per_feature else 0.7
+    ev = prob.evaluate({"alpha": alpha})
+    ref = np.mean([
+        np.mean((y[te] - X[te] @ c - b) ** 2)
+        for tr, te in splits
+        for c, b in [fit_ridge(X[tr], y[tr], None, alpha, fit_intercept=True)]
+    ])
+    np.testing.assert_allclose(ev.loss, ref, rtol=1e-9)
+    direction = np.random.RandomState(2).randn(X.shape[1]) if per_feature else 1.0
+    f = lambda t: prob.evaluate({"alpha": alpha * np.exp(t * direction)}).loss  # noqa: E731
+    fd = _fd(f, 0.0, 1e-5)
+    np.testing.assert_allclose(np.sum(np.asarray(ev.grad["alpha"]) * alpha * direction), fd,
+                               rtol=1e-6)
+
+
+def test_ridge_multioutput_loss_matches_sklearn():
+    X, y = make_regression(60, 8, n_targets=3, noise=1.0, random_state=0)
+    splits = list(KFold(3).split(X))
+    prob = RidgeCVProblem(X, y, np.ones(len(y)), splits)
+    ev = prob.evaluate({"alpha": 2.0})
+    ref = np.mean([np.mean((y[te] - Ridge(alpha=2.0).fit(X[tr], y[tr]).predict(X[te])) ** 2)
+                   for tr, te in splits])
+    np.testing.assert_allclose(ev.loss, ref, rtol=1e-9)
+
+
+def test_lasso_loss_and_support_agree_with_sklearn_sparse(diabetes):
+    import scipy.sparse as sp
+
+    X, y, splits = diabetes
+    Xs = sp.csc_matrix(np.where(np.abs(X) > 0.02, X, 0.0))
+    prob = EnetCVProblem(Xs, y, np.ones(len(y)), splits, tol=1e-12, max_iter=100000)
+    ev = prob.evaluate({"alpha": 0.1})
+    ref = _cv_mse_sklearn(Lasso(alpha=0.1, tol=1e-12, max_iter=100000), Xs, y, splits)
+    np.testing.assert_allclose(ev.loss, ref, rtol=1e-8)
+    f = lambda la: prob.evaluate({"alpha": np.exp(la)}).loss  # noqa: E731
+    np.testing.assert_allclose(ev.grad["alpha"] * 0.1, _fd(f, np.log(0.1), 1e-4), rtol=1e-6)

@@ -1,0 +1,79 @@
+"""The shared outer loop on small analytic problems."""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skimplicit.model_selection import Evaluation, Hyperparameter, TunableProblem, tune
+
+
+class Quadratic:
+    """loss = sum (log a - log a*)^2 (+ a bump), gradient in natural units."""
+
+    loss_name = "toy"
+
+    def __init__(self, target=(0.1, 3.0), fail_at=None, zero_grad=False):
+        self.target = np.log(np.asarray(target))
+        self.hyperparameters = [Hyperparameter("alpha", 1e-4, 1e4, "log", size=len(target))]
+        self.calls, self.fail_at, self.zero_grad = 0, fail_at, zero_grad
+
+    def initial_points(self):
+        return [{"alpha": np.full(len(self.target), v)} for v in (100.0, 1.0, 0.01)]
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise KeyboardInterrupt
+        a = np.asarray(params["alpha"], float)
+        d = np.log(a) - self.target
+        loss = float(np.sum(d ** 2)) + 1.0
+        grad = None if not with_grad else {"alpha": (0 * d if self.zero_grad else 2 * d / a)}
+        return Evaluation(loss=loss, grad=grad, fold_losses=np.array([loss, loss]))
+
+
+def test_protocol_and_convergence_to_the_minimum():
+    prob = Quadratic()
+    assert isinstance(prob, TunableProblem)
+    res = tune(prob, max_outer_iter=50)
+    np.testing.assert_allclose(res.best_params["alpha"], [0.1, 3.0], rtol=1e-3)
+    h = res.history(prob.hyperparameters)
+    assert h["alpha"].shape == (len(h["loss"]), 2)
+    assert np.all(np.isnan(h["grad_norm"][:3]))  # the coarse path asks no gradient
+    assert res.best_loss == h["loss"].min()
+
+
+def test_interrupt_keeps_best_point():
+    prob = Quadratic(fail_at=6)
+    with pytest.warns(UserWarning, match="interrupted"):
+        res = tune(prob)
+    assert res.stop_reason == "interrupted"
+    assert len(res.records) == 5 and res.best_loss == min(r["evaluation"].loss for r in res.records)
+
+
+def test_zero_hypergradient_is_reported_not_returned_silently():
+    prob = Quadratic(zero_grad=True)
+    with pytest.warns(UserWarning, match="exactly zero"):
+        res = tune(prob, init={"alpha": np.array([1.0, 1.0])})
+    assert "zero hypergradient" in res.stop_reason
+
+
+def test_hyperparameter_validation():
+    with pytest.raises(ValueError, match="positive"):
+        Hyperparameter("alpha", 0.0, 1.0)
+    with pytest.raises(ValueError, match="Invalid bounds"):
+        Hyperparameter("alpha", 2.0, 1.0)
+    with pytest.raises(ValueError, match="scale"):
+        Hyperparameter("alpha", 1.0, 2.0, scale="cubic")
+    hp = Hyperparameter("l1_ratio", 0.1, 1.0, "linear")
+    assert hp.from_search(hp.to_search(0.3)) == pytest.approx(0.3)
+
+
+def test_nonconverged_best_point_warns():
+    class NotConverged(Quadratic):
+        def evaluate(self, params, **kw):
+            ev = super().evaluate(params, **kw)
+            ev.converged = False
+            return ev
+
+    with pytest.warns(ConvergenceWarning):
+        tune(NotConverged(), max_outer_iter=3)

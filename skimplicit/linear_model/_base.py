@@ -23,6 +23,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..model_selection._outer import tune
+from ._cv_problems import split_folds
 
 __all__ = ["ImplicitLinearModelCV", "OUTER_LOOP_CONSTRAINTS"]
 
@@ -56,7 +57,8 @@ def check_bounds(bounds, name="bounds"):
 class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
     """Base class: a linear regressor whose regularization is tuned by hypergradients.
 
-    Subclasses implement ``_make_tunable_problem``, ``_init_point``, ``_refit`` and
+    Subclasses implement ``_make_tunable_problem(folds)`` (folds: a list of
+    :class:`~skimplicit.linear_model._cv_problems.FoldData`), ``_refit`` and
     ``_store_params`` (a few lines each).
     """
 
@@ -122,7 +124,7 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
                 "y is constant: there is nothing to tune (every penalty gives the same "
                 "model). Fit a plain estimator instead."
             )
-        problem = self._make_tunable_problem(X, y, cv_splits=splits, sample_weight=sample_weight)
+        problem = self._make_tunable_problem(split_folds(X, y, sample_weight, splits))
         result = tune(
             problem, init=self._init_point(problem), max_outer_iter=self.max_outer_iter,
             outer_tol=self.outer_tol, n_restarts=self.n_restarts, max_time=self.max_time,

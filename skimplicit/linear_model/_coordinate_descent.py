@@ -203,9 +203,9 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         self.alpha_per_feature = alpha_per_feature
         self.selection = selection
 
-    def _make_tunable_problem(self, X, y, *, cv_splits, sample_weight):
+    def _make_tunable_problem(self, folds):
         return EnetCVProblem(
-            X, y, sample_weight, cv_splits, fit_intercept=self.fit_intercept, l1_ratio=1.0,
+            folds, fit_intercept=self.fit_intercept, l1_ratio=1.0,
             alpha_per_feature=self.alpha_per_feature, positive=self.positive, tol=self.tol,
             max_iter=self.max_iter, bounds=check_bounds(self.bounds),
         )
@@ -297,7 +297,7 @@ history_, alphas_, mse_path_, tuning_result_, n_features_in_, feature_names_in_ 
         self.max_time = max_time
         self.selection = selection
 
-    def _make_tunable_problem(self, X, y, *, cv_splits, sample_weight):
+    def _make_tunable_problem(self, folds):
         tuned = isinstance(self.l1_ratio, str)
         lo, hi = (float(b) for b in self.l1_ratio_bounds)
         if not 0 < lo < hi <= 1:
@@ -305,7 +305,7 @@ history_, alphas_, mse_path_, tuning_result_, n_features_in_, feature_names_in_ 
                 f"l1_ratio_bounds must satisfy 0 < low < high <= 1; got {self.l1_ratio_bounds}."
             )
         return EnetCVProblem(
-            X, y, sample_weight, cv_splits, fit_intercept=self.fit_intercept,
+            folds, fit_intercept=self.fit_intercept,
             l1_ratio=0.7 if tuned else self.l1_ratio, tune_l1_ratio=tuned,
             positive=self.positive, tol=self.tol, max_iter=self.max_iter,
             bounds=check_bounds(self.bounds), l1_ratio_bounds=(lo, hi),

@@ -8,6 +8,7 @@ one evaluation to the next) and a batched hypergradient kernel of
 from __future__ import annotations
 
 import warnings
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -18,34 +19,57 @@ from sklearn.linear_model import ElasticNet
 from ..model_selection._tunable import Evaluation, Hyperparameter
 from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad
 
-__all__ = ["EnetCVProblem", "RidgeCVProblem", "make_folds"]
+__all__ = ["EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds", "make_folds"]
+
+
+def _dense(X):
+    return X.toarray() if sp.issparse(X) else np.asarray(X, float)
+
+
+class FoldData(NamedTuple):
+    """One cross-validation fold as arrays (already preprocessed, for pipelines).
+
+    ``X_train``/``X_test`` dense or sparse; ``sw_*`` the raw sample weights.
+    """
+
+    X_train: Any
+    y_train: np.ndarray
+    sw_train: np.ndarray
+    X_test: Any
+    y_test: np.ndarray
+    sw_test: np.ndarray
+
+
+def split_folds(X, y, sample_weight, cv_splits):
+    """``FoldData`` of each ``(train, test)`` index pair."""
+    return [FoldData(X[tr], y[tr], sample_weight[tr], X[te], y[te], sample_weight[te])
+            for tr, te in cv_splits]
 
 
 class _Fold:
     """Training and test parts of one fold, with the weighted training means."""
 
-    def __init__(self, X, y, sample_weight, train, test, fit_intercept, normalize_weights):
-        self.train, self.test = train, test
-        Xtr = X[train]
-        sw = sample_weight[train]
+    def __init__(self, data, fit_intercept, normalize_weights):
+        Xtr, ytr, sw, Xte, yte, swte = data
         self.n_train = Xtr.shape[0]
         # scikit-learn's Lasso/ElasticNet rescale sample weights to sum to n_samples (their
         # loss is a weighted mean); Ridge uses them as they are (a weighted sum).
+        sw = np.asarray(sw, float)
         self.sw_train = sw * (self.n_train / sw.sum()) if normalize_weights else sw
-        self.sw_test = sample_weight[test]
+        self.sw_test = np.asarray(swte, float)
         if fit_intercept:
             self.x_mean = np.asarray(
                 (Xtr.T @ self.sw_train) / self.sw_train.sum() if sp.issparse(Xtr)
                 else np.average(Xtr, axis=0, weights=self.sw_train)
             ).ravel()
-            self.y_mean = np.average(y[train], axis=0, weights=self.sw_train)
+            self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
         else:
-            self.x_mean = np.zeros(X.shape[1])
-            self.y_mean = np.zeros(y.shape[1:]) if y.ndim > 1 else 0.0
-        self.X_train = Xtr.tocsc() if sp.issparse(Xtr) else np.asfortranarray(Xtr)
-        self.y_train = y[train]
-        self.X_test = X[test]
-        self.y_test = y[test]
+            self.x_mean = np.zeros(Xtr.shape[1])
+            self.y_mean = np.zeros(ytr.shape[1:]) if ytr.ndim > 1 else 0.0
+        self.X_train = Xtr.tocsc() if sp.issparse(Xtr) else np.asfortranarray(Xtr, dtype=float)
+        self.y_train = np.asarray(ytr, float)
+        self.X_test = Xte
+        self.y_test = np.asarray(yte, float)
         self.sqrt_sw = np.sqrt(self.sw_train)
 
     def train_columns(self, cols):
@@ -76,9 +100,8 @@ class _Fold:
         return float(np.max(np.abs(Xty)) / self.n_train)
 
 
-def make_folds(X, y, sample_weight, cv_splits, fit_intercept, normalize_weights=True):
-    return [_Fold(X, y, sample_weight, tr, te, fit_intercept, normalize_weights)
-            for tr, te in cv_splits]
+def make_folds(folds, fit_intercept, normalize_weights=True):
+    return [_Fold(d, fit_intercept, normalize_weights) for d in folds]
 
 
 def _pad_stack(arrays, shape):
@@ -104,11 +127,11 @@ class EnetCVProblem:
 
     loss_name = "mse"
 
-    def __init__(self, X, y, sample_weight, cv_splits, *, fit_intercept=True, l1_ratio=1.0,
+    def __init__(self, folds, *, fit_intercept=True, l1_ratio=1.0,
                  tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
                  max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6):
-        self.folds = make_folds(X, y, sample_weight, cv_splits, fit_intercept)
-        self.n_features = X.shape[1]
+        self.folds = make_folds(folds, fit_intercept)
+        self.n_features = folds[0].X_train.shape[1]
         self.fit_intercept, self.positive = fit_intercept, positive
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
@@ -237,13 +260,12 @@ class RidgeCVProblem:
 
     loss_name = "mse"
 
-    def __init__(self, X, y, sample_weight, cv_splits, *, fit_intercept=True,
-                 alpha_per_feature=False, bounds=(1e-6, 1e6)):
-        if sp.issparse(X):
-            X = X.toarray()
-        self.folds = make_folds(X, y, sample_weight, cv_splits, fit_intercept,
-                                normalize_weights=False)
-        self.n_features = X.shape[1]
+    def __init__(self, folds, *, fit_intercept=True, alpha_per_feature=False,
+                 bounds=(1e-6, 1e6)):
+        folds = [d._replace(X_train=_dense(d.X_train), X_test=_dense(d.X_test)) for d in folds]
+        self.folds = make_folds(folds, fit_intercept, normalize_weights=False)
+        self.n_features = folds[0].X_train.shape[1]
+        y = folds[0].y_train
         self.alpha_per_feature = alpha_per_feature
         size = self.n_features if alpha_per_feature else None
         scale = np.mean([np.sum(f.train_columns(np.arange(self.n_features)) ** 2) for f in self.folds])

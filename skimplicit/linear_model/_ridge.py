@@ -105,9 +105,9 @@ n_features_in_, feature_names_in_ :
         self.n_jobs = n_jobs
         self.copy_X = copy_X
 
-    def _make_tunable_problem(self, X, y, *, cv_splits, sample_weight):
+    def _make_tunable_problem(self, folds):
         b = check_bounds(self.bounds)
-        problem = RidgeCVProblem(X, y, sample_weight, cv_splits,
+        problem = RidgeCVProblem(folds,
                                  fit_intercept=self.fit_intercept,
                                  alpha_per_feature=self.alpha_per_feature)
         if b is None:

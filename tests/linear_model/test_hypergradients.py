@@ -6,7 +6,7 @@ from sklearn.datasets import load_diabetes, make_regression
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
 from sklearn.model_selection import KFold
 
-from skimplicit.linear_model._cv_problems import EnetCVProblem, RidgeCVProblem
+from skimplicit.linear_model._cv_problems import EnetCVProblem, RidgeCVProblem, split_folds
 from skimplicit.linear_model._ridge import fit_ridge
 
 
@@ -33,7 +33,7 @@ def _cv_mse_sklearn(est, X, y, splits, sw=None):
 def test_enet_hypergradient_matches_finite_differences(diabetes, l1_ratio):
     X, y, splits = diabetes
     sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
-    prob = EnetCVProblem(X, y, sw, splits, l1_ratio=l1_ratio, tune_l1_ratio=True, tol=1e-13,
+    prob = EnetCVProblem(split_folds(X, y, sw, splits), l1_ratio=l1_ratio, tune_l1_ratio=True, tol=1e-13,
                          max_iter=100000)
     alpha = 0.05
     ev = prob.evaluate({"alpha": alpha, "l1_ratio": l1_ratio}, precision=1.0)
@@ -53,7 +53,7 @@ def test_enet_hypergradient_matches_finite_differences(diabetes, l1_ratio):
 
 def test_weighted_lasso_hypergradient_matches_finite_differences(diabetes):
     X, y, splits = diabetes
-    prob = EnetCVProblem(X, y, np.ones(len(y)), splits, alpha_per_feature=True, tol=1e-13,
+    prob = EnetCVProblem(split_folds(X, y, np.ones(len(y)), splits), alpha_per_feature=True, tol=1e-13,
                          max_iter=100000)
     alpha = np.linspace(0.02, 0.2, X.shape[1])
     ev = prob.evaluate({"alpha": alpha})
@@ -67,7 +67,7 @@ def test_weighted_lasso_hypergradient_matches_finite_differences(diabetes):
 @pytest.mark.parametrize("per_feature", [False, True])
 def test_ridge_hypergradient_matches_finite_differences(diabetes, per_feature):
     X, y, splits = diabetes
-    prob = RidgeCVProblem(X, y, np.ones(len(y)), splits, alpha_per_feature=per_feature)
+    prob = RidgeCVProblem(split_folds(X, y, np.ones(len(y)), splits), alpha_per_feature=per_feature)
     alpha = np.linspace(0.1, 3.0, X.shape[1]) if per_feature else 0.7
     ev = prob.evaluate({"alpha": alpha})
     ref = np.mean([
@@ -86,7 +86,7 @@ def test_ridge_hypergradient_matches_finite_differences(diabetes, per_feature):
 def test_ridge_multioutput_loss_matches_sklearn():
     X, y = make_regression(60, 8, n_targets=3, noise=1.0, random_state=0)
     splits = list(KFold(3).split(X))
-    prob = RidgeCVProblem(X, y, np.ones(len(y)), splits)
+    prob = RidgeCVProblem(split_folds(X, y, np.ones(len(y)), splits))
     ev = prob.evaluate({"alpha": 2.0})
     ref = np.mean([np.mean((y[te] - Ridge(alpha=2.0).fit(X[tr], y[tr]).predict(X[te])) ** 2)
                    for tr, te in splits])
@@ -98,7 +98,7 @@ def test_lasso_loss_and_support_agree_with_sklearn_sparse(diabetes):
 
     X, y, splits = diabetes
     Xs = sp.csc_matrix(np.where(np.abs(X) > 0.02, X, 0.0))
-    prob = EnetCVProblem(Xs, y, np.ones(len(y)), splits, tol=1e-12, max_iter=100000)
+    prob = EnetCVProblem(split_folds(Xs, y, np.ones(len(y)), splits), tol=1e-12, max_iter=100000)
     ev = prob.evaluate({"alpha": 0.1})
     ref = _cv_mse_sklearn(Lasso(alpha=0.1, tol=1e-12, max_iter=100000), Xs, y, splits)
     np.testing.assert_allclose(ev.loss, ref, rtol=1e-8)

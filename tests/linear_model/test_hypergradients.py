@@ -104,3 +104,23 @@ def test_lasso_loss_and_support_agree_with_sklearn_sparse(diabetes):
     np.testing.assert_allclose(ev.loss, ref, rtol=1e-8)
     f = lambda la: prob.evaluate({"alpha": np.exp(la)}).loss  # noqa: E731
     np.testing.assert_allclose(ev.grad["alpha"] * 0.1, _fd(f, np.log(0.1), 1e-4), rtol=1e-6)
+
+
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_working_set_solver_p_much_larger_than_n(per_feature):
+    # p > 2 max(n, 100): the inner solver runs coordinate descent on working sets.
+    X, y = make_regression(60, 400, n_informative=8, noise=1.0, random_state=0)
+    splits = list(KFold(3, shuffle=True, random_state=0).split(X))
+    prob = EnetCVProblem(split_folds(X, y, np.ones(len(y)), splits), tol=1e-12,
+                         max_iter=100000, alpha_per_feature=per_feature)
+    amax = prob.alpha_max_l1
+    alpha = 0.05 * amax * (np.linspace(0.5, 1.5, 400) if per_feature else 1.0)
+    ev = prob.evaluate({"alpha": alpha})
+    assert ev.converged
+    if not per_feature:
+        ref = _cv_mse_sklearn(Lasso(alpha=alpha, tol=1e-12, max_iter=100000), X, y, splits)
+        np.testing.assert_allclose(ev.loss, ref, rtol=1e-8)
+    direction = np.random.RandomState(3).randn(400) if per_feature else 1.0
+    f = lambda t: prob.evaluate({"alpha": alpha * np.exp(t * direction)}).loss  # noqa: E731
+    np.testing.assert_allclose(np.sum(np.asarray(ev.grad["alpha"]) * alpha * direction),
+                               _fd(f, 0.0, 1e-5), rtol=1e-6)

@@ -1,0 +1,406 @@
+"""From a pipeline's final step to the tunable problem that :class:`HypergradSearchCV` tunes.
+
+Three kinds of final step are understood:
+
+* **scikit-learn's own** :class:`~sklearn.linear_model.Lasso`,
+  :class:`~sklearn.linear_model.ElasticNet`, :class:`~sklearn.linear_model.Ridge` (and
+  :class:`~sklearn.linear_model.LogisticRegression` once skimplicit's logistic problem
+  exists): mapped to skimplicit's inner problems with exactly scikit-learn's objective,
+  built from the estimator's own parameters (``fit_intercept``, ``positive``, ``tol``,
+  ``max_iter``, ...). Exact types only: a subclass may change the objective.
+* **any estimator implementing the tunable protocol** (see
+  :mod:`skimplicit.model_selection._search`): ``_make_tunable_problem(folds)``.
+* skimplicit's own CV estimators implement it; their refit uses their plain scikit-learn
+  counterpart (``ImplicitLassoCV`` -> ``Lasso`` at the chosen ``alpha``), see
+  :func:`tuned_final_step`.
+
+:class:`SearchProblem` then restricts a problem to the hyperparameters named in
+``param_bounds`` (the others are held at the estimator's own values), with the user's
+bounds and scales, and turns a failed evaluation into ``error_score``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from numbers import Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+
+from ._tunable import Evaluation, Hyperparameter
+
+__all__ = [
+    "split_estimator",
+    "parse_param_bounds",
+    "make_problem",
+    "SearchProblem",
+    "tuned_final_step",
+    "LOSS_TO_SCORING",
+]
+
+# The differentiable validation losses and the scikit-learn scorer that reports each.
+LOSS_TO_SCORING = {"mse": "neg_mean_squared_error", "log_loss": "neg_log_loss"}
+
+_SKLEARN_FINAL_STEPS = (Lasso, ElasticNet, Ridge, LogisticRegression)
+
+
+def split_estimator(estimator):
+    """``(preprocessing, final_step, prefix)`` of a Pipeline or a bare estimator.
+
+    ``preprocessing`` is the pipeline without its last step (``None`` if there is none);
+    ``prefix`` is what GridSearchCV-style parameter names of the final step start with
+    (``"lasso__"``; ``""`` for a bare estimator).
+    """
+    if isinstance(estimator, Pipeline):
+        name, final = estimator.steps[-1]
+        if final is None or (isinstance(final, str) and final == "passthrough"):
+            raise ValueError("The pipeline's final step is 'passthrough': nothing to tune.")
+        if isinstance(final, Pipeline):
+            raise ValueError(
+                "Nested pipelines are not supported: flatten the pipeline so that the "
+                "tuned estimator is the last step of the outer one."
+            )
+        pre = estimator[:-1] if len(estimator.steps) > 1 else None
+        return pre, final, name + "__"
+    return None, estimator, ""
+
+
+def parse_param_bounds(param_bounds, prefix, final):
+    """``{hyperparameter name: (low, high, scale or None) or None}`` from ``param_bounds``.
+
+    Keys are GridSearchCV-style (``"lasso__alpha"``); values ``(low, high)``,
+    ``(low, high, "log" | "linear")`` or ``"auto"`` (the problem's own bounds).
+    """
+    if not isinstance(param_bounds, dict):
+        raise TypeError(f"param_bounds must be a dict, got {type(param_bounds).__name__}.")
+    out = {}
+    for key, value in param_bounds.items():
+        if not isinstance(key, str) or not key.startswith(prefix) or "__" in key[len(prefix):]:
+            where = f"the final step ('{prefix[:-2]}')" if prefix else "the estimator"
+            raise ValueError(
+                f"param_bounds key {key!r} does not name a hyperparameter of {where}: only "
+                f"the final step's hyperparameters are tuned by hypergradients (its keys "
+                f"start with {prefix!r} and contain no further '__'). Tune preprocessing "
+                "parameters with GridSearchCV around this search."
+            )
+        name = key[len(prefix):]
+        if value is None or (isinstance(value, str) and value == "auto"):
+            out[name] = None
+            continue
+        try:
+            items = tuple(value)
+        except TypeError:
+            items = ()
+        if len(items) not in (2, 3):
+            raise ValueError(
+                f"param_bounds[{key!r}] must be (low, high), (low, high, 'log'|'linear') or "
+                f"'auto'; got {value!r}."
+            )
+        lo, hi = items[:2]
+        scale = items[2] if len(items) == 3 else None
+        if not all(isinstance(b, Real) and not isinstance(b, bool) for b in (lo, hi)):
+            raise ValueError(f"param_bounds[{key!r}] bounds must be numbers; got {value!r}.")
+        lo, hi = float(lo), float(hi)
+        if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
+            raise ValueError(
+                f"param_bounds[{key!r}] must satisfy low < high (finite); got ({lo}, {hi})."
+            )
+        if scale is not None and scale not in ("log", "linear"):
+            raise ValueError(
+                f"The scale of param_bounds[{key!r}] must be 'log' or 'linear'; got {scale!r}."
+            )
+        out[name] = (lo, hi, scale)
+    del final
+    return out
+
+
+def _bounds_pair(spec):
+    return None if spec is None else spec[:2]
+
+
+def _check_unit_interval(name, spec, what):
+    if spec is not None and not (0 < spec[0] and spec[1] <= 1):
+        raise ValueError(f"The bounds of {name} must lie in (0, 1] for {what}; got {spec[:2]}.")
+
+
+def _sklearn_problem(final, folds, bounds):
+    """The inner problem of scikit-learn's Lasso / ElasticNet / Ridge / LogisticRegression."""
+    from ..linear_model._cv_problems import EnetCVProblem, RidgeCVProblem
+
+    kind = type(final)
+    if kind is Lasso or kind is ElasticNet:
+        names = {"alpha"} if kind is Lasso else {"alpha", "l1_ratio"}
+        _reject_unknown(bounds, names, final)
+        l1_ratio = 1.0 if kind is Lasso else final.l1_ratio
+        if "l1_ratio" in bounds:
+            _check_unit_interval("l1_ratio", bounds["l1_ratio"], "the elastic net")
+        elif not 0 < l1_ratio <= 1:
+            raise ValueError(
+                f"ElasticNet(l1_ratio={l1_ratio}) is not supported: with l1_ratio=0 the "
+                "elastic net is a ridge, tune Ridge instead."
+            )
+        return EnetCVProblem(
+            folds, fit_intercept=final.fit_intercept, l1_ratio=l1_ratio,
+            tune_l1_ratio="l1_ratio" in bounds, positive=final.positive, tol=final.tol,
+            max_iter=final.max_iter, bounds=_bounds_pair(bounds.get("alpha")),
+            l1_ratio_bounds=_bounds_pair(bounds.get("l1_ratio")) or (0.01, 1.0),
+        )
+    if kind is Ridge:
+        _reject_unknown(bounds, {"alpha"}, final)
+        if final.positive:
+            raise ValueError("Ridge(positive=True) is not supported by HypergradSearchCV.")
+        if np.ndim(final.alpha) and "alpha" not in bounds:
+            raise ValueError("Ridge with one alpha per target is not supported.")
+        problem = RidgeCVProblem(folds, fit_intercept=final.fit_intercept)
+        if bounds.get("alpha") is None:
+            # 'auto' as ImplicitRidgeCV: six decades either side of the data scale.
+            hp = problem.hyperparameters[0]
+            problem.hyperparameters = [Hyperparameter(
+                "alpha", problem.data_scale * 1e-6, problem.data_scale * 1e6, "log", hp.size)]
+        return problem
+    if kind is LogisticRegression:
+        return _logistic_problem(final, folds, bounds)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _logistic_problem(final, folds, bounds):
+    try:
+        from ..linear_model._logistic_problem import LogisticCVProblem  # noqa: F401
+    except ImportError:
+        raise NotImplementedError(
+            "LogisticRegression as the final step needs skimplicit's logistic tunable "
+            "problem (skimplicit.linear_model._logistic_problem), which is not available "
+            "in this version. Use GridSearchCV for now."
+        ) from None
+    raise NotImplementedError(  # pragma: no cover - replaced once the problem lands
+        "LogisticRegression support is not wired yet."
+    )
+
+
+def _reject_unknown(bounds, names, final):
+    unknown = sorted(set(bounds) - names)
+    if unknown:
+        raise ValueError(
+            f"{type(final).__name__} has no tunable hyperparameter {unknown}; "
+            f"tunable by hypergradients: {sorted(names)}."
+        )
+
+
+def is_supported_final_step(final):
+    return type(final) in _SKLEARN_FINAL_STEPS or hasattr(final, "_make_tunable_problem")
+
+
+def make_problem(final, folds, bounds):
+    """The final step's tunable problem on ``folds`` (natural hyperparameter names)."""
+    if type(final) in _SKLEARN_FINAL_STEPS:
+        return _sklearn_problem(final, folds, bounds)
+    if hasattr(final, "_make_tunable_problem"):
+        return final._make_tunable_problem(folds)
+    raise TypeError(
+        f"HypergradSearchCV cannot tune {type(final).__name__}: the final step must be "
+        "scikit-learn's Lasso, ElasticNet, Ridge or LogisticRegression, or implement "
+        "skimplicit's tunable protocol (a `_make_tunable_problem(folds)` method; see "
+        "the HypergradSearchCV docstring)."
+    )
+
+
+def _fixed_value(final, name):
+    """The estimator's own numeric value of hyperparameter ``name``, or None."""
+    params = final.get_params(deep=False)
+    if name not in params:
+        return None
+    v = params[name]
+    if isinstance(v, Real) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, np.ndarray) and v.dtype.kind in "fiu":
+        return v.astype(float)
+    return None
+
+
+def restrict(problem, final, bounds, *, error_score="raise"):
+    """:class:`SearchProblem` tuning the hyperparameters in ``bounds`` (others held).
+
+    A hyperparameter of ``problem`` not named in ``bounds`` is held at the estimator's
+    own numeric value when it has one, and tuned within the problem's own bounds
+    otherwise (skimplicit's CV estimators, which have no such parameter).
+    """
+    own = {hp.name: hp for hp in problem.hyperparameters}
+    unknown = sorted(set(bounds) - set(own))
+    if unknown:
+        raise ValueError(
+            f"{type(final).__name__} has no tunable hyperparameter {unknown}; tunable by "
+            f"hypergradients: {sorted(own)}."
+        )
+    tuned, fixed, new_all = [], {}, []
+    for hp in problem.hyperparameters:
+        if hp.name in bounds:
+            spec = bounds[hp.name]
+            if spec is not None:
+                lo, hi, scale = spec
+                hp = Hyperparameter(hp.name, lo, hi, scale or hp.scale, hp.size)
+            tuned.append(hp)
+        else:
+            value = _fixed_value(final, hp.name)
+            if value is None:
+                tuned.append(hp)
+            else:
+                fixed[hp.name] = value
+        new_all.append(hp)
+    if not tuned:
+        raise ValueError(
+            "param_bounds names no hyperparameter to tune; tunable by hypergradients: "
+            f"{sorted(own)}."
+        )
+    # The problem's own path clips to its first hyperparameter's bounds: keep them in sync.
+    problem.hyperparameters = new_all
+    return SearchProblem(problem, tuned, fixed, error_score=error_score)
+
+
+class SearchProblem:
+    """A tunable problem restricted to some hyperparameters, with failures as scores.
+
+    Implements the tunable protocol itself, so :func:`~skimplicit.model_selection.tune`
+    runs it unchanged. ``evaluate`` adds ``info["eval_time"]`` (seconds) and, when an
+    evaluation raises and ``error_score`` is not ``"raise"``, returns an infinite loss
+    (which the outer loop steps back from) with ``info["failed"]`` set.
+    """
+
+    def __init__(self, problem, hyperparameters, fixed, *, error_score="raise"):
+        self.problem = problem
+        self.hyperparameters = list(hyperparameters)
+        self.fixed = dict(fixed)
+        self.loss_name = getattr(problem, "loss_name", "loss")
+        self.error_score = error_score
+
+    def __copy__(self):
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.problem = copy.copy(self.problem)  # warm starts of restarts stay apart
+        return new
+
+    def get_warm_start(self):
+        f = getattr(self.problem, "get_warm_start", None)
+        return None if f is None else f()
+
+    def set_warm_start(self, state):
+        f = getattr(self.problem, "set_warm_start", None)
+        if f is not None:
+            f(state)
+
+    def _clip(self, hp, value):
+        v = np.clip(np.asarray(value, float), hp.lower, hp.upper)
+        return float(v) if hp.size is None else np.broadcast_to(v, (hp.size,)).copy()
+
+    def _default(self, hp, q):
+        lo, hi = np.asarray(hp.lower, float), np.asarray(hp.upper, float)
+        v = np.exp((1 - q) * np.log(lo) + q * np.log(hi)) if hp.scale == "log" else (1 - q) * lo + q * hi
+        return self._clip(hp, v)
+
+    def initial_points(self):
+        """The problem's path, restricted and clipped to the bounds, without repeats.
+
+        If fewer than two distinct points remain (e.g. only ``l1_ratio`` is tuned while
+        the path moves ``alpha``), five points spread over the bounds, from the upper
+        corner down.
+        """
+        pts, seen = [], set()
+        for p in self.problem.initial_points():
+            q = {hp.name: self._clip(hp, p[hp.name]) if hp.name in p else self._default(hp, 0.5)
+                 for hp in self.hyperparameters}
+            key = np.round(np.concatenate(
+                [hp.to_search(q[hp.name]) for hp in self.hyperparameters]), 10).tobytes()
+            if key not in seen:
+                seen.add(key)
+                pts.append(q)
+        if len(pts) < 2:
+            pts = [{hp.name: self._default(hp, t) for hp in self.hyperparameters}
+                   for t in (0.9, 0.7, 0.5, 0.3, 0.1)]
+        return pts
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        t0 = time.perf_counter()
+        try:
+            ev = self.problem.evaluate({**self.fixed, **params}, precision=precision,
+                                       with_grad=with_grad)
+        except Exception as exc:  # noqa: BLE001 - reported as error_score, as GridSearchCV
+            if isinstance(self.error_score, str):
+                raise
+            warnings.warn(
+                f"Evaluating the validation loss at {params} failed; its score is set to "
+                f"error_score={self.error_score}. The error was: {exc!r}",
+                FitFailedWarning, stacklevel=2,
+            )
+            return Evaluation(loss=np.inf, grad=None, fold_losses=np.array([np.inf]),
+                              converged=False,
+                              info={"failed": repr(exc), "eval_time": time.perf_counter() - t0})
+        grad = None if ev.grad is None else {k: ev.grad[k] for k in params}
+        info = dict(ev.info)
+        info["eval_time"] = time.perf_counter() - t0
+        return Evaluation(loss=ev.loss, grad=grad, fold_losses=np.asarray(ev.fold_losses),
+                          converged=ev.converged, info=info)
+
+
+def tuned_final_step(final, params):
+    """An unfitted estimator to refit in place of ``final`` at hyperparameters ``params``.
+
+    In order: ``final._tuned_estimator(params)`` (protocol hook); ``clone(final)`` with
+    ``params`` set when they are all its parameters (scikit-learn's estimators, and
+    third-party estimators whose problem names its own parameters); the plain
+    scikit-learn counterpart of a skimplicit CV estimator. Raises ``TypeError``
+    otherwise.
+    """
+    hook = getattr(final, "_tuned_estimator", None)
+    if hook is not None:
+        return hook(dict(params))
+    own = final.get_params(deep=False)
+    if all(k in own for k in params):
+        return clone(final).set_params(**params)
+    plain = _skimplicit_counterpart(final, params)
+    if plain is not None:
+        return plain
+    raise TypeError(
+        f"Cannot set the tuned hyperparameters {sorted(params)} on "
+        f"{type(final).__name__}: they are not among its parameters. Implement "
+        "`_tuned_estimator(params)` returning the estimator to refit (see the "
+        "HypergradSearchCV docstring)."
+    )
+
+
+def _skimplicit_counterpart(final, params):
+    """Lasso / ElasticNet / Ridge for skimplicit's CV estimators (scalar alphas)."""
+    from ..linear_model import ImplicitElasticNetCV, ImplicitLassoCV, ImplicitRidgeCV
+
+    if any(np.ndim(v) for v in params.values()):
+        raise TypeError(
+            f"{type(final).__name__} with one alpha per feature has no plain scikit-learn "
+            "counterpart to refit: use it directly rather than inside HypergradSearchCV."
+        )
+    kind = type(final)
+    if kind is ImplicitLassoCV:
+        return Lasso(alpha=params["alpha"], fit_intercept=final.fit_intercept,
+                     positive=final.positive, tol=final.tol, max_iter=final.max_iter)
+    if kind is ImplicitElasticNetCV:
+        l1 = params.get("l1_ratio", final.l1_ratio)
+        return ElasticNet(alpha=params["alpha"], l1_ratio=l1, fit_intercept=final.fit_intercept,
+                          positive=final.positive, tol=final.tol, max_iter=final.max_iter)
+    if kind is ImplicitRidgeCV:
+        return Ridge(alpha=params["alpha"], fit_intercept=final.fit_intercept)
+    return None
+
+
+def check_refittable(final, problem_names):
+    """Fail before tuning, not after, when the refit could not be built."""
+    probe = {name: 1.0 for name in problem_names}
+    if getattr(final, "_tuned_estimator", None) is not None:
+        return
+    own = final.get_params(deep=False)
+    if all(k in own for k in probe):
+        return
+    if getattr(final, "alpha_per_feature", False):
+        _skimplicit_counterpart(final, {"alpha": np.ones(2)})  # raises with a clear message
+    tuned_final_step(final, probe)

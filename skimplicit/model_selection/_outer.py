@@ -207,7 +207,11 @@ def _descend(problem, hps, z0, bounds, *, max_outer_iter, outer_tol, max_time, t
         # that it moves ``first_step`` in search coordinates (a factor e^0.5 in alpha),
         # large enough to matter, small enough to keep the warm starts useful. Its own
         # stopping tests are then off (the stall test above decides, in loss units).
-        gnorm = np.linalg.norm(fun(z0)[1])
+        g = np.array(fun(z0)[1], float)
+        lo_b = np.array([b[0] for b in bounds])
+        hi_b = np.array([b[1] for b in bounds])
+        g[((z0 <= lo_b) & (g > 0)) | ((z0 >= hi_b) & (g < 0))] = 0.0  # blocked by a bound
+        gnorm = np.linalg.norm(g)
         scale = gnorm / first_step if gnorm > 0 else 1.0
         res = minimize(
             lambda z: _scaled(fun(z), scale), z0, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -308,12 +312,9 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     path_rec = _Recorder(problem, hps, t0, max_time, verbose, "path")
     try:
         if init is None:
+            # ``initial_points`` may be a generator that adapts to the losses it sees.
             for params in problem.initial_points():
-                ev, _ = path_rec(params, 1.0, with_grad=False)
-                # The path runs from strong to weak regularization; once it is clearly past
-                # the minimum (2 % worse than the best so far), the rest only costs time.
-                if ev.loss > 1.02 * path_rec.best["evaluation"].loss:
-                    break
+                path_rec(params, 1.0, with_grad=False)
             starts = _start_points(path_rec.records, hps, bounds, n_restarts, rng)
         else:
             z = np.concatenate([hp.to_search(init[hp.name]) for hp in hps])

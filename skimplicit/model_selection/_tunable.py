@@ -14,8 +14,9 @@ model family. It exposes:
     Pedregosa's HOAG). The problem keeps its own warm starts (inner solutions, linear
     systems, supports) between calls.
 ``initial_points()``
-    a short list of starting candidates, ordered so that evaluating them in turn is a
-    warm-started path (e.g. from large to small regularization).
+    a short list (or a generator, which may adapt to the losses it has seen) of starting
+    candidates, ordered so that evaluating them in turn is a warm-started path (e.g. from
+    large to small regularization).
 ``loss_name``
     what the loss is (``"mse"``, ``"log_loss"``), for messages and ``cv_results_``.
 

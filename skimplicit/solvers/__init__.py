@@ -1,0 +1,98 @@
+r"""Inner solvers: jit-compiled, vmap-able over folds and hyperparameters, warm-startable.
+
+Problems are ``min_{coef, intercept} datafit(X coef + intercept) + penalty(coef)``, built
+from three independent pieces (as in skglm):
+
+* **datafit** (static): :class:`Quadratic` (``Lasso``/``ElasticNet`` scaling
+  ``1/(2 sum s) sum s_i r_i^2``) or :class:`Logistic` (``LogisticRegression``'s *sum* of
+  losses; binary for 1-D ``y`` in {0, 1}, multinomial for one-hot ``Y``).
+* **penalty** (a pytree: its ``alpha``/``l1_ratio`` are traced, batchable, differentiable):
+  :class:`L1`, :class:`L2` (``alpha/2 ||w||^2``), :class:`ElasticNet` (scikit-learn's
+  parametrization). scikit-learn's ``Ridge(alpha)`` is ``L2(alpha / sum(s))``,
+  ``LogisticRegression(C)`` is ``alpha = 1 / C``.
+* **solver** (static configuration):
+
+  ================  =====================================  ==============================
+  solver            problems                               when (measured, see below)
+  ================  =====================================  ==============================
+  :class:`CD`       L1 / elastic-net / L2, both datafits   CPU default for L1/EN: working
+                                                           sets, cost ~ active set not p
+  :class:`FISTA`    same                                   accelerators, big dense batches
+  :class:`Newton`   L2 penalty (logistic)                  L2 logistic regression
+  :class:`Direct`   Quadratic + L2 (ridge)                 ridge (Cholesky / CG)
+  :class:`SklearnCD`  Quadratic + L1 / EN                  black-box scikit-learn CD via
+                                                           ``pure_callback`` (reference)
+  ================  =====================================  ==============================
+
+Entry points (all return ``(coef, intercept, info)`` with ``info`` a :class:`SolverInfo`:
+``n_iter``, ``n_inner``, ``converged``, ``stop_crit`` (duality gap for least squares),
+``threshold``, ``saturated``):
+
+* :func:`solve`: one problem. :func:`solve_folds`: K weight vectors (fold masks) in one
+  vmapped call. :func:`solve_path`: warm-started path over penalties (``lax.scan``) for all
+  folds (``vmap``). :func:`solve_ridge`: scikit-learn's ``Ridge`` parametrization,
+  multi-output.
+* :func:`implicit_solve`: :func:`solve` made differentiable in the penalty, ``X``, ``y`` and
+  ``sample_weight`` by :func:`~skimplicit.implicit.custom_root` with :func:`optimality`.
+* :func:`alpha_max`, :func:`objective`, :func:`select_solver` (``solver=None`` uses it).
+
+Measured on a 2-core CPU (``benchmarks/bench_solvers.py``, n = 667, p = 5000): see that
+script's docstring for the table.
+"""
+
+from ._api import (
+    alpha_max,
+    implicit_solve,
+    objective,
+    optimality,
+    select_solver,
+    solve,
+    solve_folds,
+    solve_path,
+    solve_ridge,
+)
+from ._base import SolverInfo
+from ._cd import CD, cd_kernel
+from ._datafits import Logistic, Quadratic, global_lipschitz
+from ._fista import FISTA, fista_kernel
+from ._newton import Newton, newton_kernel
+from ._penalties import L1, L2, ElasticNet
+from ._ridge import Direct, ridge_kernel
+from ._sklearn import SklearnCD, sklearn_kernel
+from ._simplex import (
+    block_cd_multiclass_svm,
+    entropy_mirror_map,
+    mirror_descent_simplex,
+    multiclass_svm_dual,
+    multiclass_svm_dual_coef,
+    projected_gradient_simplex,
+)
+
+__all__ = [
+    "solve",
+    "solve_folds",
+    "solve_path",
+    "solve_ridge",
+    "implicit_solve",
+    "optimality",
+    "objective",
+    "alpha_max",
+    "select_solver",
+    "SolverInfo",
+    "Quadratic",
+    "Logistic",
+    "L1",
+    "L2",
+    "ElasticNet",
+    "CD",
+    "FISTA",
+    "Newton",
+    "Direct",
+    "SklearnCD",
+    "global_lipschitz",
+    "cd_kernel",
+    "fista_kernel",
+    "newton_kernel",
+    "ridge_kernel",
+    "sklearn_kernel",
+]

@@ -1,6 +1,16 @@
 """Model selection: the shared outer loop, the tunable protocol and HypergradSearchCV."""
 
 from ._outer import TuningResult, tune
+from ._plot import plot_search_trajectory
+from ._search import HypergradSearchCV
 from ._tunable import Evaluation, Hyperparameter, TunableProblem
 
-__all__ = ["tune", "TuningResult", "Evaluation", "Hyperparameter", "TunableProblem"]
+__all__ = [
+    "tune",
+    "TuningResult",
+    "Evaluation",
+    "Hyperparameter",
+    "TunableProblem",
+    "HypergradSearchCV",
+    "plot_search_trajectory",
+]

@@ -304,23 +304,31 @@ class SearchProblem:
     def initial_points(self):
         """The problem's path, restricted and clipped to the bounds, without repeats.
 
-        If fewer than two distinct points remain (e.g. only ``l1_ratio`` is tuned while
-        the path moves ``alpha``), five points spread over the bounds, from the upper
-        corner down.
+        A generator, consumed one point at a time by the outer loop, so that an adaptive
+        path (one that stops past its best) still sees each loss before the next point.
+        If fewer than two distinct points come out (e.g. only ``l1_ratio`` is tuned while
+        the path moves ``alpha``), points spread over the bounds follow.
         """
-        pts, seen = [], set()
+        seen = set()
+
+        def new(q):
+            key = np.round(np.concatenate(
+                [hp.to_search(q[hp.name]) for hp in self.hyperparameters]), 10).tobytes()
+            if key in seen:
+                return False
+            seen.add(key)
+            return True
+
         for p in self.problem.initial_points():
             q = {hp.name: self._clip(hp, p[hp.name]) if hp.name in p else self._default(hp, 0.5)
                  for hp in self.hyperparameters}
-            key = np.round(np.concatenate(
-                [hp.to_search(q[hp.name]) for hp in self.hyperparameters]), 10).tobytes()
-            if key not in seen:
-                seen.add(key)
-                pts.append(q)
-        if len(pts) < 2:
-            pts = [{hp.name: self._default(hp, t) for hp in self.hyperparameters}
-                   for t in (0.9, 0.7, 0.5, 0.3, 0.1)]
-        return pts
+            if new(q):
+                yield q
+        if len(seen) < 2:
+            for t in (0.9, 0.7, 0.5, 0.3, 0.1):
+                q = {hp.name: self._default(hp, t) for hp in self.hyperparameters}
+                if new(q):
+                    yield q
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         t0 = time.perf_counter()

@@ -1,0 +1,792 @@
+"""HypergradSearchCV: GridSearchCV's interface, hyperparameters tuned by hypergradients.
+
+The search prepares per-fold data and a tunable problem, then makes one call into the
+shared outer loop, :func:`skimplicit.model_selection.tune` (the loop behind
+``ImplicitLassoCV`` and its siblings); it has no loop of its own.
+
+1. **Folds without leakage.** For a :class:`~sklearn.pipeline.Pipeline`, the
+   preprocessing steps (all but the last) are cloned and fitted on each training fold,
+   and applied to its validation fold, giving one
+   :class:`~skimplicit.linear_model._cv_problems.FoldData` per split.
+2. **A tunable problem from the final step.** scikit-learn's ``Lasso``, ``ElasticNet``
+   and ``Ridge`` are mapped to skimplicit's inner problems with exactly their objective
+   and parameters; any other final step must implement the tunable protocol below.
+3. **Restriction to** ``param_bounds``: the hyperparameters named there are tuned within
+   the given bounds (log scale for scale parameters such as ``alpha``, linear for ratios
+   such as ``l1_ratio``, unless a third element says otherwise); the others are held at
+   the estimator's own values.
+4. ``tune`` runs; each evaluation becomes a row of ``cv_results_``; the user's pipeline,
+   cloned, with the best hyperparameters set, is refit on all the data.
+
+The tunable protocol (for third-party estimators)
+-------------------------------------------------
+An estimator can be the final step of a :class:`HypergradSearchCV` if it implements::
+
+    def _make_tunable_problem(self, folds):
+        '''Return a tunable problem for these folds (read-only list of FoldData).'''
+
+``folds`` is a list of :class:`~skimplicit.linear_model._cv_problems.FoldData`
+``(X_train, y_train, sw_train, X_test, y_test, sw_test)``: the already preprocessed
+arrays of each split (dense float64 or scipy sparse X; sample weights as given, ones by
+default; ``y`` as passed to ``fit``, float64 for regressors). The returned object
+implements :class:`~skimplicit.model_selection.TunableProblem`:
+
+``hyperparameters``
+    a list of :class:`~skimplicit.model_selection.Hyperparameter` (name, default bounds,
+    ``"log"``/``"linear"`` scale, ``size`` for vector hyperparameters). HypergradSearchCV
+    replaces the bounds and scale of the ones named in ``param_bounds``.
+``loss_name``
+    ``"mse"`` or ``"log_loss"`` (reported as ``neg_mean_squared_error`` /
+    ``neg_log_loss``); another name is reported as ``neg_<loss_name>``.
+``evaluate(params, *, precision=1.0, with_grad=True)``
+    an :class:`~skimplicit.model_selection.Evaluation`: the mean over folds of the
+    validation loss at ``params`` (dict name -> value, natural units), the per-fold
+    losses, and (if ``with_grad``) its gradient per hyperparameter, natural units.
+    ``precision`` in ``(0, 1]`` scales the inner tolerance.
+``initial_points()``
+    a short warm-started path of candidate points (e.g. large to small penalties).
+``get_warm_start()`` / ``set_warm_start(state)`` (optional)
+    the inner solutions kept between evaluations, so that restarts start alike.
+
+The hyperparameter names should be the estimator's own constructor parameters (as
+``alpha`` is ``Lasso``'s): the refit then sets them with ``set_params``. Otherwise the
+estimator implements ``_tuned_estimator(params)``, returning the (unfitted) estimator to
+refit at ``params``. skimplicit's CV estimators implement ``_make_tunable_problem``;
+inside this search, their refit is their plain scikit-learn counterpart (``Lasso``,
+``ElasticNet``, ``Ridge``) at the chosen values.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from copy import deepcopy
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import Parallel, delayed
+from numpy.ma import MaskedArray
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import ElasticNet, Lasso
+from sklearn.metrics import get_scorer
+from sklearn.metrics._scorer import _BaseScorer, _PassthroughScorer
+from sklearn.model_selection import check_cv
+from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing, get_tags, indexable
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_method_params,
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+)
+
+from ._adapters import (
+    LOSS_TO_SCORING,
+    check_refittable,
+    is_supported_final_step,
+    make_problem,
+    parse_param_bounds,
+    restrict,
+    split_estimator,
+    tuned_final_step,
+)
+from ._outer import tune
+
+__all__ = ["HypergradSearchCV"]
+
+
+def _estimator_has(attr):
+    """Delegate ``attr`` to ``best_estimator_`` (or, before fit, check ``estimator``)."""
+
+    def check(self):
+        if self.refit is False:
+            raise AttributeError(
+                f"This {type(self).__name__} instance was initialized with refit=False. "
+                f"{attr} is available only after refitting on the best parameters."
+            )
+        if hasattr(self, "best_estimator_"):
+            getattr(self.best_estimator_, attr)
+            return True
+        getattr(self.estimator, attr)
+        return True
+
+    return check
+
+
+def _scorer_name(scoring):
+    """The differentiable loss a ``scoring`` value stands for (``None``: the default)."""
+    if scoring is None:
+        return None
+    if isinstance(scoring, str):
+        if scoring in LOSS_TO_SCORING.values():
+            return scoring
+    elif isinstance(scoring, _BaseScorer):
+        for name in LOSS_TO_SCORING.values():
+            ref = get_scorer(name)
+            if (getattr(scoring, "_score_func", None) is ref._score_func
+                    and scoring._sign == ref._sign and not scoring._kwargs
+                    and scoring._response_method == ref._response_method):
+                return name
+    raise ValueError(
+        f"scoring={scoring!r} is not supported: HypergradSearchCV follows the gradient of a "
+        "differentiable validation loss. Use scoring=None (the final step's loss), "
+        "'neg_mean_squared_error' (least-squares regressors) or 'neg_log_loss' "
+        "(logistic regression), or use GridSearchCV for other scores."
+    )
+
+
+def _fold_data(pre, X, y, train, test, pre_params, sw, sw_score):
+    """Preprocess one split: fit ``pre`` on the training part, apply it to the test part."""
+    from ..linear_model._cv_problems import FoldData
+
+    X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)
+    y_tr, y_te = y[train], y[test]
+    if pre is not None:
+        pre = clone(pre)
+        X_tr = pre.fit_transform(X_tr, y_tr, **_check_method_params(X, pre_params, train))
+        X_te = pre.transform(X_te)
+    kw = dict(accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32),
+              accept_large_sparse=False)
+    X_tr = check_array(X_tr, **kw).astype(np.float64, copy=False)
+    X_te = check_array(X_te, **kw).astype(np.float64, copy=False)
+    sw_tr = np.ones(len(train)) if sw is None else np.asarray(sw, float)[train]
+    sw_te = np.ones(len(test)) if sw_score is None else np.asarray(sw_score, float)[test]
+    return FoldData(X_tr, y_tr, sw_tr, X_te, y_te, sw_te)
+
+
+def _rank(scores):
+    """GridSearchCV's ranks: 1 is best, ties share the lower rank, NaN last."""
+    if np.all(np.isnan(scores)):
+        return np.ones(len(scores), dtype=np.int32)
+    filled = np.nan_to_num(scores, nan=np.nanmin(scores) - 1)
+    return rankdata(-filled, method="min").astype(np.int32)
+
+
+def _column(values):
+    """A float column, or an object column of arrays for vector hyperparameters."""
+    if all(np.ndim(v) == 0 for v in values):
+        return np.array(values, dtype=float)
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = [np.asarray(v, float) for v in values]
+    return arr
+
+
+class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
+    r"""Tune a pipeline's final-step hyperparameters by hypergradient descent on K-fold CV.
+
+    A drop-in for :class:`~sklearn.model_selection.GridSearchCV` where a grid is replaced by
+    bounds: ``GridSearchCV(pipe, {"lasso__alpha": alphas})`` becomes
+    ``HypergradSearchCV(pipe, {"lasso__alpha": (1e-3, 1e1)})``. Instead of refitting the
+    pipeline at every grid point, the gradient of the mean validation loss with respect
+    to the hyperparameters (the *hypergradient*) is computed by implicit differentiation
+    of the final step's optimality conditions, for all folds in one batched JAX call, and
+    followed by the shared outer loop (:func:`~skimplicit.model_selection.tune`: a short
+    warm-started coarse path, then L-BFGS-B in log scale for scale parameters). Several
+    hyperparameters are tuned at once at the cost of one.
+
+    The final step keeps scikit-learn's objective on each training fold. For
+    :class:`~sklearn.linear_model.Lasso` / :class:`~sklearn.linear_model.ElasticNet`:
+
+    .. math::
+        \frac{1}{2 n} \|y - X w - b\|_2^2 + \alpha \rho \|w\|_1
+        + \frac{\alpha (1 - \rho)}{2} \|w\|_2^2, \qquad \rho = \text{l1\_ratio}
+
+    (:math:`\rho = 1` for the Lasso), and for :class:`~sklearn.linear_model.Ridge`
+    :math:`\|y - X w - b\|_2^2 + \alpha \|w\|_2^2`; the validation loss is the mean over
+    folds of the held-out MSE (weighted by the test sample weights when they are routed
+    to the scorer).
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A :class:`~sklearn.pipeline.Pipeline` or a bare estimator whose final step is
+        scikit-learn's ``Lasso``, ``ElasticNet`` or ``Ridge``, or any estimator
+        implementing the tunable protocol (see Notes); skimplicit's CV estimators do.
+        (``LogisticRegression`` raises ``NotImplementedError`` until skimplicit's logistic
+        problem is available.)
+    param_bounds : dict
+        GridSearchCV-style names of the final step's hyperparameters mapped to
+        ``(low, high)``, ``(low, high, "log" | "linear")`` or ``"auto"`` (the problem's
+        own bounds; for the Lasso ``[1e-4, 0.9] * alpha_max`` of the training folds),
+        e.g. ``{"elasticnet__alpha": (1e-4, 1e1), "elasticnet__l1_ratio": (0.01, 1.0)}``.
+        ``alpha`` is searched in log scale and ``l1_ratio`` in linear scale unless a
+        third element says otherwise. The final step's hyperparameters not named here
+        keep the estimator's values. Above ``alpha_max`` every Lasso solution is zero and
+        the hypergradient vanishes: ``"auto"`` excludes that dead zone.
+    cv : int, cross-validation generator or iterable, default=5
+        As in GridSearchCV (an int is a ``(Stratified)KFold``).
+    scoring : None, str or scorer, default=None
+        ``None``: the final step's differentiable loss, reported as its scikit-learn
+        scorer (``neg_mean_squared_error`` for regressors, ``neg_log_loss`` for
+        classifiers). The matching strings or scorers (e.g. one with
+        ``set_score_request(sample_weight=True)``) are accepted; other scores raise a
+        ``ValueError`` since they have no hypergradient.
+    max_outer_iter : int, default=30
+        Hypergradient evaluations per start after the coarse path.
+    outer_tol : float, default=1e-4
+        Relative decrease of the CV loss under which the descent stops.
+    n_restarts : int, default=1
+        Number of starts: the best point of the coarse path, then its other local minima,
+        then random points within the bounds.
+    max_time : float, default=None
+        Time budget in seconds; the best point seen is kept.
+    n_jobs : int, default=None
+        Restarts run through joblib (any backend: loky, threading, dask), and so does the
+        per-fold preprocessing; the result does not depend on it.
+    refit : bool or callable, default=True
+        Refit the estimator at the best point on all the data (``best_estimator_``). A
+        callable takes ``cv_results_`` and returns ``best_index_``, as in GridSearchCV.
+    verbose : int, default=0
+        One printed line per evaluation when > 0.
+    random_state : int, RandomState instance or None, default=None
+        For random restart points.
+    error_score : 'raise' or float, default=np.nan
+        Score of an evaluation that raises (with a ``FitFailedWarning``); the descent
+        steps back from it. ``'raise'`` re-raises.
+
+    Attributes
+    ----------
+    cv_results_ : dict of numpy (masked) ndarrays
+        One row per evaluated point, in evaluation order; loads into a
+        :class:`pandas.DataFrame`. Keys as GridSearchCV: ``params``, ``param_<name>``,
+        ``split<k>_test_score``, ``mean_test_score``, ``std_test_score``,
+        ``rank_test_score``, ``mean_fit_time`` (the evaluation's wall time per fold: inner
+        solves, hypergradient and scoring together), ``std_fit_time``,
+        ``mean_score_time``, ``std_score_time`` (not measured separately: NaN); and
+        ``hypergradient_<name>`` (the gradient of the mean validation *loss*, i.e. of
+        ``-mean_test_score``, with respect to the hyperparameter in natural units; NaN on
+        the coarse path, where none is computed), ``phase`` (``"path"``, ``"start k"``),
+        ``inner_precision``, ``converged`` and ``elapsed_time`` (seconds since the start).
+    best_index_ : int
+        Row of ``cv_results_`` with the best mean test score.
+    best_params_ : dict
+        Hyperparameters (GridSearchCV-style names) at ``best_index_``.
+    best_score_ : float
+        Mean cross-validated score at ``best_index_`` (e.g. the negative MSE).
+    best_estimator_ : estimator
+        A clone of ``estimator`` with ``best_params_`` set, refit on all the data (only
+        with ``refit``): a plain scikit-learn pipeline. A skimplicit CV estimator as the
+        final step is replaced by its scikit-learn counterpart at the chosen values.
+    refit_time_ : float
+        Seconds of the refit.
+    n_splits_ : int
+    scorer_ : scorer
+        The scorer the test scores are reported in.
+    multimetric_ : bool
+        Always False (one differentiable loss).
+    tuning_result_ : TuningResult
+        The outer loop's full record.
+    search_space_ : dict
+        For each tuned hyperparameter: ``(lower, upper, scale, is_vector)``, the bounds
+        used (``"auto"`` resolved) and the search scale.
+    n_features_in_, feature_names_in_, classes_ :
+        Those of ``best_estimator_``.
+
+    See Also
+    --------
+    sklearn.model_selection.GridSearchCV : the exhaustive twin (any scorer, any
+        parameter, one fit per grid point and fold).
+    skimplicit.linear_model.ImplicitLassoCV : the same machinery for one estimator,
+        without a pipeline.
+    skimplicit.model_selection.tune : the outer loop.
+    skimplicit.model_selection.plot_search_trajectory : draw the evaluated points over a
+        CV curve.
+
+    Notes
+    -----
+    **How the result differs from GridSearchCV.** The chosen point is a local minimum of
+    the CV loss (from the best start of a coarse path), not the best of a grid: usually
+    equal or better on the CV score, with far fewer inner solves; a non-convex CV curve
+    can hold a better basin, which ``n_restarts`` explores. Only the final step's
+    hyperparameters are tuned (the gradient flows through the final step only).
+
+    **score.** With ``scoring=None``, :meth:`score` is ``best_estimator_.score`` (R² or
+    accuracy), as in GridSearchCV; ``best_score_`` and ``cv_results_`` hold the
+    differentiable loss the search followed (``scorer_``).
+
+    **The tunable protocol.** A third-party final step implements
+    ``_make_tunable_problem(folds) -> TunableProblem`` (see
+    :mod:`skimplicit.model_selection._search` for the full contract); if the problem's
+    hyperparameter names are not its constructor parameters, it also implements
+    ``_tuned_estimator(params)`` returning the estimator to refit.
+
+    **Parallelism and JAX.** Restarts (``n_restarts > 1``) and the per-fold
+    preprocessing run through joblib; use a process backend that does not fork a process
+    where JAX runs: loky (the default), or dask (``with
+    joblib.parallel_config(backend="dask")`` with a ``dask.distributed.Client``), never
+    ``"multiprocessing"``, which forks and can deadlock once JAX has started. Each worker
+    process imports JAX and compiles the hypergradient kernels once (seconds): share a
+    persistent compilation cache by exporting, before the workers start,
+    ``JAX_COMPILATION_CACHE_DIR=/some/shared/dir`` and
+    ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0`` (workers inherit the environment; on
+    a multi-machine dask cluster, set them in the workers' environment and point them to
+    a shared file system). To avoid oversubscription (each process running XLA and BLAS
+    with every core), cap the threads per worker: ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``
+    and ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` (or
+    ``threadpoolctl.threadpool_limits``), e.g. ``1`` when there are as many workers as
+    cores; loky already limits BLAS threads in its workers.
+
+    References
+    ----------
+    Blondel et al., "Efficient and Modular Implicit Differentiation", NeurIPS 2022.
+    Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016.
+    Bertrand et al., "Implicit differentiation of Lasso-type models for hyperparameter
+    optimization", ICML 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.linear_model import ElasticNet
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skimplicit.model_selection import HypergradSearchCV
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> pipe = make_pipeline(StandardScaler(), ElasticNet())
+    >>> search = HypergradSearchCV(
+    ...     pipe, {"elasticnet__alpha": (1e-3, 10.0), "elasticnet__l1_ratio": (0.1, 1.0)},
+    ...     cv=3).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['elasticnet__alpha', 'elasticnet__l1_ratio']
+    >>> bool(search.best_score_ < 0)  # a negative MSE
+    True
+    >>> search.best_estimator_.predict(X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit"])],
+        "param_bounds": [dict],
+        "cv": ["cv_object"],
+        "scoring": [str, callable, None],
+        "max_outer_iter": [Interval(Integral, 1, None, closed="left")],
+        "outer_tol": [Interval(Real, 0, None, closed="left")],
+        "n_restarts": [Interval(Integral, 1, None, closed="left")],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
+        "n_jobs": [Integral, None],
+        "refit": ["boolean", callable],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "error_score": [StrOptions({"raise"}), Real],
+    }
+
+    def __init__(self, estimator, param_bounds, *, cv=5, scoring=None, max_outer_iter=30,
+                 outer_tol=1e-4, n_restarts=1, max_time=None, n_jobs=None, refit=True,
+                 verbose=0, random_state=None, error_score=np.nan):
+        self.estimator = estimator
+        self.param_bounds = param_bounds
+        self.cv = cv
+        self.scoring = scoring
+        self.max_outer_iter = max_outer_iter
+        self.outer_tol = outer_tol
+        self.n_restarts = n_restarts
+        self.max_time = max_time
+        self.n_jobs = n_jobs
+        self.refit = refit
+        self.verbose = verbose
+        self.random_state = random_state
+        self.error_score = error_score
+
+    # -- tags --------------------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        sub = get_tags(self.estimator)
+        tags.estimator_type = sub.estimator_type
+        tags.classifier_tags = deepcopy(sub.classifier_tags)
+        tags.regressor_tags = deepcopy(sub.regressor_tags)
+        tags.input_tags.pairwise = sub.input_tags.pairwise
+        tags.input_tags.sparse = sub.input_tags.sparse
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = (
+            sub.target_tags.multi_output and not self._single_output_final()
+        )
+        return tags
+
+    def _single_output_final(self):
+        try:
+            final = split_estimator(self.estimator)[1]
+        except ValueError:
+            return False
+        return type(final) in (Lasso, ElasticNet)
+
+    # -- fit -----------------------------------------------------------------------------
+    def _validate_y(self, y, final):
+        name = type(self).__name__
+        if y is None:
+            raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+        if is_classifier(final):
+            y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+            y = column_or_1d(y, warn=True)
+            check_classification_targets(y)
+            return y
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.ndim == 2 and self._single_output_final():
+            if y.shape[1] != 1:
+                raise ValueError(
+                    f"{type(final).__name__} as the final step of {name} takes a 1-D y; "
+                    "for several targets use Ridge."
+                )
+            y = column_or_1d(y, warn=True)
+        return y
+
+    def _routed_params(self, params, pre, final, prefix):
+        """``(groups, pre_params, final_params, estimator_fit_params, score_params)``."""
+        if _routing_enabled():
+            routed = process_routing(self, "fit", **params)
+            groups = routed.splitter.split.get("groups")
+            est_params = dict(routed.estimator.fit)
+            score_params = dict(routed.scorer.score)
+            if isinstance(self.estimator, Pipeline):
+                by_step = process_routing(self.estimator, "fit", **est_params)
+                final_params = dict(by_step[prefix[:-2]].fit)
+                used = (pre.get_metadata_routing().consumes("fit_transform", set(est_params))
+                        if pre is not None else set())
+                pre_params = {k: v for k, v in est_params.items() if k in used}
+            else:
+                final_params, pre_params = est_params, {}
+        else:
+            est_params = dict(params)
+            groups = est_params.pop("groups", None)
+            # As GridSearchCV: a plain sample_weight also weights the validation scores.
+            score_params = ({"sample_weight": est_params["sample_weight"]}
+                            if est_params.get("sample_weight") is not None else {})
+            if prefix:
+                final_params = {k[len(prefix):]: v for k, v in est_params.items()
+                                if k.startswith(prefix)}
+                pre_params = {k: v for k, v in est_params.items() if not k.startswith(prefix)}
+            else:
+                final_params, pre_params = est_params, {}
+        return groups, pre_params, final_params, est_params, score_params
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, **params):
+        """Tune the final step's hyperparameters on K-fold CV, then refit on all data.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Anything the pipeline's first step accepts.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        **params : dict of str -> object
+            As in GridSearchCV: ``groups`` goes to the CV splitter; the rest to the
+            estimator's ``fit`` (``"lasso__sample_weight"`` for a pipeline,
+            ``sample_weight`` for a bare estimator, which then also weights the
+            validation scores); with metadata routing enabled, routed by the requests.
+            The final step accepts ``sample_weight`` only.
+
+        Returns
+        -------
+        self : object
+        """
+        pre, final, prefix = split_estimator(self.estimator)
+        if not is_supported_final_step(final):
+            make_problem(final, None, {})  # raises the explanatory TypeError
+        bounds = parse_param_bounds(self.param_bounds, prefix, final)
+        scoring = _scorer_name(self.scoring)
+        X, y = indexable(X, self._validate_y(y, final))
+        params = _check_method_params(X, params=params)
+        groups, pre_params, final_params, est_params, score_params = self._routed_params(
+            params, pre, final, prefix)
+        sw = final_params.pop("sample_weight", None)
+        if final_params:
+            raise ValueError(
+                f"Fit parameters {sorted(final_params)} of the final step are not supported "
+                "by HypergradSearchCV (only sample_weight)."
+            )
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        self.n_splits_ = cv.get_n_splits(X, y, groups)
+        splits = list(cv.split(X, y, groups))
+        if len(splits) != self.n_splits_:
+            raise ValueError(
+                f"cv.split and cv.get_n_splits return inconsistent results: expected "
+                f"{self.n_splits_} splits, got {len(splits)}."
+            )
+        folds = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fold_data)(pre, X, y, tr, te, pre_params, sw,
+                                score_params.get("sample_weight"))
+            for tr, te in splits
+        )
+        problem = make_problem(final, folds, bounds)
+        default = LOSS_TO_SCORING.get(problem.loss_name, f"neg_{problem.loss_name}")
+        if scoring is not None and scoring != default:
+            raise ValueError(
+                f"scoring={self.scoring!r} does not match the final step's loss "
+                f"({problem.loss_name!r}, reported as {default!r})."
+            )
+        search_problem = restrict(problem, final, bounds, error_score=self.error_score)
+        check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
+        result = tune(
+            search_problem, max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
+            n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
+            random_state=self.random_state, n_jobs=self.n_jobs,
+        )
+        self.tuning_result_ = result
+        self.search_space_ = {
+            prefix + hp.name: (hp.lower, hp.upper, hp.scale, hp.size is not None)
+            for hp in search_problem.hyperparameters
+        }
+        self.cv_results_ = self._format_results(result, search_problem, prefix)
+        if callable(self.refit):
+            self.best_index_ = int(self.refit(self.cv_results_))
+        else:
+            self.best_index_ = next(i for i, r in enumerate(result.records)
+                                    if r["evaluation"] is result.best_evaluation)
+        self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
+        self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        if isinstance(self.scoring, _BaseScorer):
+            self.scorer_ = self.scoring
+        else:
+            self.scorer_ = get_scorer(default) if default in LOSS_TO_SCORING.values() else None
+        self.multimetric_ = False
+        if self.refit is not False:
+            best = clone(self.estimator)
+            natural = {k[len(prefix):]: v for k, v in self.best_params_.items()}
+            step = tuned_final_step(split_estimator(best)[1], natural)
+            best = best.set_params(**{prefix[:-2]: step}) if prefix else step
+            t0 = time.perf_counter()
+            best.fit(X, y, **est_params)
+            self.refit_time_ = time.perf_counter() - t0
+            self.best_estimator_ = best
+        return self
+
+    def _format_results(self, result, problem, prefix):
+        recs = result.records
+        n, K = len(recs), self.n_splits_
+        names = [hp.name for hp in problem.hyperparameters]
+        failed = np.array([bool(r["evaluation"].info.get("failed")) for r in recs])
+        scores = np.full((n, K), np.nan)
+        for i, r in enumerate(recs):
+            if failed[i]:
+                scores[i] = self.error_score
+            else:
+                scores[i] = -np.asarray(r["evaluation"].fold_losses, float)
+        out = {}
+        eval_time = np.array([r["evaluation"].info.get("eval_time", np.nan) for r in recs])
+        out["mean_fit_time"] = eval_time / K
+        out["std_fit_time"] = np.full(n, np.nan)
+        out["mean_score_time"] = np.full(n, np.nan)
+        out["std_score_time"] = np.full(n, np.nan)
+        for name in names:
+            col = _column([r["params"][name] for r in recs])
+            out[f"param_{prefix}{name}"] = MaskedArray(col, mask=np.zeros(n, bool))
+        out["params"] = [{prefix + k: (v.copy() if np.ndim(v) else float(v))
+                          for k, v in r["params"].items()} for r in recs]
+        for k in range(K):
+            out[f"split{k}_test_score"] = scores[:, k]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+            out["mean_test_score"] = scores.mean(axis=1)
+            out["std_test_score"] = scores.std(axis=1)
+        out["rank_test_score"] = _rank(out["mean_test_score"])
+        for name in names:
+            grads = []
+            for r in recs:
+                g = r["evaluation"].grad
+                grads.append(np.full(np.shape(r["params"][name]), np.nan) if g is None
+                             else np.asarray(g[name], float))
+            out[f"hypergradient_{prefix}{name}"] = _column(grads)
+        out["phase"] = np.array([r["phase"] for r in recs], dtype=object)
+        out["inner_precision"] = np.array([r["precision"] for r in recs], float)
+        out["converged"] = np.array([bool(r["evaluation"].converged) for r in recs])
+        out["elapsed_time"] = np.array([r["time"] for r in recs], float)
+        return out
+
+    # -- delegation ----------------------------------------------------------------------
+    def _check_fitted(self, attr):
+        check_is_fitted(self)
+        if not hasattr(self, "best_estimator_"):
+            raise AttributeError(f"{attr} is only available with refit=True.")
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Call ``predict`` on the refit best estimator.
+
+        Parameters
+        ----------
+        X : indexable of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        self._check_fitted("predict")
+        return self.best_estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Call ``predict_proba`` on the refit best estimator.
+
+        Parameters
+        ----------
+        X : indexable of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        self._check_fitted("predict_proba")
+        return self.best_estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Call ``predict_log_proba`` on the refit best estimator.
+
+        Parameters
+        ----------
+        X : indexable of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        self._check_fitted("predict_log_proba")
+        return self.best_estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Call ``decision_function`` on the refit best estimator.
+
+        Parameters
+        ----------
+        X : indexable of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray
+        """
+        self._check_fitted("decision_function")
+        return self.best_estimator_.decision_function(X)
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X):
+        """Call ``transform`` on the refit best estimator.
+
+        Parameters
+        ----------
+        X : indexable of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Xt : array-like
+        """
+        self._check_fitted("transform")
+        return self.best_estimator_.transform(X)
+
+    @available_if(_estimator_has("inverse_transform"))
+    def inverse_transform(self, X):
+        """Call ``inverse_transform`` on the refit best estimator.
+
+        Parameters
+        ----------
+        X : indexable
+
+        Returns
+        -------
+        X_original : array-like
+        """
+        self._check_fitted("inverse_transform")
+        return self.best_estimator_.inverse_transform(X)
+
+    @available_if(_estimator_has("score_samples"))
+    def score_samples(self, X):
+        """Call ``score_samples`` on the refit best estimator.
+
+        Parameters
+        ----------
+        X : indexable of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        self._check_fitted("score_samples")
+        return self.best_estimator_.score_samples(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y=None, **params):
+        """Score of the refit best estimator on ``(X, y)``.
+
+        With ``scoring=None``, ``best_estimator_.score`` (R² for regressors, accuracy for
+        classifiers), as in GridSearchCV; otherwise ``scorer_`` (e.g. the negative MSE).
+
+        Parameters
+        ----------
+        X : indexable of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        **params : dict
+            Passed to the scorer (with metadata routing enabled).
+
+        Returns
+        -------
+        score : float
+        """
+        self._check_fitted("score")
+        _raise_for_params(params, self, "score")
+        score_params = (process_routing(self, "score", **params).scorer["score"]
+                        if _routing_enabled() else {})
+        return self._scorer_for_routing()(self.best_estimator_, X, y, **score_params)
+
+    @property
+    def classes_(self):
+        """Class labels of the refit best estimator (classifiers)."""
+        _estimator_has("classes_")(self)
+        return self.best_estimator_.classes_
+
+    @property
+    def n_features_in_(self):
+        """Number of features seen by the refit best estimator."""
+        try:
+            check_is_fitted(self)
+        except NotFittedError as exc:
+            raise AttributeError(
+                f"{type(self).__name__} object has no n_features_in_ attribute."
+            ) from exc
+        return self.best_estimator_.n_features_in_
+
+    @property
+    def feature_names_in_(self):
+        """Feature names seen by the refit best estimator (when X had them)."""
+        try:
+            check_is_fitted(self)
+        except NotFittedError as exc:
+            raise AttributeError(
+                f"{type(self).__name__} object has no feature_names_in_ attribute."
+            ) from exc
+        return self.best_estimator_.feature_names_in_
+
+    # -- metadata routing ----------------------------------------------------------------
+    def _scorer_for_routing(self):
+        if self.scoring is None:
+            return _PassthroughScorer(self.estimator)
+        return get_scorer(self.scoring) if isinstance(self.scoring, str) else self.scoring
+
+    def get_metadata_routing(self):
+        """Route fit parameters to the estimator, the scorer and the CV splitter.
+
+        As :meth:`sklearn.model_selection.GridSearchCV.get_metadata_routing`; test sample
+        weights routed to the scorer weight the validation loss.
+
+        Returns
+        -------
+        routing : MetadataRouter
+        """
+        router = MetadataRouter(owner=self)
+        router.add(estimator=self.estimator,
+                   method_mapping=MethodMapping().add(caller="fit", callee="fit"))
+        router.add(scorer=self._scorer_for_routing(),
+                   method_mapping=MethodMapping().add(caller="score", callee="score")
+                   .add(caller="fit", callee="score"))
+        router.add(splitter=check_cv(self.cv),
+                   method_mapping=MethodMapping().add(caller="fit", callee="split"))
+        return router

@@ -104,7 +104,7 @@ def support_stationary(fun, penalty_grad):
 
 
 def kkt(obj_fun, eq_fun=None, ineq_fun=None):
-    """Karush-Kuhn-Tucker conditions of ``min obj(x) s.t. eq(x) = 0, ineq(x) <= 0``.
+    """Karush-Kuhn-Tucker conditions of ``min obj(x)`` subject to ``eq(x) = 0, ineq(x) <= 0``.
 
     Returns ``F((primal, dual_eq, dual_ineq), obj_params, eq_params, ineq_params)`` made of
 

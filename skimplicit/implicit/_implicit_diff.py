@@ -36,6 +36,14 @@ def default_solve_for(optimality_fun) -> Callable:
     attribute (CG for symmetric positive definite systems, GMRES otherwise); any other
     function gets :func:`~skimplicit.implicit.linear_solve.solve_gmres`, which needs no
     symmetry.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from skimplicit.implicit import default_solve_for, optimality
+    >>> F = optimality.stationary(lambda x, lam: jnp.sum(x ** 2) + lam * jnp.sum(x))
+    >>> default_solve_for(F).__name__, default_solve_for(lambda x, lam: x - lam).__name__
+    ('solve_cg', 'solve_gmres')
     """
     return getattr(optimality_fun, "default_solve", solve_gmres)
 

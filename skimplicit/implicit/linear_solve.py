@@ -45,6 +45,20 @@ class LinearSolveWarning(RuntimeWarning):
     The returned derivative is then inaccurate. What to try: a larger ``maxiter``, a
     ``ridge`` term, restricting an L1 problem to its support, float64, or a tighter inner
     solve (an inexact inner solution makes the system inconsistent).
+
+    Examples
+    --------
+    One conjugate-gradient iteration cannot solve a system with three distinct
+    eigenvalues:
+
+    >>> import warnings
+    >>> import jax.numpy as jnp
+    >>> from skimplicit.implicit.linear_solve import LinearSolveWarning, solve_cg
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     x = solve_cg(lambda v: jnp.array([1.0, 10.0, 100.0]) * v, jnp.ones(3), maxiter=1)
+    >>> [w.category.__name__ for w in caught]
+    ['LinearSolveWarning']
     """
 
 
@@ -59,6 +73,15 @@ class SolveInfo(NamedTuple):
         Iterations used (``0`` for direct solvers).
     success : array of bool
         Whether ``residual <= tol`` (and the result is finite).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from skimplicit.implicit.linear_solve import solve_cg
+    >>> x, info = solve_cg(lambda v: jnp.array([1.0, 2.0, 3.0]) * v, jnp.ones(3),
+    ...                    return_info=True)
+    >>> bool(info.success), bool(info.residual <= 1e-5), int(info.iterations) <= 3
+    (True, True, True)
     """
 
     residual: Any
@@ -67,7 +90,15 @@ class SolveInfo(NamedTuple):
 
 
 def default_tol(dtype) -> float:
-    """Default relative tolerance for a floating dtype: 1e-10 (float64) or 1e-5 (float32)."""
+    """Default relative tolerance for a floating dtype: 1e-10 (float64) or 1e-5 (float32).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from skimplicit.implicit.linear_solve import default_tol
+    >>> default_tol(jnp.float32), default_tol(jnp.float64)
+    (1e-05, 1e-10)
+    """
     return 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
 
 

@@ -60,6 +60,26 @@ class TuningResult:
     n_iter : int
         Number of evaluations after the coarse path (outer steps).
     stop_reason : str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.model_selection import Evaluation, Hyperparameter, tune
+    >>> class Toy:  # validation loss (log(alpha) - log(0.1))**2
+    ...     hyperparameters = [Hyperparameter("alpha", 1e-4, 1e2)]
+    ...     loss_name = "mse"
+    ...     def initial_points(self):
+    ...         return [{"alpha": a} for a in (10.0, 1.0, 0.01)]
+    ...     def evaluate(self, params, *, precision=1.0, with_grad=True):
+    ...         z = np.log(params["alpha"] / 0.1)
+    ...         grad = {"alpha": 2 * z / params["alpha"]} if with_grad else None
+    ...         return Evaluation(loss=z ** 2, grad=grad, fold_losses=np.array([z ** 2]))
+    >>> result = tune(Toy())
+    >>> [r["phase"] for r in result.records][:3]
+    ['path', 'path', 'path']
+    >>> history = result.history(Toy.hyperparameters)
+    >>> len(history["alpha"]) == len(result.records), bool(result.best_loss < 1e-8)
+    (True, True)
     """
 
     best_params: dict
@@ -300,6 +320,26 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     Returns
     -------
     result : TuningResult
+
+    Examples
+    --------
+    A toy problem whose validation loss is ``(log(alpha) - log(0.1))**2`` (see
+    :class:`~skimplicit.model_selection.TunableProblem` for the protocol):
+
+    >>> import numpy as np
+    >>> from skimplicit.model_selection import Evaluation, Hyperparameter, tune
+    >>> class Toy:
+    ...     hyperparameters = [Hyperparameter("alpha", 1e-4, 1e2)]
+    ...     loss_name = "mse"
+    ...     def initial_points(self):  # a coarse path, strong to weak regularization
+    ...         return [{"alpha": a} for a in (10.0, 1.0, 0.01)]
+    ...     def evaluate(self, params, *, precision=1.0, with_grad=True):
+    ...         z = np.log(params["alpha"] / 0.1)
+    ...         grad = {"alpha": 2 * z / params["alpha"]} if with_grad else None
+    ...         return Evaluation(loss=z ** 2, grad=grad, fold_losses=np.array([z ** 2]))
+    >>> result = tune(Toy())
+    >>> round(result.best_params["alpha"], 6)
+    0.1
     """
     hps = list(problem.hyperparameters)
     bounds = [b for hp in hps for b in hp.search_bounds()]

@@ -22,8 +22,10 @@ model family. It exposes:
 
 That is all :func:`tune` needs. An estimator becomes tunable by
 :class:`~skimplicit.model_selection.HypergradSearchCV` by implementing
-``_make_tunable_problem(X, y, *, cv_splits, sample_weight, param_names)`` returning such a
-problem; skimplicit's estimators do.
+``_make_tunable_problem(folds)`` (``folds``: one
+:class:`~skimplicit.linear_model._cv_problems.FoldData` per split) returning such a
+problem; skimplicit's estimators do (see the user guide, "Making a new estimator
+tunable").
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ class Hyperparameter:
     size : int or None, default=None
         ``None`` for a scalar, else the length of a vector hyperparameter (one alpha per
         feature, one C per class).
+
+    Examples
+    --------
+    >>> from skimplicit.model_selection import Hyperparameter
+    >>> hp = Hyperparameter("alpha", 1e-3, 10.0)  # searched in log scale
+    >>> hp.to_search(0.1)
+    array([-2.30258509])
+    >>> round(hp.from_search(hp.to_search(0.1)), 12)
+    0.1
+    >>> hp.grad_to_search(0.1, 2.0)  # d loss / d log(alpha) = alpha * d loss / d alpha
+    array([0.2])
     """
 
     name: str
@@ -120,6 +133,14 @@ class Evaluation:
         Whether every inner solve and linear system reached its tolerance.
     info : dict
         Anything else worth recording (inner iterations, support sizes, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.model_selection import Evaluation
+    >>> ev = Evaluation(loss=2.0, grad={"alpha": -0.5}, fold_losses=np.array([1.5, 2.5]))
+    >>> ev.loss, ev.grad["alpha"], ev.converged
+    (2.0, -0.5, True)
     """
 
     loss: float
@@ -131,7 +152,26 @@ class Evaluation:
 
 @runtime_checkable
 class TunableProblem(Protocol):
-    """Structural type of a tunable problem (see the module docstring)."""
+    """Structural type of a tunable problem (see the module docstring).
+
+    Examples
+    --------
+    A toy problem whose validation loss is ``(log(alpha) - log(0.1))**2``:
+
+    >>> import numpy as np
+    >>> from skimplicit.model_selection import Evaluation, Hyperparameter, TunableProblem
+    >>> class Toy:
+    ...     hyperparameters = [Hyperparameter("alpha", 1e-4, 1e2)]
+    ...     loss_name = "mse"
+    ...     def initial_points(self):
+    ...         return [{"alpha": a} for a in (10.0, 1.0, 0.01)]
+    ...     def evaluate(self, params, *, precision=1.0, with_grad=True):
+    ...         z = np.log(params["alpha"] / 0.1)
+    ...         grad = {"alpha": 2 * z / params["alpha"]} if with_grad else None
+    ...         return Evaluation(loss=z ** 2, grad=grad, fold_losses=np.array([z ** 2]))
+    >>> isinstance(Toy(), TunableProblem)
+    True
+    """
 
     hyperparameters: list
     loss_name: str

@@ -119,6 +119,8 @@ html_theme_options = {
     "footer_end": ["sphinx-version", "theme-version"],
 }
 html_context = {"default_mode": "light"}
+# Pages without sub-pages need no left sidebar.
+html_sidebars = {"index": [], "benchmarks": []}
 
 # -- sphinx-gallery -----------------------------------------------------------------------
 GALLERY_SRC = DOCS / "_gallery_src"

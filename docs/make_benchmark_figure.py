@@ -129,39 +129,43 @@ def collect_points(outputs):
 
 
 def draw_figure(panels, out_png):
-    """One panel per dataset: time (log scale) vs CV loss relative to the panel's best."""
+    """One panel per dataset: time (log scale) vs CV loss above the panel's best (%)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     n = len(panels)
-    ncols = min(n, 2)
-    nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 4.2 * nrows), squeeze=False)
-    for ax, (title, pts) in zip(axes.flat, panels.items()):
+    fig, axes = plt.subplots(n, 1, figsize=(7.5, 3.4 * n), squeeze=False)
+    for ax, (title, pts) in zip(axes[:, 0], panels.items()):
         best = min(p[2] for p in pts)
+        excess = [100.0 * (p[2] / best - 1.0) for p in pts]
         for ours, marker, color, label in ((True, "o", "C0", "skimplicit"),
                                            (False, "s", "C1", "scikit-learn")):
-            sel = [p for p in pts if p[3] == ours]
-            if not sel:
+            idx = [i for i, p in enumerate(pts) if p[3] == ours]
+            if not idx:
                 continue
-            ax.scatter([p[1] for p in sel], [p[2] / best for p in sel], marker=marker,
+            ax.scatter([pts[i][1] for i in idx], [excess[i] for i in idx], marker=marker,
                        s=60, color=color, label=label, zorder=3)
-            for p in sel:
-                ax.annotate(p[0], (p[1], p[2] / best), textcoords="offset points",
+            for i in idx:
+                ax.annotate(pts[i][0], (pts[i][1], excess[i]), textcoords="offset points",
                             xytext=(6, 4), fontsize=8)
         ax.set_xscale("log")
-        ax.set_xlabel(f"{pts[0][4]} (seconds, log scale)")
-        ax.set_ylabel(f"{pts[0][5]} / best in panel")
-        ax.set_title(title, fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
-        ax.set_xlim(lo / 2, hi * 4)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    fig.suptitle("Time to tune vs cross-validated loss (lower left is better)")
+        ax.set_xlim(lo / 2, hi * 5)
+        top = max(excess)
+        ax.set_ylim(-0.1 * top - 1e-3, 1.25 * top + 1e-3)
+        ax.set_xlabel(f"{pts[0][4]}: seconds, log scale")
+        ax.set_ylabel(f"{pts[0][5]} above best (%)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle("Time to tune vs cross-validated loss (lower left is better)", fontsize=11)
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=110)
@@ -231,8 +235,8 @@ def write_benchmark_page_parts(in_dir, out_dir):
         fig = [f".. figure:: /_generated/{FIGURE_NAME}", "   :alt: fit time vs CV loss",
                "   :width: 100%", "",
                "   Fit time (fresh process, JIT compilation included) against the "
-               "cross-validated loss at the chosen hyperparameters, relative to the best "
-               "method of each panel, drawn from the tables below ("
+               "cross-validated loss at the chosen hyperparameters, as a percentage above "
+               "the best method of each panel, drawn from the tables below ("
                + ", ".join(f"``{f}``" for f in outputs) + ").", ""]
     else:
         if png.exists():

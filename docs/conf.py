@@ -231,9 +231,12 @@ def _api_plan(api_text):
 
 
 def _autosummary_block(modname, names, note, toctree):
+    # ``.. module::`` makes :mod:`modname` a link target (the API page is its home).
+    head = [f".. module:: {modname}", ""]
     if not names:
-        return f".. note::\n\n   {note or 'Nothing public in ' + modname + '.'}\n"
-    lines = [f".. currentmodule:: {modname}", "", ".. autosummary::",
+        text = note or f"Nothing public in {modname}."
+        return "\n".join(head + [".. note::", "", f"   {text}"]) + "\n"
+    lines = head + [".. autosummary::",
              f"   :toctree: {toctree}", "   :nosignatures:", ""]
     lines += [f"   {n}" for n in names]
     return "\n".join(lines) + "\n"
@@ -245,8 +248,9 @@ def _rest_block(rest, plan, toctree):
     out = []
     for modname in rest:
         title = f":mod:`{modname}`"
-        out += [title, "~" * len(title), "", f".. automodule:: {modname}", "   :no-members:",
-                "   :no-index:", "", _autosummary_block(modname, *plan[modname], toctree)]
+        doc = (inspect.getdoc(sys.modules.get(modname)) or "").split("\n\n")[0]
+        out += [title, "~" * len(title), "", doc, "",
+                _autosummary_block(modname, *plan[modname], toctree)]
     return "\n".join(out)
 
 

@@ -328,6 +328,13 @@ _LITERAL = re.compile(r"(``.*?``|:?\w*:?`[^`]*`)")
 _TRAILING_UNDERSCORE = re.compile(r"(?<![`\\])\b([A-Za-z]\w*?)_(?=[\s,.)\]]|$)")
 
 
+def _skip_member(app, what, name, obj, skip, options):
+    # NamedTuple fields are documented in the class's Attributes section already.
+    if (getattr(obj, "__doc__", None) or "").startswith("Alias for field number"):
+        return True
+    return None
+
+
 def _plain_math_inline(self, node):
     self.body.append(self.starttag(node, "span", "", CLASS="math notranslate"))
     self.body.append(self.encode(node.astext()) + "</span>")
@@ -348,6 +355,7 @@ def setup(app):
     app.connect("env-get-outdated", _always_reread_api)
     # Before numpydoc (priority 500) parses the sections.
     app.connect("autodoc-process-docstring", _process_docstring, priority=400)
+    app.connect("autodoc-skip-member", _skip_member)
     if not HAVE_OFFLINE_MATHJAX:
         # Never load MathJax from a CDN: show the LaTeX source instead.
         app.add_html_math_renderer(

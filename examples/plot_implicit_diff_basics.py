@@ -76,7 +76,8 @@ def sklearn_val_mse(model, log_alpha):
 
 
 def central_difference(model, log_alpha, h=1e-4):
-    return (sklearn_val_mse(model, log_alpha + h) - sklearn_val_mse(model, log_alpha - h)) / (2 * h)
+    up, down = sklearn_val_mse(model, log_alpha + h), sklearn_val_mse(model, log_alpha - h)
+    return (up - down) / (2 * h)
 
 
 ridge = Ridge(fit_intercept=False)
@@ -143,7 +144,7 @@ def support(log_alpha):
 
 
 kink = np.array([
-    not (np.array_equal(support(t - 1e-4), support(t)) and np.array_equal(support(t + 1e-4), support(t)))
+    not all(np.array_equal(support(t + dt), support(t)) for dt in (-1e-4, 1e-4))
     for t in lasso_log_alphas
 ])
 
@@ -154,7 +155,9 @@ kink = np.array([
 # the accuracy of the finite differences themselves (truncation error of order h^2 with
 # h = 1e-4 in log alpha): the implicit ones are exact up to the inner solver's and the
 # linear solver's tolerances.
-print(f"{'problem':<8} {'alpha':>10} {'val MSE':>10} {'implicit':>12} {'finite diff':>12} {'rel. err':>9}")
+header = ["problem", "alpha", "val MSE", "implicit", "finite diff", "rel. err"]
+print(f"{header[0]:<8} {header[1]:>10} {header[2]:>10} {header[3]:>12} {header[4]:>12} "
+      f"{header[5]:>9}")
 for name, log_alphas, mse, grad, fd, err in [
     ("ridge", ridge_log_alphas, ridge_mse, ridge_grad, ridge_fd, ridge_err),
     ("lasso", lasso_log_alphas, lasso_mse, lasso_grad, lasso_fd, lasso_err),

@@ -54,12 +54,7 @@ __all__ = [
     "implicit_solve",
 ]
 
-_STATIC = ("datafit", "solver", "fit_intercept", "zero_init", "stop_if_saturated")
-
-
-# --------------------------------------------------------------------------------------
-# Kernels (module level, jitted once per shape/dtype/static options)
-# --------------------------------------------------------------------------------------
+_STATIC = ("datafit", "solver", "fit_intercept", "stop_if_saturated")
 
 
 def _check_pair(datafit, penalty, solver):
@@ -78,20 +73,19 @@ def _check_pair(datafit, penalty, solver):
         raise TypeError(f"unknown solver {solver!r}")
 
 
-def _kernel(X, Y, sw, penalty, W0, b0, tol, max_iter, *, datafit, solver, fit_intercept,
-            zero_init, stop_if_saturated=False):
-    """One problem on internal layouts; dispatch on the (static) solver type."""
-    dtype = X.dtype
-    l1 = jnp.asarray(penalty.l1, dtype)
-    l2 = jnp.asarray(penalty.l2, dtype)
-    if zero_init and fit_intercept and not datafit.is_quadratic:
-        b0 = datafit.intercept0(Y, datafit.sample_scale(sw))
-    common = dict(datafit=datafit, fit_intercept=fit_intercept, zero_init=zero_init)
+def _kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, solver, fit_intercept,
+            stop_if_saturated=False):
+    """One problem on internal layouts; dispatch on the (static) solver type.
+
+    The penalty arrives as its ``(l1, l2)`` pair, so L1, L2 and ElasticNet share one
+    compiled program.
+    """
+    common = dict(datafit=datafit, fit_intercept=fit_intercept)
     if isinstance(solver, CD):
         n, p = X.shape
         ws = solver.ws_size
         if ws is None:
-            ws = default_ws_cap(n, p, Y.shape[1], jnp.dtype(dtype).itemsize)
+            ws = default_ws_cap(n, p, Y.shape[1], jnp.dtype(X.dtype).itemsize)
         ws = min(int(ws), max_ws_size(p))
         return cd_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, ws_size=ws,
                          stop_if_saturated=stop_if_saturated, max_epochs=solver.max_epochs,
@@ -105,40 +99,32 @@ def _kernel(X, Y, sw, penalty, W0, b0, tol, max_iter, *, datafit, solver, fit_in
                              **common)
     if isinstance(solver, Direct):
         return ridge_kernel(X, Y, sw, l2, W0, tol, max_iter, fit_intercept=fit_intercept,
-                            max_gram_bytes=solver.max_gram_bytes, zero_init=zero_init)
+                            max_gram_bytes=solver.max_gram_bytes)
     return sklearn_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, **common)
 
 
 _solve_jit = jax.jit(_kernel, static_argnames=_STATIC)
 
 
-def _folds(X, Y, SW, penalty, W0, b0, tol, max_iter, **static):
+def _folds(X, Y, SW, l1, l2, W0, b0, tol, max_iter, **static):
     one = functools.partial(_kernel, **static)
-    return jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, None, None))(
-        X, Y, SW, penalty, W0, b0, tol, max_iter)
+    return jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, 0, None, None))(
+        X, Y, SW, l1, l2, W0, b0, tol, max_iter)
 
 
 _folds_jit = jax.jit(_folds, static_argnames=_STATIC)
 
 
-def _path(X, Y, SW, penalties, W0, b0, tol, max_iter, *, datafit, solver, fit_intercept,
-          zero_init, stop_if_saturated=False):
-    static = dict(datafit=datafit, solver=solver, fit_intercept=fit_intercept,
-                  stop_if_saturated=stop_if_saturated)
-
-    def one_fold(sw, pens, W0, b0):
-        if zero_init and fit_intercept and not datafit.is_quadratic:
-            b0 = datafit.intercept0(Y, datafit.sample_scale(sw))
-
-        def step(carry, pen):
+def _path(X, Y, SW, l1s, l2s, W0, b0, tol, max_iter, **static):
+    def one_fold(sw, l1s, l2s, W0, b0):
+        def step(carry, l12):
             W, b = carry
-            W, b, info = _kernel(X, Y, sw, pen, W, b, tol, max_iter, zero_init=False,
-                                 **static)
+            W, b, info = _kernel(X, Y, sw, l12[0], l12[1], W, b, tol, max_iter, **static)
             return (W, b), (W, b, info)
 
-        return jax.lax.scan(step, (W0, b0), pens)[1]
+        return jax.lax.scan(step, (W0, b0), (l1s, l2s))[1]
 
-    return jax.vmap(one_fold)(SW, penalties, W0, b0)
+    return jax.vmap(one_fold)(SW, l1s, l2s, W0, b0)
 
 
 _path_jit = jax.jit(_path, static_argnames=_STATIC)
@@ -167,18 +153,38 @@ def _prepare(X, y, datafit, sample_weight, batch_shape=()):
     return X, Y, sw
 
 
-def _init_internal(init, p, K, dtype, batch_shape, multinomial):
-    """``init`` -> ``(W0 (*batch, p, K), b0 (*batch, K), zero_init)``."""
+def _init_internal(init, datafit, Y, sw, fit_intercept, batch_shape, multinomial):
+    """``init`` -> ``(W0 (*batch, p, K) or None, b0 (*batch, K))`` in ``sw``'s dtype.
+
+    Without ``init``: ``W0 = None`` (zeros) and the optimal intercept at zero coefficients,
+    computed here, outside the compiled kernels, so that cold and warm starts share one
+    compiled program.
+    """
+    K, dtype = Y.shape[1], sw.dtype
     if init is None:
-        return (jnp.zeros(batch_shape + (p, K), dtype), jnp.zeros(batch_shape + (K,), dtype),
-                True)
+        if not (fit_intercept and not datafit.is_quadratic):
+            return None, jnp.zeros(batch_shape + (K,), dtype)
+        b0 = datafit.intercept0
+        if batch_shape:
+            b0 = jax.vmap(b0, in_axes=(None, 0))
+        return None, b0(Y, datafit.sample_scale(sw))
     coef, intercept = init
     coef = jnp.asarray(coef, dtype)
     W = jnp.swapaxes(coef, -1, -2) if multinomial else coef[..., None]
-    W = jnp.broadcast_to(W, batch_shape + (p, K))
     b = jnp.asarray(0.0 if intercept is None else intercept, dtype)
     b = jnp.broadcast_to(b[..., None] if not multinomial else b, batch_shape + (K,))
-    return W, b, False
+    return W, b
+
+
+def _full_init(W, b, p, K, dtype, batch_shape):
+    if W is None:
+        W = jnp.zeros(batch_shape + (p, K), dtype)
+    return jnp.broadcast_to(W, batch_shape + (p, K)), b
+
+
+def _l1_l2(penalty, dtype, shape):
+    return (jnp.broadcast_to(jnp.asarray(penalty.l1, dtype), shape),
+            jnp.broadcast_to(jnp.asarray(penalty.l2, dtype), shape))
 
 
 def _public(W, b, multinomial):
@@ -196,24 +202,23 @@ def _resolve(solver, datafit, penalty, n, p, n_problems, max_iter):
     return solver, max_iter
 
 
-def _grow(run, solver, X, Y, W0, zero_init, traced):
-    """Run ``run(solver, stop_if_saturated, W0, zero_init)``; for ``CD(ws_size=None)`` on
-    concrete arrays, double the working-set capacity while the support outgrows it."""
+def _grow(run, solver, X, Y, W0, traced):
+    """Run ``run(solver, stop_if_saturated, W0)``; for ``CD(ws_size=None)`` on concrete
+    arrays, double the working-set capacity while the support outgrows it."""
     if not isinstance(solver, CD) or solver.ws_size is not None or traced:
-        return run(solver, False, W0, zero_init)
+        return run(solver, False, W0)
     n, p = X.shape
     cap = max_ws_size(p)
     size = default_ws_cap(n, p, Y.shape[1], jnp.dtype(X.dtype).itemsize)
-    if not zero_init:
-        nnz0 = int(np.max(np.sum(np.any(np.asarray(W0) != 0, axis=-1), axis=-1)))
-        size = max(size, bucket(4 * nnz0 // 3 + 2, cap))
+    nnz0 = int(np.max(np.sum(np.any(np.asarray(W0) != 0, axis=-1), axis=-1)))
+    size = max(size, bucket(4 * nnz0 // 3 + 2, cap))
     while True:
-        W, b, info = run(dataclasses.replace(solver, ws_size=size), size < cap, W0, zero_init)
+        W, b, info = run(dataclasses.replace(solver, ws_size=size), size < cap, W0)
         retry = np.asarray(info.saturated) & ~np.asarray(info.converged)
         if size >= cap or not retry.any():
             return W, b, info
         size = bucket(2 * size, cap)
-        W0, zero_init = W, False
+        W0 = W
 
 
 # --------------------------------------------------------------------------------------
@@ -316,15 +321,17 @@ def solve(X, y, datafit, penalty, solver=None, *, sample_weight=None, init=None,
     n, p = X.shape
     multinomial = jnp.ndim(y) == 2
     solver, max_iter = _resolve(solver, datafit, penalty, n, p, 1, max_iter)
-    W0, b0, zero_init = _init_internal(init, p, Y.shape[1], X.dtype, (), multinomial)
-    traced = is_traced(X, Y, sw, penalty, W0, b0, tol, max_iter)
+    W0, b0 = _init_internal(init, datafit, Y, sw, fit_intercept, (), multinomial)
+    W0, b0 = _full_init(W0, b0, p, Y.shape[1], X.dtype, ())
+    l1, l2 = _l1_l2(penalty, X.dtype, ())
+    traced = is_traced(X, Y, sw, l1, l2, W0, b0, tol, max_iter)
 
-    def run(solver, stop_if_saturated, W0, zero_init):
-        return _solve_jit(X, Y, sw, penalty, W0, b0, tol, max_iter, datafit=datafit,
-                          solver=solver, fit_intercept=fit_intercept, zero_init=zero_init,
+    def run(solver, stop_if_saturated, W0):
+        return _solve_jit(X, Y, sw, l1, l2, W0, b0, tol, max_iter, datafit=datafit,
+                          solver=solver, fit_intercept=fit_intercept,
                           stop_if_saturated=stop_if_saturated)
 
-    W, b, info = _grow(run, solver, X, Y, W0, zero_init, traced)
+    W, b, info = _grow(run, solver, X, Y, W0, traced)
     coef, intercept = _public(W, b, multinomial)
     return coef, intercept, info
 
@@ -379,17 +386,17 @@ def solve_folds(X, y, datafit, penalty, solver=None, *, sample_weights, init=Non
     n, p = X.shape
     multinomial = jnp.ndim(y) == 2
     solver, max_iter = _resolve(solver, datafit, penalty, n, p, F, max_iter)
-    pen = jax.tree_util.tree_map(
-        lambda a: jnp.broadcast_to(jnp.asarray(a, X.dtype), (F,)), penalty)
-    W0, b0, zero_init = _init_internal(init, p, Y.shape[1], X.dtype, (F,), multinomial)
-    traced = is_traced(X, Y, SW, pen, W0, b0, tol, max_iter)
+    l1, l2 = _l1_l2(penalty, X.dtype, (F,))
+    W0, b0 = _init_internal(init, datafit, Y, SW, fit_intercept, (F,), multinomial)
+    W0, b0 = _full_init(W0, b0, p, Y.shape[1], X.dtype, (F,))
+    traced = is_traced(X, Y, SW, l1, l2, W0, b0, tol, max_iter)
 
-    def run(solver, stop_if_saturated, W0, zero_init):
-        return _folds_jit(X, Y, SW, pen, W0, b0, tol, max_iter, datafit=datafit,
-                          solver=solver, fit_intercept=fit_intercept, zero_init=zero_init,
+    def run(solver, stop_if_saturated, W0):
+        return _folds_jit(X, Y, SW, l1, l2, W0, b0, tol, max_iter, datafit=datafit,
+                          solver=solver, fit_intercept=fit_intercept,
                           stop_if_saturated=stop_if_saturated)
 
-    W, b, info = _grow(run, solver, X, Y, W0, zero_init, traced)
+    W, b, info = _grow(run, solver, X, Y, W0, traced)
     coef, intercept = _public(W, b, multinomial)
     return coef, intercept, info
 
@@ -442,18 +449,18 @@ def solve_path(X, y, datafit, penalties, solver=None, *, sample_weights=None, in
     leaves = jax.tree_util.tree_leaves(penalties)
     A = np.shape(leaves[0])[-1]
     solver, max_iter = _resolve(solver, datafit, penalties, n, p, F * A, max_iter)
-    pens = jax.tree_util.tree_map(
-        lambda a: jnp.broadcast_to(jnp.asarray(a, X.dtype), (F, A)), penalties)
-    W0, b0, zero_init = _init_internal(init, p, Y.shape[1], X.dtype, (F,), multinomial)
-    traced = is_traced(X, Y, SW, pens, W0, b0, tol, max_iter)
+    l1s, l2s = _l1_l2(penalties, X.dtype, (F, A))
+    W0, b0 = _init_internal(init, datafit, Y, SW, fit_intercept, (F,), multinomial)
+    W0, b0 = _full_init(W0, b0, p, Y.shape[1], X.dtype, (F,))
+    traced = is_traced(X, Y, SW, l1s, l2s, W0, b0, tol, max_iter)
 
-    def run(solver, stop_if_saturated, W0_, zero_init_):
+    def run(solver, stop_if_saturated, W0_):
         # A retry restarts the whole path from the original init with the larger size.
-        return _path_jit(X, Y, SW, pens, W0, b0, tol, max_iter, datafit=datafit,
-                         solver=solver, fit_intercept=fit_intercept, zero_init=zero_init,
+        return _path_jit(X, Y, SW, l1s, l2s, W0, b0, tol, max_iter, datafit=datafit,
+                         solver=solver, fit_intercept=fit_intercept,
                          stop_if_saturated=stop_if_saturated)
 
-    W, b, info = _grow(run, solver, X, Y, W0, zero_init, traced)
+    W, b, info = _grow(run, solver, X, Y, W0, traced)
     coef, intercept = _public(W, b, multinomial)
     if single:
         coef, intercept = coef[0], intercept[0]
@@ -511,14 +518,13 @@ def solve_ridge(X, y, alpha, *, sample_weight=None, fit_intercept=True, tol=1e-4
     l2 = jnp.asarray(alpha, dtype) / jnp.sum(sw)
     W, b, info = _ridge_jit(X, Y, sw, l2, jnp.zeros((X.shape[1], Y.shape[1]), dtype), tol,
                             max_iter, fit_intercept=fit_intercept,
-                            max_gram_bytes=max_gram_bytes, zero_init=True)
+                            max_gram_bytes=max_gram_bytes)
     if y.ndim == 1:
         return W[:, 0], b[0], info
     return W.T, b, info
 
 
-_ridge_jit = jax.jit(ridge_kernel, static_argnames=("fit_intercept", "max_gram_bytes",
-                                                    "zero_init"))
+_ridge_jit = jax.jit(ridge_kernel, static_argnames=("fit_intercept", "max_gram_bytes"))
 
 
 def alpha_max(X, y, datafit, l1_ratio=1.0, *, sample_weight=None, fit_intercept=True):
@@ -639,11 +645,35 @@ def implicit_solve(X, y, datafit, penalty, solver=None, *, sample_weight=None, i
     True
     """
     F = optimality(datafit, fit_intercept)
+    p = np.shape(X)[1]
+    multinomial = np.ndim(y) == 2
+    coef_shape = (np.shape(y)[1], p) if multinomial else (p,)
+    b_shape = coef_shape[:1] if multinomial else ()
+    n_coef = int(np.prod(coef_shape))
+
+    # custom_root works on one flat vector: with a (coef, intercept) pytree, an output
+    # block whose right-hand side does not depend on the differentiated arguments (the
+    # intercept row when differentiating in alpha) trips jax.lax.custom_linear_solve's
+    # transpose rule.
+    def unflat(x):
+        return x[:n_coef].reshape(coef_shape), x[n_coef:].reshape(b_shape)
+
+    def flat(coef, b):
+        return jnp.concatenate([jnp.ravel(coef), jnp.ravel(b)])
+
+    def F_flat(x, penalty, X, y, sample_weight):
+        return flat(*F(unflat(x), penalty, X, y, sample_weight))
+
+    F_flat.default_solve = F.default_solve
 
     def run(init, penalty, X, y, sample_weight):
         coef, intercept, _ = solve(X, y, datafit, penalty, solver,
-                                   sample_weight=sample_weight, init=init,
+                                   sample_weight=sample_weight,
+                                   init=None if init is None else unflat(init),
                                    fit_intercept=fit_intercept, tol=tol, max_iter=max_iter)
-        return coef, intercept
+        return flat(coef, intercept)
 
-    return custom_root(F, solve=linear_solve)(run)(init, penalty, X, y, sample_weight)
+    init_flat = None if init is None else flat(*init)
+    x = custom_root(F_flat, solve=linear_solve)(run)(init_flat, penalty, X, y,
+                                                      sample_weight)
+    return unflat(x)

@@ -25,7 +25,7 @@ No matrix larger than ``n x ws_size`` or ``ws_size x ws_size`` is formed, and
 in this kernel (checked on the jaxpr in ``tests/solvers/test_cd.py``).
 
 The kernel is a pure function of arrays with static ``datafit``, ``ws_size``,
-``fit_intercept``, ``stop_if_saturated`` and ``zero_init``: ``jit``-compiled once per
+``fit_intercept`` and ``stop_if_saturated``: ``jit``-compiled once per
 (shape, dtype, static options) and ``vmap``-able over folds (sample-weight masks) and
 penalties. :func:`~skimplicit.solvers.solve` picks ``ws_size`` (doubling it when the
 support outgrows it) when called on concrete arrays.
@@ -188,19 +188,18 @@ def default_ws_cap(n_samples, n_features, n_outputs=1, itemsize=8, budget=2**28)
 
     A least-squares (or logistic) L1 solution has at most ``n_samples`` nonzeros
     (generically), so ``4 n / 3`` rounded up to a power of two leaves room for new features;
-    at least 64, at most :func:`~skimplicit.solvers._base.max_ws_size` ``(p)``, and small
+    at least 128 (or ``p``), at most :func:`~skimplicit.solvers._base.max_ws_size` ``(p)``, and small
     enough for the ``(cap K)^2`` Gram buffer and the ``cap x n`` gathered columns to fit in
     ``budget`` bytes.
     """
-    cap = bucket(max(64, -(-4 * n_samples // 3)), max_ws_size(n_features))
+    cap = bucket(max(128, -(-4 * n_samples // 3)), max_ws_size(n_features))
     while cap > 64 and ((cap * n_outputs) ** 2 + cap * n_samples) * itemsize > budget:
         cap //= 2
     return int(min(cap, n_features))
 
 
 def cd_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, ws_size, fit_intercept,
-              zero_init=False, stop_if_saturated=False, max_epochs=1000,
-              inner_tol_ratio=1e-3, block=32):
+              stop_if_saturated=False, max_epochs=1000, inner_tol_ratio=1e-3, block=32):
     """Working-set CD on internal layouts (see the module docstring).
 
     Parameters
@@ -225,8 +224,7 @@ def cd_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, ws_size, fit_
         ``(ws_size K)^2``). The working set actually used grows with the support,
         ``min(ws_size, max(64, 2 nnz))`` features, and the Gram work is done on the
         ``block x block`` blocks it covers only, so a large capacity costs memory, not time.
-    fit_intercept, zero_init, stop_if_saturated : static bool
-        ``zero_init``: ``W0`` is known to be zero (skips one product with ``X``).
+    fit_intercept, stop_if_saturated : static bool
         ``stop_if_saturated``: return as soon as the support exceeds ``3/4 ws_size``.
     max_epochs, inner_tol_ratio : static
         See :class:`CD`.
@@ -254,7 +252,7 @@ def cd_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, ws_size, fit_
     l2 = jnp.asarray(l2, dtype)
     rows = jnp.arange(cap_pad)
 
-    XW = jnp.zeros((n, K), dtype) if zero_init else X @ W0
+    XW = X @ W0
     if not fit_intercept:
         b = jnp.zeros((K,), dtype)
     elif datafit.is_quadratic:
@@ -269,6 +267,7 @@ def cd_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, ws_size, fit_
     def is_saturated(W):
         return (4 * support_size(W) > 3 * cap) & (cap < p)
 
+
     def penalty(U):
         return l1 * jnp.sum(jnp.abs(U)) + 0.5 * l2 * jnp.sum(U * U)
 
@@ -276,7 +275,11 @@ def cd_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, ws_size, fit_
         score = jnp.sum(violation(W, GW, l1, l2), axis=1)  # (p,)
         supp = jnp.any(W != 0, axis=1)
         top = jnp.max(score)
-        idx, nws = select_top(jnp.where(supp, score + 1 + top, score), cap_pad)
+        # The support goes first while it fits; a saturated working set (support larger
+        # than 3/4 of the capacity) is filled by largest violation only: greedy block
+        # coordinate descent, which keeps making progress.
+        first = supp & ~is_saturated(W)
+        idx, nws = select_top(jnp.where(first, score + 1 + top, score), cap_pad)
         k_eff = jnp.clip(2 * support_size(W), ws_min, cap)
         nws = jnp.minimum(nws, k_eff)
         valid = rows < nws

@@ -63,7 +63,7 @@ class FISTA:
 
 
 def fista_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, fit_intercept,
-                 zero_init=False, check_every=10, n_power=30, restart=True):
+                 check_every=10, n_power=30, restart=True):
     """FISTA on internal layouts; arguments and returns as :func:`~._cd.cd_kernel`.
 
     ``max_iter`` counts iterations (rounded up to a multiple of ``check_every``).
@@ -119,16 +119,7 @@ def fista_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, fit_interc
         _, it, crit = state
         return (it < max_iter) & (crit > thr) & jnp.isfinite(crit)
 
-    if zero_init:
-        W0 = jnp.zeros((p, K), dtype)
-        Z0 = jnp.zeros((n, K), dtype)
-        if elim:
-            b0 = (v @ Y) / vsum
-        elif not fit_intercept:
-            b0 = jnp.zeros((K,), dtype)
-        Z0 = Z0 + b0
-    else:
-        Z0, b0 = predict(W0, b0)
+    Z0, b0 = predict(W0, b0)
     one = jnp.ones((), dtype)
     s0 = (W0, b0, Z0, W0, b0, Z0, one)
     (W, b, *_), it, crit = jax.lax.while_loop(cond, body, (s0, 0, crit_at(W0, Z0)))

@@ -51,7 +51,7 @@ class Newton:
 
 
 def newton_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, fit_intercept,
-                  zero_init=False, max_cg=250):
+                  max_cg=250):
     """Newton-CG on internal layouts; arguments and returns as :func:`~._cd.cd_kernel`.
 
     ``l1`` is ignored (callers check that the penalty is smooth).
@@ -134,9 +134,15 @@ def newton_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, fit_inter
             F0 = objective(Z, W)
             slope = dot(g, d)
 
+            # Within rounding noise of F a full step is accepted (else Armijo stalls
+            # near the optimum, where F changes by less than its rounding error).
+            noise = 64 * jnp.finfo(dtype).eps * jnp.abs(F0)
+
             def ls_cond(ts):
                 t, j = ts
-                return (j < 40) & ~(objective(Z + t * dZ, W + t * d[0]) <= F0 + 1e-4 * t * slope)
+                F = objective(Z + t * dZ, W + t * d[0])
+                ok = (F <= F0 + 1e-4 * t * slope) | ((j == 0) & (F <= F0 + noise))
+                return (j < 40) & ~ok
 
             t, _ = jax.lax.while_loop(ls_cond, lambda ts: (0.5 * ts[0], ts[1] + 1),
                                       (jnp.ones((), dtype), 0))
@@ -147,16 +153,7 @@ def newton_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, fit_inter
         W, b, Z, k = jax.lax.cond(stop, lambda: (W, b, Z, 0), update)
         return W, b, Z, it + jnp.where(stop, 0, 1), n_cg + k, (crit, stop), g0_norm
 
-    if zero_init:
-        W0 = jnp.zeros((p, K), dtype)
-    if zero_init and not elim:
-        b0 = b0 if free_b else jnp.zeros((K,), dtype)
-        Z0 = jnp.zeros((n, K), dtype) + b0
-    elif zero_init:
-        b0 = (v @ Y) / vsum
-        Z0 = jnp.zeros((n, K), dtype) + b0
-    else:
-        Z0, b0 = predict(W0, b0 if free_b else jnp.zeros((K,), dtype))
+    Z0, b0 = predict(W0, b0 if free_b else jnp.zeros((K,), dtype))
     inf = jnp.asarray(jnp.inf, dtype)
     state = (W0, b0, Z0, 0, 0, (inf, False), zero)
     W, b, Z, it, n_cg, (crit, _), _ = jax.lax.while_loop(lambda s: ~s[5][1], body, state)

@@ -58,8 +58,7 @@ def ridge_method(n_samples, n_features, itemsize, max_gram_bytes):
     return "primal" if n_features <= n_samples else "dual"
 
 
-def ridge_kernel(X, Y, sw, l2, W0, tol, max_iter, *, fit_intercept, max_gram_bytes=2**28,
-                 zero_init=False):
+def ridge_kernel(X, Y, sw, l2, W0, tol, max_iter, *, fit_intercept, max_gram_bytes=2**28):
     """Ridge for ``Y`` of shape ``(n, T)`` and ``l2`` scalar or ``(T,)``.
 
     Returns ``(W (p, T), b (T,), info)``; ``info.stop_crit`` is the relative residual of
@@ -117,7 +116,7 @@ def ridge_kernel(X, Y, sw, l2, W0, tol, max_iter, *, fit_intercept, max_gram_byt
         W = (sa.T @ X).T - xbar[:, None] * jnp.sum(sa, axis=0)
         it = 1
     else:
-        W_init = jnp.zeros((p, T), dtype) if zero_init else W0
+        W_init = W0
         rhs_norm2 = jnp.sum(rhs**2, axis=0)
         atol2 = (0.5 * tol) ** 2 * rhs_norm2  # recursive residual; true one checked below
 

@@ -64,15 +64,14 @@ def _host_fit(X, y, sw, l1, l2, w0, tol, max_iter, fit_intercept):
             np.asarray(est.n_iter_, np.int32))
 
 
-def sklearn_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, fit_intercept,
-                   zero_init=False):
+def sklearn_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, fit_intercept):
     """Black-box least squares; arguments and returns as :func:`~._cd.cd_kernel`."""
     del b0
     if not datafit.is_quadratic:
         raise TypeError("SklearnCD solves least squares (Quadratic) only.")
     n, p = X.shape
     dtype = X.dtype
-    w0 = jnp.zeros((p,), dtype) if zero_init else W0[:, 0]
+    w0 = W0[:, 0]
     shapes = (jax.ShapeDtypeStruct((p,), dtype), jax.ShapeDtypeStruct((), dtype),
               jax.ShapeDtypeStruct((), jnp.int32))
     coef, b, n_iter = jax.pure_callback(

@@ -3,9 +3,9 @@
 Three kinds of final step are understood:
 
 * **scikit-learn's own** :class:`~sklearn.linear_model.Lasso`,
-  :class:`~sklearn.linear_model.ElasticNet`, :class:`~sklearn.linear_model.Ridge` (and
-  :class:`~sklearn.linear_model.LogisticRegression` once skimplicit's logistic problem
-  exists): mapped to skimplicit's inner problems with exactly scikit-learn's objective,
+  :class:`~sklearn.linear_model.ElasticNet`, :class:`~sklearn.linear_model.Ridge` and
+  :class:`~sklearn.linear_model.LogisticRegression` (through
+  :class:`~skimplicit.linear_model._logistic_problem.LogisticCVProblem`): mapped to skimplicit's inner problems with exactly scikit-learn's objective,
   built from the estimator's own parameters (``fit_intercept``, ``positive``, ``tol``,
   ``max_iter``, ...). Exact types only: a subclass may change the objective.
 * **any estimator implementing the tunable protocol** (see
@@ -168,17 +168,70 @@ def _sklearn_problem(final, folds, bounds):
     raise AssertionError(kind)  # pragma: no cover
 
 
+def _logistic_l1_ratio(final):
+    """The l1_ratio scikit-learn's LogisticRegression uses (>= 1.8: l1_ratio decides)."""
+    penalty = getattr(final, "penalty", "deprecated")
+    if final.solver == "liblinear" or getattr(final, "dual", False):
+        raise ValueError(
+            "LogisticRegression(solver='liblinear') penalizes the intercept (a different "
+            "objective): use solver='lbfgs', 'newton-cg', 'newton-cholesky' or 'saga' "
+            "(the same minimizer, which HypergradSearchCV reproduces)."
+        )
+    if penalty is None or (isinstance(penalty, str) and penalty == "none"):
+        raise ValueError("LogisticRegression without penalty has no C to tune.")
+    if penalty == "l2":
+        return 0.0
+    if penalty == "l1":
+        return 1.0
+    l1_ratio = final.l1_ratio
+    return 0.0 if l1_ratio is None else float(l1_ratio)
+
+
 def _logistic_problem(final, folds, bounds):
+    """scikit-learn's LogisticRegression: ``C * sum_i s_i l_i + penalty``, same minimizer."""
     try:
-        from ..linear_model._logistic_problem import LogisticCVProblem  # noqa: F401
+        from ..linear_model._logistic_problem import LogisticCVProblem
     except ImportError:
         raise NotImplementedError(
             "LogisticRegression as the final step needs skimplicit's logistic tunable "
             "problem (skimplicit.linear_model._logistic_problem), which is not available "
             "in this version. Use GridSearchCV for now."
         ) from None
-    raise NotImplementedError(  # pragma: no cover - replaced once the problem lands
-        "LogisticRegression support is not wired yet."
+    from sklearn.utils.class_weight import compute_class_weight
+
+    _reject_unknown(bounds, {"C", "l1_ratio"}, final)
+    l1_ratio = _logistic_l1_ratio(final)
+    if "l1_ratio" in bounds and bounds["l1_ratio"] is not None:
+        lo, hi = bounds["l1_ratio"][:2]
+        if not (0 <= lo and hi <= 1):
+            raise ValueError(
+                f"The bounds of l1_ratio must lie in [0, 1] for LogisticRegression; got {(lo, hi)}."
+            )
+    if not np.isfinite(final.C) and "C" not in bounds:
+        raise ValueError("LogisticRegression(C=inf) has no penalty to hold fixed.")
+    f0 = folds[0]
+    classes = np.unique(np.concatenate([f0.y_train, f0.y_test]))
+    if classes.size < 2:
+        raise ValueError(
+            f"LogisticRegression needs samples of at least 2 classes; got {classes.size}."
+        )
+    encoded = []
+    for f in folds:
+        ytr = np.searchsorted(classes, f.y_train)
+        sw = np.asarray(f.sw_train, float)
+        if final.class_weight is not None:
+            # As LogisticRegression.fit on this training fold: weights from its labels.
+            present = np.unique(f.y_train)
+            cw = compute_class_weight(final.class_weight, classes=present, y=f.y_train,
+                                      sample_weight=sw)
+            sw = sw * cw[np.searchsorted(present, f.y_train)]
+        encoded.append(f._replace(y_train=ytr, sw_train=sw,
+                                  y_test=np.searchsorted(classes, f.y_test)))
+    return LogisticCVProblem(
+        encoded, n_classes=classes.size, fit_intercept=final.fit_intercept,
+        l1_ratio=l1_ratio, tune_l1_ratio="l1_ratio" in bounds, tol=final.tol,
+        max_iter=final.max_iter, bounds=_bounds_pair(bounds.get("C")),
+        l1_ratio_bounds=_bounds_pair(bounds.get("l1_ratio")) or (0.05, 1.0),
     )
 
 

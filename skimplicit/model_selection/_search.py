@@ -8,9 +8,10 @@ shared outer loop, :func:`skimplicit.model_selection.tune` (the loop behind
    preprocessing steps (all but the last) are cloned and fitted on each training fold,
    and applied to its validation fold, giving one
    :class:`~skimplicit.linear_model._cv_problems.FoldData` per split.
-2. **A tunable problem from the final step.** scikit-learn's ``Lasso``, ``ElasticNet``
-   and ``Ridge`` are mapped to skimplicit's inner problems with exactly their objective
-   and parameters; any other final step must implement the tunable protocol below.
+2. **A tunable problem from the final step.** scikit-learn's ``Lasso``, ``ElasticNet``,
+   ``Ridge`` and ``LogisticRegression`` are mapped to skimplicit's inner problems with
+   exactly their objective and parameters; any other final step must implement the
+   tunable protocol below.
 3. **Restriction to** ``param_bounds``: the hyperparameters named there are tuned within
    the given bounds (log scale for scale parameters such as ``alpha``, linear for ratios
    such as ``l1_ratio``, unless a third element says otherwise); the others are held at
@@ -203,26 +204,28 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         \frac{1}{2 n} \|y - X w - b\|_2^2 + \alpha \rho \|w\|_1
         + \frac{\alpha (1 - \rho)}{2} \|w\|_2^2, \qquad \rho = \text{l1\_ratio}
 
-    (:math:`\rho = 1` for the Lasso), and for :class:`~sklearn.linear_model.Ridge`
-    :math:`\|y - X w - b\|_2^2 + \alpha \|w\|_2^2`; the validation loss is the mean over
-    folds of the held-out MSE (weighted by the test sample weights when they are routed
-    to the scorer).
+    (:math:`\rho = 1` for the Lasso), for :class:`~sklearn.linear_model.Ridge`
+    :math:`\|y - X w - b\|_2^2 + \alpha \|w\|_2^2`, and for
+    :class:`~sklearn.linear_model.LogisticRegression` (binary or multinomial)
+    :math:`C \sum_i s_i \ell(y_i, x_i^\top W + b) + \rho \|W\|_1 + \frac{1 - \rho}{2}
+    \|W\|_2^2` (:math:`s_i` sample times class weights). The validation loss is the mean
+    over folds of the held-out MSE or log-loss (weighted by the test sample weights when
+    they are routed to the scorer).
 
     Parameters
     ----------
     estimator : estimator object
         A :class:`~sklearn.pipeline.Pipeline` or a bare estimator whose final step is
-        scikit-learn's ``Lasso``, ``ElasticNet`` or ``Ridge``, or any estimator
+        scikit-learn's ``Lasso``, ``ElasticNet``, ``Ridge`` or ``LogisticRegression``
+        (any solver but ``liblinear``, which penalizes the intercept), or any estimator
         implementing the tunable protocol (see Notes); skimplicit's CV estimators do.
-        (``LogisticRegression`` raises ``NotImplementedError`` until skimplicit's logistic
-        problem is available.)
     param_bounds : dict
         GridSearchCV-style names of the final step's hyperparameters mapped to
         ``(low, high)``, ``(low, high, "log" | "linear")`` or ``"auto"`` (the problem's
         own bounds; for the Lasso ``[1e-4, 0.9] * alpha_max`` of the training folds),
-        e.g. ``{"elasticnet__alpha": (1e-4, 1e1), "elasticnet__l1_ratio": (0.01, 1.0)}``.
-        ``alpha`` is searched in log scale and ``l1_ratio`` in linear scale unless a
-        third element says otherwise. The final step's hyperparameters not named here
+        e.g. ``{"elasticnet__alpha": (1e-4, 1e1), "elasticnet__l1_ratio": (0.01, 1.0)}``
+        or ``{"logisticregression__C": (1e-3, 1e3)}``. ``alpha`` and ``C`` are searched in
+        log scale and ``l1_ratio`` in linear scale unless a third element says otherwise. The final step's hyperparameters not named here
         keep the estimator's values. Above ``alpha_max`` every Lasso solution is zero and
         the hypergradient vanishes: ``"auto"`` excludes that dead zone.
     cv : int, cross-validation generator or iterable, default=5
@@ -454,7 +457,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                         if pre is not None else set())
                 pre_params = {k: v for k, v in est_params.items() if k in used}
             else:
-                final_params, pre_params = est_params, {}
+                final_params, pre_params = dict(est_params), {}
         else:
             est_params = dict(params)
             groups = est_params.pop("groups", None)
@@ -466,7 +469,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                                 if k.startswith(prefix)}
                 pre_params = {k: v for k, v in est_params.items() if not k.startswith(prefix)}
             else:
-                final_params, pre_params = est_params, {}
+                final_params, pre_params = dict(est_params), {}
         return groups, pre_params, final_params, est_params, score_params
 
     @_fit_context(prefer_skip_nested_validation=False)

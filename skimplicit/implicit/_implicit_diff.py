@@ -170,6 +170,12 @@ def custom_root(optimality_fun, *, solve=None, has_aux=False):
     Positional arguments only: everything the solution depends on must be passed as an
     argument (a closed-over array would be treated as a constant).
 
+    A black-box solver under a scoped ``jax.enable_x64(True)``: give
+    ``jax.pure_callback`` ``vmap_method="broadcast_all"`` (or "expand_dims") rather than
+    "sequential". XLA may run a sequential callback on a worker thread where the scoped
+    x64 setting is not active; JAX then hands the callback float32 arrays and rejects its
+    float64 result ("Incorrect output dtype").
+
     Parameters
     ----------
     optimality_fun : callable

@@ -113,7 +113,9 @@ def plot_search_trajectory(search, *, reference=None, params=None, ax=None, anno
             if ux.size * uy.size == rx.size:  # a product grid: filled contours
                 Z = np.full((uy.size, ux.size), np.nan)
                 Z[np.searchsorted(uy, ry), np.searchsorted(ux, rx)] = rl
-                cs = ax.contourf(ux, uy, Z, levels=20, cmap="viridis")
+                # Levels at quantiles: the colours resolve the basin, not the far slopes.
+                levels = np.unique(np.quantile(rl[np.isfinite(rl)], np.linspace(0, 1, 21)))
+                cs = ax.contourf(ux, uy, Z, levels=levels, cmap="viridis")
             else:
                 cs = ax.scatter(rx, ry, c=rl, s=12, cmap="viridis")
             ax.figure.colorbar(cs, ax=ax, label=label + " (reference)")

@@ -54,6 +54,7 @@ __all__ = [
     "logistic_hypergrad",
     "one_hot",
     "c_min",
+    "host_matrix",
 ]
 
 
@@ -452,6 +453,19 @@ def size_bucket(n, minimum=8):
     return int(-(-n // step) * step)
 
 
+def host_matrix(X, max_dense=2_000_000):
+    """``X`` for the host solvers: CSR if sparse and large, else a dense array.
+
+    Small sparse matrices are densified: scipy's sparse products cost tens of
+    microseconds each whatever the size, and the inner solvers make thousands.
+    """
+    if sp.issparse(X):
+        if X.shape[0] * X.shape[1] <= max_dense:
+            return X.toarray()
+        return X.tocsr()
+    return np.asarray(X, float)
+
+
 def _dense(X):
     return X.toarray() if sp.issparse(X) else np.asarray(X, float)
 
@@ -515,10 +529,8 @@ class LogisticCVProblem:
         self.tol, self.max_iter = tol, max_iter
         self.path_step, self.max_path = path_step, max_path
         self.n_folds = len(folds)
-        self.X = [f.X_train.tocsr() if sp.issparse(f.X_train) else np.asarray(f.X_train, float)
-                  for f in folds]
-        self.Xt = [f.X_test.tocsr() if sp.issparse(f.X_test) else np.asarray(f.X_test, float)
-                   for f in folds]
+        self.X = [host_matrix(f.X_train) for f in folds]
+        self.Xt = [host_matrix(f.X_test) for f in folds]
         self.Y = [one_hot(f.y_train, self.n_classes) for f in folds]
         self.Yt = [one_hot(f.y_test, self.n_classes) for f in folds]
         self.sw = [np.asarray(f.sw_train, float) for f in folds]

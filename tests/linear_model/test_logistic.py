@@ -1,0 +1,280 @@
+"""ImplicitLogisticRegressionCV and its tunable problem (LogisticCVProblem)."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_digits, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skimplicit.linear_model import ImplicitLogisticRegressionCV
+from skimplicit.linear_model import _logistic_problem as lp
+from skimplicit.linear_model._cv_problems import FoldData
+from skimplicit.linear_model._logistic_problem import LogisticCVProblem
+
+# -- scikit-learn's contract (cheap settings, as test_common.py) -------------------------
+
+# Cheap settings, as test_common.py; tol=1e-10 because the sample-weight equivalence
+# checks compare predictions at rtol 1e-7 (solutions at the default tol=1e-6 differ by
+# ~1e-6 between the weighted and the repeated data; Newton gets to 1e-10 in a step or two).
+FAST = dict(cv=3, max_outer_iter=4, tol=1e-10)
+
+
+@parametrize_with_checks([
+    ImplicitLogisticRegressionCV(**FAST),
+    ImplicitLogisticRegressionCV(l1_ratio=1.0, **FAST),
+    ImplicitLogisticRegressionCV(l1_ratio="tune", **FAST),
+])
+def test_sklearn_contract(estimator, check):
+    check(estimator)
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300], y[:300]
+    return StandardScaler().fit_transform(X), y
+
+
+def _folds(X, y, sw=None, sw_train=None, k=3):
+    sw = np.ones(len(y)) if sw is None else sw
+    sw_train = sw if sw_train is None else sw_train
+    splits = StratifiedKFold(k, shuffle=True, random_state=0).split(X, y)
+    return [FoldData(X[tr], y[tr], sw_train[tr], X[te], y[te], sw[te]) for tr, te in splits]
+
+
+def _fd(f, x, h):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+# -- hypergradients against central finite differences -----------------------------------
+
+CASES = {
+    # name: (dataset, l1_ratio, tune l1_ratio, C per class, C, fit_intercept, weights)
+    "binary-l2-weights": ("cancer", 0.0, False, False, 0.3, True, True),
+    "binary-l2-no-intercept": ("cancer", 0.0, False, False, 0.3, False, False),
+    "binary-l1": ("cancer", 1.0, False, False, 0.5, True, False),
+    "binary-enet-tuned": ("cancer", 0.5, True, False, 0.5, True, True),
+    "multinomial-l2": ("digits", 0.0, False, False, 0.3, True, False),
+    "multinomial-l2-per-class": ("digits", 0.0, False, True, 0.3, True, False),
+    "multinomial-enet-tuned": ("digits", 0.6, True, False, 0.3, True, False),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hypergradient_matches_finite_differences(case, request):
+    name, rho, tune_rho, per_class, C, fit_intercept, weights = CASES[case]
+    X, y = request.getfixturevalue(name)
+    n_classes = len(np.unique(y))
+    sw = swc = None
+    if weights:
+        sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+        swc = sw * np.where(y == 1, 2.0, 1.0)  # class weights act on the training loss
+    prob = LogisticCVProblem(_folds(X, y, sw, swc), n_classes=n_classes, l1_ratio=rho,
+                             tune_l1_ratio=tune_rho, C_per_class=per_class,
+                             fit_intercept=fit_intercept, tol=1e-13, max_iter=2000)
+    K = prob.K
+    C = np.linspace(0.5, 1.5, K) * C if per_class else C
+    params = {"C": C, "l1_ratio": rho} if tune_rho else {"C": C}
+    ev = prob.evaluate(params)
+    assert ev.converged
+    h = 1e-5
+    if per_class:
+        d = np.random.RandomState(1).randn(K)
+        f = lambda t: prob.evaluate({"C": C * np.exp(t * d)}, with_grad=False).loss  # noqa: E731
+        analytic = np.dot(ev.grad["C"] * C, d)
+    else:
+        f = lambda t: prob.evaluate({**params, "C": C * np.exp(t)}, with_grad=False).loss  # noqa: E731
+        analytic = ev.grad["C"] * C
+    np.testing.assert_allclose(analytic, _fd(f, 0.0, h), rtol=1e-6)
+    if tune_rho:
+        g = lambda r: prob.evaluate({"C": C, "l1_ratio": r}, with_grad=False).loss  # noqa: E731
+        np.testing.assert_allclose(ev.grad["l1_ratio"], _fd(g, rho, h), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dataset", ["cancer", "digits"])
+def test_cv_loss_is_scikit_learns(dataset, request):
+    """The problem's loss is LogisticRegression's held-out log-loss at the same C."""
+    X, y = request.getfixturevalue(dataset)
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    C = 0.2
+    prob = LogisticCVProblem(_folds(X, y, sw), n_classes=len(np.unique(y)), tol=1e-10)
+    ev = prob.evaluate({"C": C}, with_grad=False)
+    ref = []
+    for tr, te in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+        est = LogisticRegression(C=C, solver="newton-cg", tol=1e-12, max_iter=1000)
+        est.fit(X[tr], y[tr], sw[tr])
+        ref.append(log_loss(y[te], est.predict_proba(X[te]), sample_weight=sw[te]))
+        if len(ref) == 1:
+            W, b = prob._W[0], prob._b[0]
+            np.testing.assert_allclose(W.T, est.coef_, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(b, est.intercept_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ev.fold_losses, ref, rtol=1e-7)
+
+
+def test_l1_solution_is_scikit_learns(cancer):
+    """The l1 inner solver (L-BFGS-B + active-set polish) matches saga and is exact."""
+    X, y = cancer
+    Y = lp.one_hot(y, 2)
+    sw = np.ones(len(y))
+    C = 0.1
+    W, b, _, ok = lp.fit_logistic(X, Y, sw, 1 / C, 1.0, tol=1e-12)
+    assert ok
+    assert lp._kkt_violation(W, b, X, Y, sw, 1 / C, 0.0, True) < 1e-12
+    ref = LogisticRegression(C=C, l1_ratio=1.0, solver="saga", tol=1e-8, max_iter=20000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref.fit(X, y)
+    np.testing.assert_array_equal(W[:, 0] != 0, ref.coef_[0] != 0)
+    np.testing.assert_allclose(W[:, 0], ref.coef_[0], atol=2e-4)
+
+
+# -- the estimator -------------------------------------------------------------------------
+
+
+def test_matches_logistic_regression_cv(cancer):
+    """CV log-loss (re-evaluated by scikit-learn) at least as good as the 20-value grid."""
+    X, y = cancer
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    est = ImplicitLogisticRegressionCV(cv=cv, tol=1e-10).fit(X, y)
+    grid = LogisticRegressionCV(Cs=20, cv=cv, scoring="neg_log_loss", l1_ratios=[0.0],
+                                use_legacy_attributes=False).fit(X, y)
+
+    def cv_loss(C):
+        return -cross_val_score(LogisticRegression(C=C, tol=1e-8, max_iter=1000), X, y, cv=cv,
+                                scoring="neg_log_loss").mean()
+
+    assert cv_loss(est.C_) <= 1.001 * cv_loss(grid.C_)
+    np.testing.assert_allclose(est.cv_loss_, cv_loss(est.C_), rtol=1e-5)
+    assert isinstance(est.C_, float) and est.l1_ratio_ == 0.0
+    assert est.coef_.shape == (1, X.shape[1]) and est.intercept_.shape == (1,)
+    # The refit is scikit-learn's LogisticRegression at C_.
+    ref = LogisticRegression(C=est.C_, tol=1e-10, max_iter=1000).fit(X, y)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-5, atol=1e-6)
+    for key in ("C", "grad_C", "loss", "time", "phase"):
+        assert len(est.history_[key]) == len(est.history_["loss"])
+
+
+def test_multiclass_string_labels_per_class_and_probabilities(digits):
+    X, y = digits
+    labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                       "eight", "nine"])[y]
+    est = ImplicitLogisticRegressionCV(cv=3, C_per_class=True, max_outer_iter=5).fit(X, labels)
+    assert est.C_.shape == (10,)
+    assert est.coef_.shape == (10, X.shape[1]) and est.intercept_.shape == (10,)
+    np.testing.assert_allclose(est.intercept_.mean(), 0.0, atol=1e-8)  # symmetric
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(est.predict_log_proba(X), np.log(proba), atol=1e-10)
+    assert set(est.predict(X)) <= set(labels)
+    assert est.score(X, labels) > 0.9
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        ImplicitLogisticRegressionCV(C_per_class=True).fit(X, y % 2)
+
+
+def test_tuned_l1_ratio_sparse_float32_and_weights(cancer):
+    X, y = cancer
+    X = X[:, :12]
+    est = ImplicitLogisticRegressionCV(cv=3, l1_ratio="tune", max_outer_iter=8).fit(X, y)
+    assert 0.05 <= est.l1_ratio_ <= 1.0
+    assert "grad_l1_ratio" in est.history_
+    # Sparse and float32 input give the same model.
+    Xs = sp.csr_matrix(np.where(np.abs(X) > 1, X, 0.0))
+    Xd = Xs.toarray()
+    a = ImplicitLogisticRegressionCV(cv=3, l1_ratio=1.0, C_init=0.5, max_outer_iter=3)
+    b = clone(a)
+    a.fit(Xs, y)
+    b.fit(Xd.astype(np.float32), y)
+    assert a.C_ == pytest.approx(b.C_, rel=1e-4)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-3, atol=1e-5)
+    # Zero sample weights remove samples.
+    sw = np.ones(len(y))
+    sw[::7] = 0
+    cv = [(tr, te) for tr, te in StratifiedKFold(3).split(X, y)]
+    keep = sw > 0
+    new_index = np.cumsum(keep) - 1
+    cv_kept = [(new_index[tr[keep[tr]]], new_index[te[keep[te]]]) for tr, te in cv]
+    c = ImplicitLogisticRegressionCV(cv=cv, C_init=0.3, max_outer_iter=3).fit(X, y, sw)
+    d = ImplicitLogisticRegressionCV(cv=cv_kept, C_init=0.3, max_outer_iter=3).fit(X[keep], y[keep])
+    np.testing.assert_allclose(c.C_, d.C_, rtol=1e-6)
+    np.testing.assert_allclose(c.coef_, d.coef_, rtol=1e-6, atol=1e-9)
+
+
+def test_pipeline_pickle_and_parallel_cross_val_score(cancer):
+    X, y = cancer
+    pipe = make_pipeline(StandardScaler(), ImplicitLogisticRegressionCV(cv=3, max_outer_iter=4))
+    pipe.fit(X, y)
+    again = pickle.loads(pickle.dumps(pipe))
+    np.testing.assert_array_equal(again.predict_proba(X), pipe.predict_proba(X))
+    scores = cross_val_score(clone(pipe), X, y, cv=2, n_jobs=2)
+    assert np.all(scores > 0.9)
+
+
+def test_few_compilations_per_fit():
+    """Bucketed shapes: one kernel compilation per fit, none when refitting the same shape."""
+    X, y = make_classification(n_samples=301, n_features=23, random_state=1)
+    kernel = lp._hypergrad_fast
+    n0 = kernel._cache_size()
+    ImplicitLogisticRegressionCV(cv=5).fit(X, y)
+    n1 = kernel._cache_size()
+    assert n1 - n0 <= 2
+    ImplicitLogisticRegressionCV(cv=5).fit(X[:298], y[:298])  # same buckets
+    assert kernel._cache_size() == n1
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+def test_bad_input(cancer):
+    X, y = cancer
+    X, y = X[:60], y[:60]
+    est = ImplicitLogisticRegressionCV(cv=3)
+    with pytest.raises(ValueError, match="class"):
+        est.fit(X, np.zeros(len(y)))
+    # A class absent from a training fold: a clear error, not an infinite intercept.
+    y3 = y.copy()
+    y3[:2] = 2
+    cv = [(np.arange(2, 60), np.arange(0, 30)), (np.arange(0, 30), np.arange(30, 60))]
+    with pytest.raises(ValueError, match=r"Class\(es\) \[np.int64\(2\)\]|Class\(es\) \[2\]"):
+        ImplicitLogisticRegressionCV(cv=cv).fit(X, y3)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(Xn, y)
+    Xi = X.copy()
+    Xi[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        est.fit(Xi, y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        est.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        est.fit(X, np.linspace(0, 1, len(y)))
+    with pytest.raises(ValueError, match="l1_ratio_bounds"):
+        ImplicitLogisticRegressionCV(l1_ratio="tune", l1_ratio_bounds=(0.5, 0.1)).fit(X, y)
+    fitted = ImplicitLogisticRegressionCV(cv=3, max_outer_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(X[:, :5])
+
+
+def test_convergence_warning(cancer):
+    X, y = cancer
+    with pytest.warns(ConvergenceWarning):
+        ImplicitLogisticRegressionCV(cv=3, max_iter=1, max_outer_iter=2).fit(X, y)

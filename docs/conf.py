@@ -195,8 +195,10 @@ def _public_names(modname):
     """``(names, note)``: the public non-module names of ``modname`` (its ``__all__``)."""
     try:
         mod = importlib.import_module(modname)
-    except ImportError as exc:
-        return [], f"``{modname}`` could not be imported in this build ({exc})."
+    except ModuleNotFoundError as exc:
+        if exc.name != modname:
+            raise  # the module exists but fails to import: fail the build, loudly
+        return [], f"``{modname}`` is not available in this build."
     names = getattr(mod, "__all__", None)
     if names is None:
         return [], f"``{modname}`` has no public names yet."

@@ -465,9 +465,9 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
 
     See Also
     --------
-    sklearn.decomposition.DictionaryLearning : unsupervised dictionary (codes ignore ``y``).
-    sklearn.decomposition.sparse_encode : the same codes for a given dictionary.
-    sklearn.linear_model.LogisticRegression : the classifier, here on learned codes.
+    sklearn.decomposition.DictionaryLearning : Unsupervised dictionary (codes ignore ``y``).
+    sklearn.decomposition.sparse_encode : The same codes for a given dictionary.
+    sklearn.linear_model.LogisticRegression : The classifier, here on learned codes.
 
     Notes
     -----
@@ -548,6 +548,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like of shape (n_samples,)
             Class labels.
 
@@ -663,6 +664,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples.
 
         Returns
         -------
@@ -678,6 +680,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples.
 
         Returns
         -------
@@ -693,6 +696,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples.
 
         Returns
         -------
@@ -712,6 +716,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples.
 
         Returns
         -------
@@ -729,6 +734,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples.
 
         Returns
         -------

@@ -66,7 +66,7 @@ def test_codes_match_sparse_encode(data, alpha):
     # argmin. Its inner Lasso stops at scikit-learn's default tol=1e-4 (duality gap), so
     # agreement is limited by its accuracy...
     ref = sparse_encode(X, D, algorithm="lasso_cd", alpha=alpha, max_iter=10000)
-    np.testing.assert_allclose(Z, ref, atol=1e-5)
+    np.testing.assert_allclose(Z, ref, atol=1e-6)
     assert np.array_equal(Z != 0, ref != 0)
     # ... and to machine precision with the same Lasso solved tightly.
     tight = Lasso(alpha=alpha / P, fit_intercept=False, tol=1e-14, max_iter=100000)
@@ -95,7 +95,7 @@ def test_transform_is_sparse_encode_of_the_dictionary(data):
                                        transform_alpha=0.2).fit(X, y)
     np.testing.assert_allclose(est.components_, D, rtol=1e-15)  # no supervised iteration
     ref = sparse_encode(X, D, algorithm="lasso_cd", alpha=0.2, max_iter=10000)
-    np.testing.assert_allclose(est.transform(X), ref, atol=1e-5)
+    np.testing.assert_allclose(est.transform(X), ref, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..implicit import custom_root
 from ..implicit.linear_solve import solve_cg
-from ._base import SolverInfo, bucket, is_traced, max_ws_size
+from ._base import SolverInfo, bucket, is_traced
 from ._cd import CD, cd_kernel, default_ws_cap
 from ._datafits import Logistic, Quadratic
 from ._fista import FISTA, fista_kernel
@@ -73,23 +73,9 @@ def _check_pair(datafit, penalty, solver):
         raise TypeError(f"unknown solver {solver!r}")
 
 
-def _kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, solver, fit_intercept,
-            stop_if_saturated=False):
-    """One problem on internal layouts; dispatch on the (static) solver type.
-
-    The penalty arrives as its ``(l1, l2)`` pair, so L1, L2 and ElasticNet share one
-    compiled program.
-    """
+def _one(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, solver, fit_intercept):
+    """One problem with a non-CD solver on internal layouts (dispatch on the type)."""
     common = dict(datafit=datafit, fit_intercept=fit_intercept)
-    if isinstance(solver, CD):
-        n, p = X.shape
-        ws = solver.ws_size
-        if ws is None:
-            ws = default_ws_cap(n, p, Y.shape[1], jnp.dtype(X.dtype).itemsize)
-        ws = min(int(ws), max_ws_size(p))
-        return cd_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, ws_size=ws,
-                         stop_if_saturated=stop_if_saturated, max_epochs=solver.max_epochs,
-                         inner_tol_ratio=solver.inner_tol_ratio, **common)
     if isinstance(solver, FISTA):
         return fista_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter,
                             check_every=solver.check_every, n_power=solver.n_power,
@@ -103,28 +89,71 @@ def _kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, solver, fit_int
     return sklearn_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, **common)
 
 
-_solve_jit = jax.jit(_kernel, static_argnames=_STATIC)
+def _cd_capacity(solver, X, n_problems):
+    n, p = X.shape
+    ws = solver.ws_size
+    if ws is None:
+        ws = default_ws_cap(n, p, n_problems, jnp.dtype(X.dtype).itemsize)
+    return min(int(ws), p)
 
 
-def _folds(X, Y, SW, l1, l2, W0, b0, tol, max_iter, **static):
-    one = functools.partial(_kernel, **static)
+def _batched(X, Y, SW, l1, l2, W0, b0, tol, max_iter, *, datafit, solver, fit_intercept,
+             stop_if_saturated=False, buffer=None):
+    """``F`` problems sharing ``X``: ``SW (F, n)``, ``l1``/``l2`` ``(F,)``, ``W0 (F, p, K)``,
+    ``b0 (F, K)``. CD is natively batched (see :func:`cd_kernel`; ``buffer`` is its
+    reusable column storage); the other solvers are dense and batch well under
+    :func:`jax.vmap` (their products with ``X`` become matrix products). The penalty
+    arrives as its ``(l1, l2)`` pair, so L1, L2 and ElasticNet share one compiled program.
+    """
+    if isinstance(solver, CD):
+        return cd_kernel(X, Y, SW, l1, l2, W0, b0, tol, max_iter,
+                         ws_size=_cd_capacity(solver, X, SW.shape[0]), datafit=datafit,
+                         fit_intercept=fit_intercept, stop_if_saturated=stop_if_saturated,
+                         max_epochs=solver.max_epochs, inner_tol_ratio=solver.inner_tol_ratio,
+                         buffer=buffer)
+    one = functools.partial(_one, datafit=datafit, solver=solver, fit_intercept=fit_intercept)
     return jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, 0, None, None))(
         X, Y, SW, l1, l2, W0, b0, tol, max_iter)
 
 
-_folds_jit = jax.jit(_folds, static_argnames=_STATIC)
+def _kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, **static):
+    """One problem: the batched kernel with a batch of one."""
+    W, b, info = _batched(X, Y, sw[None], l1[None], l2[None], W0[None], b0[None], tol,
+                          max_iter, **static)
+    return W[0], b[0], jax.tree_util.tree_map(lambda a: a[0], info)
+
+
+_solve_jit = jax.jit(_kernel, static_argnames=_STATIC)
+_folds_jit = jax.jit(_batched, static_argnames=_STATIC)
 
 
 def _path(X, Y, SW, l1s, l2s, W0, b0, tol, max_iter, **static):
-    def one_fold(sw, l1s, l2s, W0, b0):
+    """``scan`` over the penalties (axis 1 of ``l1s``/``l2s``), batched over problems.
+
+    CD carries its column storage from one penalty to the next.
+    """
+    solver = static["solver"]
+    if isinstance(solver, CD):
+        cap = _cd_capacity(solver, X, SW.shape[0])
+        B = min(32, cap)
+        buf = jnp.zeros((SW.shape[0], -(-cap // B) * B, X.shape[0]), X.dtype)
+
+        def step(carry, l12):
+            W, b, buf = carry
+            W, b, info, buf = _batched(X, Y, SW, l12[0], l12[1], W, b, tol, max_iter,
+                                       buffer=buf, **static)
+            return (W, b, buf), (W, b, info)
+
+        _, out = jax.lax.scan(step, (W0, b0, buf), (l1s.T, l2s.T))
+    else:
+
         def step(carry, l12):
             W, b = carry
-            W, b, info = _kernel(X, Y, sw, l12[0], l12[1], W, b, tol, max_iter, **static)
+            W, b, info = _batched(X, Y, SW, l12[0], l12[1], W, b, tol, max_iter, **static)
             return (W, b), (W, b, info)
 
-        return jax.lax.scan(step, (W0, b0), (l1s, l2s))[1]
-
-    return jax.vmap(one_fold)(SW, l1s, l2s, W0, b0)
+        _, out = jax.lax.scan(step, (W0, b0), (l1s.T, l2s.T))
+    return jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), out)
 
 
 _path_jit = jax.jit(_path, static_argnames=_STATIC)
@@ -208,8 +237,9 @@ def _grow(run, solver, X, Y, W0, traced):
     if not isinstance(solver, CD) or solver.ws_size is not None or traced:
         return run(solver, False, W0)
     n, p = X.shape
-    cap = max_ws_size(p)
-    size = default_ws_cap(n, p, Y.shape[1], jnp.dtype(X.dtype).itemsize)
+    cap = p
+    n_problems = int(np.prod(np.shape(W0)[:-2])) if np.ndim(W0) > 2 else 1
+    size = default_ws_cap(n, p, n_problems, jnp.dtype(X.dtype).itemsize)
     nnz0 = int(np.max(np.sum(np.any(np.asarray(W0) != 0, axis=-1), axis=-1)))
     size = max(size, bucket(4 * nnz0 // 3 + 2, cap))
     while True:
@@ -252,7 +282,7 @@ def select_solver(datafit, penalty, n_samples, n_features, n_problems=1, platfor
     --------
     >>> from skimplicit.solvers import select_solver, Quadratic, L1, L2
     >>> select_solver(Quadratic(), L1(0.1), 100, 5000, platform="cpu")
-    CD(ws_size=None, max_epochs=1000, inner_tol_ratio=0.001)
+    CD(ws_size=None, max_epochs=1000, inner_tol_ratio=0.1)
     >>> select_solver(Quadratic(), L1(0.1), 100, 5000, platform="gpu")
     FISTA(check_every=10, n_power=30, restart=True)
     >>> select_solver(Quadratic(), L2(1.0), 100, 5000)

@@ -120,15 +120,6 @@ def bucket(m, cap):
     return int(min(b, cap))
 
 
-def max_ws_size(n_features):
-    """Largest working set: all features up to 2000, else ``min(2048, p // 2)``.
-
-    This bound is what keeps the working-set Gram matrix (``ws x ws``) from ever being a
-    ``p x p`` matrix when ``p > 2000``.
-    """
-    return int(n_features if n_features <= 2000 else min(2048, n_features // 2))
-
-
 def is_traced(*trees) -> bool:
     """Whether any leaf is a tracer (inside ``jit``, ``vmap``, ``grad``...)."""
     leaves = jax.tree_util.tree_leaves(trees)

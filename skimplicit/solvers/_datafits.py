@@ -145,21 +145,23 @@ class Quadratic(_Datafit):
     is_quadratic = True
 
     def sample_scale(self, sw):
-        """Per-sample factor ``v`` of the loss: ``s / sum(s)`` (a weighted mean)."""
-        return sw / jnp.sum(sw)
+        """Per-sample factor ``v`` of the loss: ``s / sum(s)`` (a weighted mean).
+
+        Leading batch axes are allowed (``sw`` of shape ``(..., n)``)."""
+        return sw / jnp.sum(sw, axis=-1, keepdims=True)
 
     def loss(self, Z, Y, v):
-        """``0.5 * sum_i v_i ||y_i - z_i||^2``."""
-        return 0.5 * jnp.sum(v[:, None] * (Y - Z) ** 2)
+        """``0.5 * sum_i v_i ||y_i - z_i||^2`` (per leading batch index)."""
+        return 0.5 * jnp.sum(v * jnp.sum((Y - Z) ** 2, axis=-1), axis=-1)
 
     def dloss(self, Z, Y):
         """Per-sample derivative in ``z`` (unweighted): ``z - y``."""
         return Z - Y
 
     def d2loss(self, Z, Y):
-        """Per-sample Hessian in ``z``: the identity, shape ``(n, K, K)``."""
-        n, K = Z.shape
-        return jnp.broadcast_to(jnp.eye(K, dtype=Z.dtype), (n, K, K))
+        """Per-sample Hessian in ``z``: the identity, shape ``(..., n, K, K)``."""
+        K = Z.shape[-1]
+        return jnp.broadcast_to(jnp.eye(K, dtype=Z.dtype), Z.shape + (K,))
 
     def d2loss_matvec(self, Z, Y, dZ):
         """Per-sample Hessian times ``dZ``."""
@@ -171,7 +173,7 @@ class Quadratic(_Datafit):
 
     def intercept0(self, Y, v):
         """Optimal intercept at ``coef = 0``: the weighted mean of ``y``."""
-        return (v @ Y) / jnp.sum(v)
+        return (v @ Y) / jnp.sum(v, axis=-1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -207,15 +209,15 @@ class Logistic(_Datafit):
         return sw
 
     def loss(self, Z, Y, v):
-        """``sum_i v_i l(y_i, z_i)``."""
-        if Z.shape[1] == 1:
-            li = jnp.logaddexp(0.0, Z[:, 0]) - Y[:, 0] * Z[:, 0]
+        """``sum_i v_i l(y_i, z_i)`` (per leading batch index)."""
+        if Z.shape[-1] == 1:
+            li = jnp.logaddexp(0.0, Z[..., 0]) - Y[..., 0] * Z[..., 0]
         else:
-            li = jax.nn.logsumexp(Z, axis=1) - jnp.sum(Y * Z, axis=1)
-        return jnp.sum(v * li)
+            li = jax.nn.logsumexp(Z, axis=-1) - jnp.sum(Y * Z, axis=-1)
+        return jnp.sum(v * li, axis=-1)
 
     def _proba(self, Z):
-        return jax.nn.sigmoid(Z) if Z.shape[1] == 1 else jax.nn.softmax(Z, axis=1)
+        return jax.nn.sigmoid(Z) if Z.shape[-1] == 1 else jax.nn.softmax(Z, axis=-1)
 
     def dloss(self, Z, Y):
         """Per-sample derivative in ``z``: ``p - y`` (``p`` sigmoid or softmax)."""
@@ -224,16 +226,17 @@ class Logistic(_Datafit):
     def d2loss(self, Z, Y):
         """Per-sample Hessian in ``z``: ``p (1 - p)`` or ``diag(p) - p p^T``, ``(n, K, K)``."""
         P = self._proba(Z)
-        if Z.shape[1] == 1:
-            return (P * (1 - P))[:, :, None]
-        return jax.vmap(jnp.diag)(P) - P[:, :, None] * P[:, None, :]
+        if Z.shape[-1] == 1:
+            return (P * (1 - P))[..., None]
+        K = Z.shape[-1]
+        return P[..., :, None] * jnp.eye(K, dtype=Z.dtype) - P[..., :, None] * P[..., None, :]
 
     def d2loss_matvec(self, Z, Y, dZ):
         """Per-sample Hessian times ``dZ`` (without forming ``(n, K, K)``)."""
         P = self._proba(Z)
-        if Z.shape[1] == 1:
+        if Z.shape[-1] == 1:
             return P * (1 - P) * dZ
-        return P * dZ - P * jnp.sum(P * dZ, axis=1, keepdims=True)
+        return P * dZ - P * jnp.sum(P * dZ, axis=-1, keepdims=True)
 
     def hess_bound(self, n_outputs):
         """Upper bound of the per-sample Hessian's eigenvalues: 1/4 (binary), 1/2."""
@@ -241,13 +244,13 @@ class Logistic(_Datafit):
 
     def intercept0(self, Y, v):
         """Optimal intercept at ``coef = 0``: the log-odds (centered log-frequencies)."""
-        freq = (v @ Y) / jnp.sum(v)
+        freq = (v @ Y) / jnp.sum(v, axis=-1, keepdims=True)
         tiny = jnp.finfo(Y.dtype).eps
         freq = jnp.clip(freq, tiny, 1 - tiny)
-        if Y.shape[1] == 1:
+        if Y.shape[-1] == 1:
             return jnp.log(freq) - jnp.log1p(-freq)
         logf = jnp.log(freq)
-        return logf - jnp.mean(logf)
+        return logf - jnp.mean(logf, axis=-1, keepdims=True)
 
 
 def global_lipschitz(X, v, datafit, n_outputs, fit_intercept, n_power=50):

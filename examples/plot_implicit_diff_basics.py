@@ -47,7 +47,7 @@ n, p = X_train.shape
 
 # %%
 # Ridge: scikit-learn's objective ``||y - X w||^2 + alpha ||w||^2``
-# ---------------------------------------------------------------
+# -----------------------------------------------------------------
 # ``custom_root(F)`` turns a solver ``solver(init, *args)`` into a differentiable
 # function of every argument after ``init``, where ``F(w, *args) = 0`` at its output.
 

@@ -97,14 +97,26 @@ def _cd_capacity(solver, X, n_problems):
     return min(int(ws), p)
 
 
-def _batched(X, Y, SW, l1, l2, W0, b0, tol, max_iter, *, datafit, solver, fit_intercept,
-             stop_if_saturated=False, buffer=None):
+def _public(W, b):
+    """Internal ``W (..., p, K)``, ``b (..., K)`` -> scikit-learn layouts: ``(..., p)`` and
+    ``(...)`` for one output, ``(..., K, p)`` and ``(..., K)`` for the multinomial loss."""
+    if W.shape[-1] == 1:
+        return W[..., 0], b[..., 0]
+    return jnp.swapaxes(W, -1, -2), b
+
+
+def _batched(X, Y, SW, l1, l2, W0, b0, b0_auto, tol, max_iter, *, datafit, solver,
+             fit_intercept, stop_if_saturated=False, buffer=None):
     """``F`` problems sharing ``X``: ``SW (F, n)``, ``l1``/``l2`` ``(F,)``, ``W0 (F, p, K)``,
-    ``b0 (F, K)``. CD is natively batched (see :func:`cd_kernel`; ``buffer`` is its
-    reusable column storage); the other solvers are dense and batch well under
-    :func:`jax.vmap` (their products with ``X`` become matrix products). The penalty
+    ``b0 (F, K)``; where ``b0_auto`` (``(F,)``) is set, a logistic intercept starts at its
+    optimum for zero coefficients. CD is natively batched (see :func:`cd_kernel`;
+    ``buffer`` is its reusable column storage); the other solvers are dense and batch well
+    under :func:`jax.vmap` (their products with ``X`` become matrix products). The penalty
     arrives as its ``(l1, l2)`` pair, so L1, L2 and ElasticNet share one compiled program.
     """
+    if fit_intercept and not datafit.is_quadratic:
+        b_star = datafit.intercept0(Y, datafit.sample_scale(SW))
+        b0 = jnp.where(b0_auto[:, None], b_star, b0)
     if isinstance(solver, CD):
         return cd_kernel(X, Y, SW, l1, l2, W0, b0, tol, max_iter,
                          ws_size=_cd_capacity(solver, X, SW.shape[0]), datafit=datafit,
@@ -116,23 +128,31 @@ def _batched(X, Y, SW, l1, l2, W0, b0, tol, max_iter, *, datafit, solver, fit_in
         X, Y, SW, l1, l2, W0, b0, tol, max_iter)
 
 
-def _kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, **static):
-    """One problem: the batched kernel with a batch of one."""
-    W, b, info = _batched(X, Y, sw[None], l1[None], l2[None], W0[None], b0[None], tol,
-                          max_iter, **static)
-    return W[0], b[0], jax.tree_util.tree_map(lambda a: a[0], info)
+def _kernel(X, Y, sw, l1, l2, W0, b0, b0_auto, tol, max_iter, **static):
+    """One problem (a batch of one); returns ``(coef, intercept, info)``, public layouts."""
+    W, b, info = _batched(X, Y, sw[None], l1[None], l2[None], W0[None], b0[None],
+                          b0_auto[None], tol, max_iter, **static)
+    return (*_public(W[0], b[0]), jax.tree_util.tree_map(lambda a: a[0], info))
+
+
+def _folds(X, Y, SW, l1, l2, W0, b0, b0_auto, tol, max_iter, **static):
+    W, b, info = _batched(X, Y, SW, l1, l2, W0, b0, b0_auto, tol, max_iter, **static)
+    return (*_public(W, b), info)
 
 
 _solve_jit = jax.jit(_kernel, static_argnames=_STATIC)
-_folds_jit = jax.jit(_batched, static_argnames=_STATIC)
+_folds_jit = jax.jit(_folds, static_argnames=_STATIC)
 
 
-def _path(X, Y, SW, l1s, l2s, W0, b0, tol, max_iter, **static):
+def _path(X, Y, SW, l1s, l2s, W0, b0, b0_auto, tol, max_iter, **static):
     """``scan`` over the penalties (axis 1 of ``l1s``/``l2s``), batched over problems.
 
     CD carries its column storage from one penalty to the next.
     """
-    solver = static["solver"]
+    solver, datafit = static["solver"], static["datafit"]
+    if static["fit_intercept"] and not datafit.is_quadratic:
+        b0 = jnp.where(b0_auto[:, None], datafit.intercept0(Y, datafit.sample_scale(SW)), b0)
+    no_auto = jnp.zeros_like(b0_auto)
     if isinstance(solver, CD):
         cap = _cd_capacity(solver, X, SW.shape[0])
         B = min(32, cap)
@@ -140,17 +160,18 @@ def _path(X, Y, SW, l1s, l2s, W0, b0, tol, max_iter, **static):
 
         def step(carry, l12):
             W, b, buf = carry
-            W, b, info, buf = _batched(X, Y, SW, l12[0], l12[1], W, b, tol, max_iter,
-                                       buffer=buf, **static)
-            return (W, b, buf), (W, b, info)
+            W, b, info, buf = _batched(X, Y, SW, l12[0], l12[1], W, b, no_auto, tol,
+                                       max_iter, buffer=buf, **static)
+            return (W, b, buf), (*_public(W, b), info)
 
         _, out = jax.lax.scan(step, (W0, b0, buf), (l1s.T, l2s.T))
     else:
 
         def step(carry, l12):
             W, b = carry
-            W, b, info = _batched(X, Y, SW, l12[0], l12[1], W, b, tol, max_iter, **static)
-            return (W, b), (W, b, info)
+            W, b, info = _batched(X, Y, SW, l12[0], l12[1], W, b, no_auto, tol, max_iter,
+                                  **static)
+            return (W, b), (*_public(W, b), info)
 
         _, out = jax.lax.scan(step, (W0, b0), (l1s.T, l2s.T))
     return jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), out)
@@ -164,62 +185,57 @@ _path_jit = jax.jit(_path, static_argnames=_STATIC)
 # --------------------------------------------------------------------------------------
 
 
+def _xp(*trees):
+    """:mod:`numpy` for host data (no JAX dispatch, nothing to compile), :mod:`jax.numpy`
+    as soon as one leaf is a JAX array or a tracer."""
+    leaves = jax.tree_util.tree_leaves(trees)
+    return jnp if any(isinstance(a, (jax.Array, jax.core.Tracer)) for a in leaves) else np
+
+
 def _prepare(X, y, datafit, sample_weight, batch_shape=()):
-    X = jnp.asarray(X)
-    dtype = jnp.result_type(X.dtype, jnp.float32)
-    X = X.astype(dtype)
-    y = jnp.asarray(y)
+    """Validated ``X``, ``Y (n, K)`` and weights ``(*batch, n)`` in one floating dtype."""
+    xp = _xp(X, y, sample_weight)
+    dtype = jax.dtypes.canonicalize_dtype(np.result_type(np.dtype(X.dtype) if hasattr(
+        X, "dtype") else np.asarray(X).dtype, np.float32))
+    X = xp.asarray(X, dtype)
+    y = xp.asarray(y)
     if datafit.is_quadratic and y.ndim != 1:
         raise ValueError("Quadratic expects a 1-D y (vmap over targets for several).")
-    Y = datafit.prepare_y(y, dtype)
+    Y = (y[:, None] if y.ndim == 1 else y).astype(dtype)
     n = X.shape[0]
     if Y.shape[0] != n:
         raise ValueError(f"X has {n} samples, y has {Y.shape[0]}")
     if sample_weight is None:
-        sw = jnp.ones(batch_shape + (n,), dtype)
+        sw = xp.ones(batch_shape + (n,), dtype)
     else:
-        sw = jnp.broadcast_to(jnp.asarray(sample_weight, dtype), batch_shape + (n,))
+        sw = xp.broadcast_to(xp.asarray(sample_weight, dtype), batch_shape + (n,))
     return X, Y, sw
 
 
-def _init_internal(init, datafit, Y, sw, fit_intercept, batch_shape, multinomial):
-    """``init`` -> ``(W0 (*batch, p, K) or None, b0 (*batch, K))`` in ``sw``'s dtype.
+def _init_internal(init, p, K, dtype, batch_shape, multinomial, xp):
+    """``init`` -> ``(W0 (*batch, p, K), b0 (*batch, K), b0_auto (*batch,))``.
 
-    Without ``init``: ``W0 = None`` (zeros) and the optimal intercept at zero coefficients,
-    computed here, outside the compiled kernels, so that cold and warm starts share one
-    compiled program.
+    Without ``init``: zero coefficients, and ``b0_auto`` set so that the kernel starts the
+    logistic intercept at its optimum for zero coefficients (computed inside the compiled
+    program, so that cold and warm starts share it).
     """
-    K, dtype = Y.shape[1], sw.dtype
     if init is None:
-        if not (fit_intercept and not datafit.is_quadratic):
-            return None, jnp.zeros(batch_shape + (K,), dtype)
-        b0 = datafit.intercept0
-        if batch_shape:
-            b0 = jax.vmap(b0, in_axes=(None, 0))
-        return None, b0(Y, datafit.sample_scale(sw))
+        return (xp.zeros(batch_shape + (p, K), dtype), xp.zeros(batch_shape + (K,), dtype),
+                xp.ones(batch_shape, bool))
     coef, intercept = init
-    coef = jnp.asarray(coef, dtype)
-    W = jnp.swapaxes(coef, -1, -2) if multinomial else coef[..., None]
-    b = jnp.asarray(0.0 if intercept is None else intercept, dtype)
-    b = jnp.broadcast_to(b[..., None] if not multinomial else b, batch_shape + (K,))
-    return W, b
-
-
-def _full_init(W, b, p, K, dtype, batch_shape):
-    if W is None:
-        W = jnp.zeros(batch_shape + (p, K), dtype)
-    return jnp.broadcast_to(W, batch_shape + (p, K)), b
+    xp = _xp(coef, intercept) if xp is np else xp
+    coef = xp.asarray(coef, dtype)
+    W = xp.swapaxes(coef, -1, -2) if multinomial else coef[..., None]
+    W = xp.broadcast_to(W, batch_shape + (p, K))
+    b = xp.asarray(0.0 if intercept is None else intercept, dtype)
+    b = xp.broadcast_to(b[..., None] if not multinomial else b, batch_shape + (K,))
+    return W, b, xp.zeros(batch_shape, bool)
 
 
 def _l1_l2(penalty, dtype, shape):
-    return (jnp.broadcast_to(jnp.asarray(penalty.l1, dtype), shape),
-            jnp.broadcast_to(jnp.asarray(penalty.l2, dtype), shape))
-
-
-def _public(W, b, multinomial):
-    if multinomial:
-        return jnp.swapaxes(W, -1, -2), b
-    return W[..., 0], b[..., 0]
+    xp = _xp(penalty)
+    return (xp.broadcast_to(xp.asarray(penalty.l1, dtype), shape),
+            xp.broadcast_to(xp.asarray(penalty.l2, dtype), shape))
 
 
 def _resolve(solver, datafit, penalty, n, p, n_problems, max_iter):
@@ -231,24 +247,27 @@ def _resolve(solver, datafit, penalty, n, p, n_problems, max_iter):
     return solver, max_iter
 
 
-def _grow(run, solver, X, Y, W0, traced):
-    """Run ``run(solver, stop_if_saturated, W0)``; for ``CD(ws_size=None)`` on concrete
-    arrays, double the working-set capacity while the support outgrows it."""
+def _grow(run, solver, X, W0, traced):
+    """Run ``run(solver, stop_if_saturated, init)`` (``init=None``: the caller's start).
+
+    For ``CD(ws_size=None)`` on concrete arrays, double the working-set capacity, warm
+    started from the last result, while the support of some problem outgrows it.
+    """
     if not isinstance(solver, CD) or solver.ws_size is not None or traced:
-        return run(solver, False, W0)
+        return run(solver, False, None)
     n, p = X.shape
-    cap = p
     n_problems = int(np.prod(np.shape(W0)[:-2])) if np.ndim(W0) > 2 else 1
-    size = default_ws_cap(n, p, n_problems, jnp.dtype(X.dtype).itemsize)
+    size = default_ws_cap(n, p, n_problems, np.dtype(X.dtype).itemsize)
     nnz0 = int(np.max(np.sum(np.any(np.asarray(W0) != 0, axis=-1), axis=-1)))
-    size = max(size, bucket(4 * nnz0 // 3 + 2, cap))
+    size = max(size, bucket(4 * nnz0 // 3 + 2, p))
+    init = None
     while True:
-        W, b, info = run(dataclasses.replace(solver, ws_size=size), size < cap, W0)
+        coef, intercept, info = run(dataclasses.replace(solver, ws_size=size), size < p, init)
         retry = np.asarray(info.saturated) & ~np.asarray(info.converged)
-        if size >= cap or not retry.any():
-            return W, b, info
-        size = bucket(2 * size, cap)
-        W0 = W
+        if size >= p or not retry.any():
+            return coef, intercept, info
+        size = bucket(2 * size, p)
+        init = (coef, intercept)
 
 
 # --------------------------------------------------------------------------------------
@@ -349,21 +368,21 @@ def solve(X, y, datafit, penalty, solver=None, *, sample_weight=None, init=None,
     """
     X, Y, sw = _prepare(X, y, datafit, sample_weight)
     n, p = X.shape
-    multinomial = jnp.ndim(y) == 2
+    K = Y.shape[1]
     solver, max_iter = _resolve(solver, datafit, penalty, n, p, 1, max_iter)
-    W0, b0 = _init_internal(init, datafit, Y, sw, fit_intercept, (), multinomial)
-    W0, b0 = _full_init(W0, b0, p, Y.shape[1], X.dtype, ())
+    xp = _xp(X, Y, sw, penalty)
+    W0, b0, auto = _init_internal(init, p, K, X.dtype, (), K > 1, xp)
     l1, l2 = _l1_l2(penalty, X.dtype, ())
     traced = is_traced(X, Y, sw, l1, l2, W0, b0, tol, max_iter)
 
-    def run(solver, stop_if_saturated, W0):
-        return _solve_jit(X, Y, sw, l1, l2, W0, b0, tol, max_iter, datafit=datafit,
+    def run(solver, stop_if_saturated, restart):
+        W, b, a = (W0, b0, auto) if restart is None else _init_internal(
+            restart, p, K, X.dtype, (), K > 1, jnp)
+        return _solve_jit(X, Y, sw, l1, l2, W, b, a, tol, max_iter, datafit=datafit,
                           solver=solver, fit_intercept=fit_intercept,
                           stop_if_saturated=stop_if_saturated)
 
-    W, b, info = _grow(run, solver, X, Y, W0, traced)
-    coef, intercept = _public(W, b, multinomial)
-    return coef, intercept, info
+    return _grow(run, solver, X, W0, traced)
 
 
 def solve_folds(X, y, datafit, penalty, solver=None, *, sample_weights, init=None,
@@ -408,27 +427,26 @@ def solve_folds(X, y, datafit, penalty, solver=None, *, sample_weights, init=Non
     >>> coef.shape, info.converged.tolist()
     ((3, 30), [True, True, True])
     """
-    SW = jnp.asarray(sample_weights)
-    if SW.ndim != 2:
+    if np.ndim(sample_weights) != 2:
         raise ValueError("sample_weights must have shape (n_folds, n_samples)")
-    F = SW.shape[0]
-    X, Y, SW = _prepare(X, y, datafit, SW, (F,))
+    F = np.shape(sample_weights)[0]
+    X, Y, SW = _prepare(X, y, datafit, sample_weights, (F,))
     n, p = X.shape
-    multinomial = jnp.ndim(y) == 2
+    K = Y.shape[1]
     solver, max_iter = _resolve(solver, datafit, penalty, n, p, F, max_iter)
+    xp = _xp(X, Y, SW, penalty)
     l1, l2 = _l1_l2(penalty, X.dtype, (F,))
-    W0, b0 = _init_internal(init, datafit, Y, SW, fit_intercept, (F,), multinomial)
-    W0, b0 = _full_init(W0, b0, p, Y.shape[1], X.dtype, (F,))
+    W0, b0, auto = _init_internal(init, p, K, X.dtype, (F,), K > 1, xp)
     traced = is_traced(X, Y, SW, l1, l2, W0, b0, tol, max_iter)
 
-    def run(solver, stop_if_saturated, W0):
-        return _folds_jit(X, Y, SW, l1, l2, W0, b0, tol, max_iter, datafit=datafit,
+    def run(solver, stop_if_saturated, restart):
+        W, b, a = (W0, b0, auto) if restart is None else _init_internal(
+            restart, p, K, X.dtype, (F,), K > 1, jnp)
+        return _folds_jit(X, Y, SW, l1, l2, W, b, a, tol, max_iter, datafit=datafit,
                           solver=solver, fit_intercept=fit_intercept,
                           stop_if_saturated=stop_if_saturated)
 
-    W, b, info = _grow(run, solver, X, Y, W0, traced)
-    coef, intercept = _public(W, b, multinomial)
-    return coef, intercept, info
+    return _grow(run, solver, X, W0, traced)
 
 
 def solve_path(X, y, datafit, penalties, solver=None, *, sample_weights=None, init=None,
@@ -465,33 +483,32 @@ def solve_path(X, y, datafit, penalties, solver=None, *, sample_weights=None, in
     >>> X = rng.randn(60, 30); y = X[:, 0] + 0.1 * rng.randn(60)
     >>> with jax.enable_x64(True):
     ...     coef, _, info = solve_path(X, y, Quadratic(), L1(np.array([0.5, 0.1, 0.01])))
-    >>> coef.shape, (coef != 0).sum(axis=1).tolist()[0] <= (coef != 0).sum(axis=1).tolist()[2]
-    ((3, 30), True)
+    >>> coef.shape, np.count_nonzero(np.asarray(coef), axis=1).tolist()
+    ((3, 30), [1, 1, 11])
     """
     single = sample_weights is None
-    SW = jnp.ones((1, np.shape(X)[0])) if single else jnp.asarray(sample_weights)
-    if SW.ndim != 2:
+    if single:
+        sample_weights = np.ones((1, np.shape(X)[0]))
+    if np.ndim(sample_weights) != 2:
         raise ValueError("sample_weights must have shape (n_folds, n_samples)")
-    F = SW.shape[0]
-    X, Y, SW = _prepare(X, y, datafit, SW, (F,))
+    F = np.shape(sample_weights)[0]
+    X, Y, SW = _prepare(X, y, datafit, sample_weights, (F,))
     n, p = X.shape
-    multinomial = jnp.ndim(y) == 2
-    leaves = jax.tree_util.tree_leaves(penalties)
-    A = np.shape(leaves[0])[-1]
+    K = Y.shape[1]
+    A = np.shape(jax.tree_util.tree_leaves(penalties)[0])[-1]
     solver, max_iter = _resolve(solver, datafit, penalties, n, p, F * A, max_iter)
+    xp = _xp(X, Y, SW, penalties)
     l1s, l2s = _l1_l2(penalties, X.dtype, (F, A))
-    W0, b0 = _init_internal(init, datafit, Y, SW, fit_intercept, (F,), multinomial)
-    W0, b0 = _full_init(W0, b0, p, Y.shape[1], X.dtype, (F,))
+    W0, b0, auto = _init_internal(init, p, K, X.dtype, (F,), K > 1, xp)
     traced = is_traced(X, Y, SW, l1s, l2s, W0, b0, tol, max_iter)
 
-    def run(solver, stop_if_saturated, W0_):
-        # A retry restarts the whole path from the original init with the larger size.
-        return _path_jit(X, Y, SW, l1s, l2s, W0, b0, tol, max_iter, datafit=datafit,
+    def run(solver, stop_if_saturated, restart):
+        # A retry restarts the whole path from the original start with the larger size.
+        return _path_jit(X, Y, SW, l1s, l2s, W0, b0, auto, tol, max_iter, datafit=datafit,
                          solver=solver, fit_intercept=fit_intercept,
                          stop_if_saturated=stop_if_saturated)
 
-    W, b, info = _grow(run, solver, X, Y, W0, traced)
-    coef, intercept = _public(W, b, multinomial)
+    coef, intercept, info = _grow(run, solver, X, W0, traced)
     if single:
         coef, intercept = coef[0], intercept[0]
         info = jax.tree_util.tree_map(lambda a: a[0], info)
@@ -575,10 +592,17 @@ def alpha_max(X, y, datafit, l1_ratio=1.0, *, sample_weight=None, fit_intercept=
     0.4444...
     """
     X, Y, sw = _prepare(X, y, datafit, sample_weight)
+    return _alpha_max_jit(X, Y, sw, datafit=datafit, fit_intercept=fit_intercept) / l1_ratio
+
+
+def _alpha_max(X, Y, sw, *, datafit, fit_intercept):
     v = datafit.sample_scale(sw)
     b = datafit.intercept0(Y, v) if fit_intercept else jnp.zeros((Y.shape[1],), X.dtype)
     gZ = v[:, None] * datafit.dloss(jnp.zeros_like(Y) + b, Y)
-    return jnp.max(jnp.abs(gZ.T @ X)) / l1_ratio
+    return jnp.max(jnp.abs(gZ.T @ X))
+
+
+_alpha_max_jit = jax.jit(_alpha_max, static_argnames=("datafit", "fit_intercept"))
 
 
 def objective(coef, intercept, X, y, datafit, penalty, sample_weight=None):

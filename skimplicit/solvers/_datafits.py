@@ -66,14 +66,18 @@ class _Datafit:
             return W[:, 0], b[0]
         return W.T, b
 
-    def _internal(self, X, y, coef, intercept, sample_weight):
+    def _data(self, X, y, sample_weight):
         X = jnp.asarray(X)
         dtype = jnp.result_type(X.dtype, jnp.float32)
         X = X.astype(dtype)
         Y = self.prepare_y(y, dtype)
         sw = jnp.ones(X.shape[0], dtype) if sample_weight is None else jnp.asarray(
             sample_weight, dtype)
-        W, b = self.to_internal(coef, intercept, X.shape[1], Y.shape[1], dtype)
+        return X, Y, sw
+
+    def _internal(self, X, y, coef, intercept, sample_weight):
+        X, Y, sw = self._data(X, y, sample_weight)
+        W, b = self.to_internal(coef, intercept, X.shape[1], Y.shape[1], X.dtype)
         return X, Y, sw, W, b
 
     # ---- user level ------------------------------------------------------------------
@@ -98,9 +102,7 @@ class _Datafit:
         with ``fit_intercept``), else 0. Without weights and centering this is
         ``||X_j||^2 / n`` for the mean squared loss.
         """
-        X, Y, sw, _, _ = self._internal(X, y, jnp.zeros(X.shape[1]) if jnp.ndim(y) == 1
-                                        else jnp.zeros((y.shape[1], X.shape[1])), 0.0,
-                                        sample_weight)
+        X, Y, sw = self._data(X, y, sample_weight)
         v = self.sample_scale(sw)
         if self.is_quadratic and fit_intercept:
             X = X - (v @ X) / jnp.sum(v)
@@ -112,9 +114,7 @@ class _Datafit:
         See :func:`global_lipschitz` (the kernel) for the operator; the result is
         multiplied by 1.02 to cover the power iteration's underestimate.
         """
-        X, Y, sw, _, _ = self._internal(X, y, jnp.zeros(X.shape[1]) if jnp.ndim(y) == 1
-                                        else jnp.zeros((y.shape[1], X.shape[1])), 0.0,
-                                        sample_weight)
+        X, Y, sw = self._data(X, y, sample_weight)
         return global_lipschitz(X, self.sample_scale(sw), self, Y.shape[1], fit_intercept,
                                 n_power)
 

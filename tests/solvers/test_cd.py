@@ -175,7 +175,7 @@ def test_no_p_by_p_matrix_when_p_large(rel_err):
     for datafit, Y in [(Quadratic(), Yj), (Logistic(), (Yj > 0).astype(float))]:
         jaxpr = jax.make_jaxpr(
             lambda X, Y, sw, W0, b0: _solve_jit(
-                X, Y, sw, 0.1, 0.0, W0, b0, 1e-6, 100, datafit=datafit,
+                X, Y, sw, 0.1, 0.0, W0, b0, False, 1e-6, 100, datafit=datafit,
                 solver=CD(ws_size=p), fit_intercept=True))(Xj, Y, sw, W0, b0)
         assert _max_square_dim(jaxpr.jaxpr) <= n
     alpha = float(alpha_max(X, y, Quadratic())) / 5

@@ -278,3 +278,27 @@ def test_convergence_warning(cancer):
     X, y = cancer
     with pytest.warns(ConvergenceWarning):
         ImplicitLogisticRegressionCV(cv=3, max_iter=1, max_outer_iter=2).fit(X, y)
+
+
+@pytest.mark.parametrize("l1_ratio", [0.0, 1.0])
+def test_large_sparse_folds(l1_ratio):
+    """TF-IDF-like input: sparse folds stay sparse (BCOO kernel for l2; the l1 support
+    is gathered), with the same loss and hypergradient as dense folds."""
+    rng = np.random.RandomState(0)
+    X = sp.random(360, 3000, density=0.01, format="csr", random_state=rng)
+    X.data = np.abs(X.data)
+    w = np.zeros(3000)
+    w[:40] = 30 * rng.randn(40)
+    y = (X @ w + 0.3 * rng.randn(360) > 0).astype(int)
+    C = 3.0 if l1_ratio == 0 else 5.0
+    # l1: the active-set polish makes the solutions exact beyond a tolerance of 1e-9.
+    tol = 1e-12 if l1_ratio == 0 else 1e-9
+    probs = [LogisticCVProblem(_folds(Xf, y), n_classes=2, l1_ratio=l1_ratio, tol=tol)
+             for Xf in (X, X.toarray())]
+    assert sp.issparse(probs[0].X[0]) and not sp.issparse(probs[1].X[0])
+    evs = [p.evaluate({"C": C}) for p in probs]
+    assert evs[0].converged and 0 < evs[0].info["support_size"][0] < 3000
+    np.testing.assert_allclose(evs[0].loss, evs[1].loss, rtol=1e-10)
+    np.testing.assert_allclose(evs[0].grad["C"], evs[1].grad["C"], rtol=1e-7)
+    f = lambda t: probs[0].evaluate({"C": C * np.exp(t)}, with_grad=False).loss  # noqa: E731
+    np.testing.assert_allclose(evs[0].grad["C"] * C, _fd(f, 0.0, 1e-5), rtol=1e-6)

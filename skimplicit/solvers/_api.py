@@ -102,7 +102,8 @@ def _public(W, b):
     ``(...)`` for one output, ``(..., K, p)`` and ``(..., K)`` for the multinomial loss."""
     if W.shape[-1] == 1:
         return W[..., 0], b[..., 0]
-    return jnp.swapaxes(W, -1, -2), b
+    # Multinomial: the intercept is defined up to a constant; return the symmetric one.
+    return jnp.swapaxes(W, -1, -2), b - jnp.mean(b, axis=-1, keepdims=True)
 
 
 def _batched(X, Y, SW, l1, l2, W0, b0, b0_auto, tol, max_iter, *, datafit, solver,
@@ -633,7 +634,9 @@ def optimality(datafit, fit_intercept=True):
       symmetric positive definite, so the default linear solver is conjugate gradient.
       Valid away from kinks.
     * The intercept row is ``grad_b f`` (or ``intercept`` itself without
-      ``fit_intercept``).
+      ``fit_intercept``); for the multinomial loss ``grad_b f + mean(intercept)``, which
+      selects the symmetric intercept (mean 0, what the solvers return) and keeps ``dF/dx``
+      nonsingular.
 
     Examples
     --------
@@ -660,7 +663,14 @@ def optimality(datafit, fit_intercept=True):
             g_coef, g_b = jax.grad(smooth, argnums=(0, 1))(jnp.where(mask, coef, 0),
                                                             intercept)
             F_coef = jnp.where(mask, g_coef + penalty.grad(coef), coef)
-        F_b = g_b if fit_intercept else intercept
+        if not fit_intercept:
+            F_b = intercept
+        elif jnp.ndim(intercept) == 1:
+            # Multinomial: fix the gauge (adding a constant to every class intercept
+            # changes nothing) with mean(b) = 0, which makes dF/dx nonsingular.
+            F_b = g_b + jnp.mean(intercept)
+        else:
+            F_b = g_b
         return F_coef, F_b
 
     F.default_solve = solve_cg

@@ -162,3 +162,25 @@ def test_l1_logistic_C(clf):
     fd = _central(sk, 0.5, 0.5e-4)
     assert len(set(sk.supports)) == 1
     np.testing.assert_allclose(g, fd, rtol=1e-6)
+
+
+def test_l2_multinomial_C(multi):
+    """The multinomial intercept is only defined up to a constant: the optimality mapping
+    pins its mean (else the implicit linear system is singular)."""
+    X, y, Y, _ = multi
+    mask, tr, va = _split(len(y), 45)
+
+    def val_loss(C):
+        coef, b = implicit_solve(X, Y, Logistic(), L2(1 / C), Newton(), sample_weight=mask,
+                                 tol=1e-13)
+        Z = X[va] @ coef.T + b
+        return jnp.mean(jax.nn.logsumexp(Z, axis=1) - jnp.sum(Y[va] * Z, axis=1))
+
+    g = jax.grad(val_loss)(0.5)
+
+    def sk(C):
+        m = LogisticRegression(C=C, solver="newton-cholesky", tol=1e-14).fit(X[tr], y[tr])
+        Z = X[va] @ m.coef_.T + m.intercept_
+        return float(np.mean(np.log(np.exp(Z).sum(1)) - Z[np.arange(len(va)), y[va]]))
+
+    np.testing.assert_allclose(g, _central(sk, 0.5, 0.5e-4), rtol=1e-6)

@@ -134,10 +134,10 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
 
     See Also
     --------
-    sklearn.linear_model.LogisticRegressionCV : the grid twin (a path of ``Cs`` values
+    sklearn.linear_model.LogisticRegressionCV : The grid twin (a path of ``Cs`` values
         per fold, best mean score).
-    sklearn.linear_model.LogisticRegression : the model refitted at ``C_``.
-    ImplicitLassoCV : the same machinery for the Lasso.
+    sklearn.linear_model.LogisticRegression : The model refitted at ``C_``.
+    ImplicitLassoCV : The same machinery for the Lasso.
 
     Notes
     -----
@@ -375,13 +375,13 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
 
     # -- metadata routing ----------------------------------------------------------------
     def get_metadata_routing(self):
-        """Route ``groups`` to the CV splitter (as ``LogisticRegressionCV`` does).
+        """Route ``groups`` to the CV splitter; ``sample_weight`` is consumed by ``fit``.
 
         Returns
         -------
         routing : MetadataRouter
         """
-        router = MetadataRouter(owner=self).add(
+        router = MetadataRouter(owner=self).add_self_request(self).add(
             splitter=check_cv(self.cv, classifier=True),
             method_mapping=MethodMapping().add(caller="fit", callee="split"),
         )

@@ -302,3 +302,22 @@ def test_large_sparse_folds(l1_ratio):
     np.testing.assert_allclose(evs[0].grad["C"], evs[1].grad["C"], rtol=1e-7)
     f = lambda t: probs[0].evaluate({"C": C * np.exp(t)}, with_grad=False).loss  # noqa: E731
     np.testing.assert_allclose(evs[0].grad["C"] * C, _fd(f, 0.0, 1e-5), rtol=1e-6)
+
+
+def test_metadata_routing(cancer):
+    """sample_weight routed to fit and score, groups to a group splitter."""
+    from sklearn import config_context
+    from sklearn.model_selection import GroupKFold, cross_validate
+
+    X, y = cancer
+    X, y = X[:200], y[:200]
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    groups = np.arange(len(y)) % 4
+    with config_context(enable_metadata_routing=True):
+        est = ImplicitLogisticRegressionCV(cv=GroupKFold(4), max_outer_iter=3)
+        est.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
+        out = cross_validate(est, X, y, cv=2, params={"sample_weight": sw, "groups": groups})
+        assert np.all(out["test_score"] > 0.9)
+        # groups reach the inner splitter: GroupKFold without them fails.
+        with pytest.raises(ValueError, match="groups"):
+            ImplicitLogisticRegressionCV(cv=GroupKFold(4)).fit(X, y)

@@ -119,43 +119,47 @@ def newton_kernel(X, Y, sw, l1, l2, W0, b0, tol, max_iter, *, datafit, fit_inter
         return datafit.loss(Z, Y, v) + 0.5 * l2 * jnp.sum(W * W)
 
     def body(state):
-        W, b, Z, it, n_cg, _, g0_norm = state
-        GW, Gb = _grads(X, Y, v, Z, datafit)
-        crit = stop_criterion(Y, v, sw, W, Z, GW, Gb, zero, l2, datafit, fit_intercept)
-        stop = (crit <= thr) | ~jnp.isfinite(crit) | (it >= max_iter)
+        # No lax.cond around the update: under vmap a conditional with a batched predicate
+        # would broadcast X to every problem (measured 10x slower for 5 folds).
+        W, b, Z, GW, Gb, it, n_cg, _, g0_norm = state
         g_norm = jnp.sqrt(jnp.sum((GW + l2 * W) ** 2) + (jnp.sum(Gb**2) if free_b else 0.0))
         g0_norm = jnp.where(it == 0, g_norm, g0_norm)
+        d, g, k = direction(W, Z, GW, Gb, g_norm, g0_norm)
+        Xd = X @ d[0]
+        shift = (v @ Xd) / vsum if elim else d[1] if free_b else jnp.zeros((K,), dtype)
+        dZ = Xd - shift if elim else Xd + shift
+        F0 = objective(Z, W)
+        slope = dot(g, d)
+        # Within rounding noise of F a full step is accepted (else Armijo stalls near the
+        # optimum, where F changes by less than its rounding error).
+        noise = 64 * jnp.finfo(dtype).eps * jnp.abs(F0)
 
-        def update():
-            d, g, k = direction(W, Z, GW, Gb, g_norm, g0_norm)
-            Xd = X @ d[0]
-            shift = (v @ Xd) / vsum if elim else d[1] if free_b else jnp.zeros((K,), dtype)
-            dZ = Xd - shift if elim else Xd + shift
-            F0 = objective(Z, W)
-            slope = dot(g, d)
+        def ls_cond(ts):
+            t, j = ts
+            Ft = objective(Z + t * dZ, W + t * d[0])
+            ok = (Ft <= F0 + 1e-4 * t * slope) | ((j == 0) & (Ft <= F0 + noise))
+            return (j < 40) & ~ok
 
-            # Within rounding noise of F a full step is accepted (else Armijo stalls
-            # near the optimum, where F changes by less than its rounding error).
-            noise = 64 * jnp.finfo(dtype).eps * jnp.abs(F0)
+        t, _ = jax.lax.while_loop(ls_cond, lambda ts: (0.5 * ts[0], ts[1] + 1),
+                                  (jnp.ones((), dtype), 0))
+        # elim: the optimal intercept of W + t d is b - t * shift (Z stays exact)
+        b = b - t * shift if elim else b + t * shift
+        W = W + t * d[0]
+        Z = Z + t * dZ
+        GW, Gb = _grads(X, Y, v, Z, datafit)
+        crit = stop_criterion(Y, v, sw, W, Z, GW, Gb, zero, l2, datafit, fit_intercept)
+        return W, b, Z, GW, Gb, it + 1, n_cg + k, crit, g0_norm
 
-            def ls_cond(ts):
-                t, j = ts
-                F = objective(Z + t * dZ, W + t * d[0])
-                ok = (F <= F0 + 1e-4 * t * slope) | ((j == 0) & (F <= F0 + noise))
-                return (j < 40) & ~ok
+    def cond(state):
+        it, crit = state[5], state[7]
+        return (it < max_iter) & ~(crit <= thr) & ((it == 0) | jnp.isfinite(crit))
 
-            t, _ = jax.lax.while_loop(ls_cond, lambda ts: (0.5 * ts[0], ts[1] + 1),
-                                      (jnp.ones((), dtype), 0))
-            # elim: the optimal intercept of W + t d is b - t * shift (Z stays exact)
-            bn = b - t * shift if elim else b + t * shift
-            return W + t * d[0], bn, Z + t * dZ, k
-
-        W, b, Z, k = jax.lax.cond(stop, lambda: (W, b, Z, 0), update)
-        return W, b, Z, it + jnp.where(stop, 0, 1), n_cg + k, (crit, stop), g0_norm
-
+    # At least one Newton step (the criterion starts at +inf): a single copy of the check
+    # in the compiled program. From an optimal start the step is zero.
     Z0, b0 = predict(W0, b0 if free_b else jnp.zeros((K,), dtype))
+    GW0, Gb0 = _grads(X, Y, v, Z0, datafit)
     inf = jnp.asarray(jnp.inf, dtype)
-    state = (W0, b0, Z0, 0, 0, (inf, False), zero)
-    W, b, Z, it, n_cg, (crit, _), _ = jax.lax.while_loop(lambda s: ~s[5][1], body, state)
+    state = (W0, b0, Z0, GW0, Gb0, 0, 0, inf, zero)
+    W, b, Z, _, _, it, n_cg, crit, _ = jax.lax.while_loop(cond, body, state)
     info = SolverInfo(it, n_cg, (crit <= thr) & jnp.isfinite(crit), crit, thr, False)
     return W, b, info

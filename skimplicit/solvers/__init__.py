@@ -15,8 +15,9 @@ from three independent pieces (as in skglm):
   ================  =====================================  ==============================
   solver            problems                               when (measured, see below)
   ================  =====================================  ==============================
-  :class:`CD`       L1 / elastic-net / L2, both datafits   CPU default for L1/EN: working
-                                                           sets, cost ~ active set not p
+  :class:`CD`       L1 / elastic-net (any datafit)         CPU default for L1/EN: working
+                                                           sets, cost ~ active set, not p;
+                                                           natively batched over folds
   :class:`FISTA`    same                                   accelerators, big dense batches
   :class:`Newton`   L2 penalty (logistic)                  L2 logistic regression
   :class:`Direct`   Quadratic + L2 (ridge)                 ridge (Cholesky / CG)
@@ -36,8 +37,28 @@ Entry points (all return ``(coef, intercept, info)`` with ``info`` a :class:`Sol
   ``sample_weight`` by :func:`~skimplicit.implicit.custom_root` with :func:`optimality`.
 * :func:`alpha_max`, :func:`objective`, :func:`select_solver` (``solver=None`` uses it).
 
-Measured on a 2-core CPU (``benchmarks/bench_solvers.py``, n = 667, p = 5000): see that
-script's docstring for the table.
+Batching: problems that share ``X`` (K folds as 0/1 ``sample_weight`` masks, several
+penalties) run in one call of :func:`solve_folds` / :func:`solve_path`, where their full
+gradients are one matrix product with ``X``. The CD kernel is batched natively (its inner
+loops share their indices across problems); the dense solvers are ``vmap``-ed. Every kernel
+also works under a user's own :func:`jax.vmap` / :func:`jax.jit`.
+
+Speed is measured by ``benchmarks/bench_solvers.py`` (n = 667, p = 5000, 2-core CPU,
+against scikit-learn) and ``benchmarks/bench_gpu.py``; the solver choice of
+:func:`select_solver` follows those measurements.
+
+Examples
+--------
+>>> import jax, numpy as np
+>>> from skimplicit.solvers import solve_path, Quadratic, L1, CD
+>>> rng = np.random.RandomState(0)
+>>> X = rng.randn(40, 100); y = X[:, :3] @ np.array([1.0, -2.0, 1.5]) + 0.1 * rng.randn(40)
+>>> masks = np.ones((2, 40)); masks[0, :20] = masks[1, 20:] = 0       # two folds
+>>> with jax.enable_x64(True):
+...     coef, intercept, info = solve_path(X, y, Quadratic(), L1(np.array([0.5, 0.1])),
+...                                        CD(), sample_weights=masks)
+>>> coef.shape, bool(info.converged.all())
+((2, 2, 100), True)
 """
 
 from ._api import (

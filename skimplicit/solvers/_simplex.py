@@ -17,17 +17,31 @@ Each row of ``x`` (shape ``(n_rows, n_cols)``) lies on the probability simplex:
 Every solver is a module-level :func:`jax.jit` kernel taking its data as arguments (the
 objective ``fun`` is a static argument: pass a module-level function so that compiled
 code is reused), warm-starts from ``init``, works under :func:`jax.vmap`, and returns
-``(x, info)`` with ``info`` a :class:`~skimplicit.solvers._base.SolverInfo` whose
-``stop_crit`` is the largest change of an entry in the last iteration (the fixed-point
-residual ``max |T(x) - x|`` of the solver's own map ``T``), compared with ``tol``. The solvers are not meant to be
-differentiated through: wrap them with :func:`~skimplicit.implicit.custom_root` and the
-mirror-descent or projected-gradient fixed point of
-:mod:`skimplicit.implicit.optimality` (see the Examples of :func:`mirror_descent_simplex`).
+``(x, info)`` with ``info`` a :class:`~skimplicit.solvers.SolverInfo` whose ``stop_crit``
+is the largest change of an entry in the last iteration (the fixed-point residual
+``max |T(x) - x|`` of the solver's own map ``T``), compared with ``tol``. The solvers are
+not meant to be differentiated through: wrap them with
+:func:`~skimplicit.implicit.custom_root` and the mirror-descent or projected-gradient
+fixed point of :mod:`skimplicit.implicit.optimality` (see the Examples of
+:func:`mirror_descent_simplex`).
+
+Which to use (measured on the multiclass SVM dual of 200 digits, float64, CPU)
+-----------------------------------------------------------------------------
+* Accelerated projected gradient is the fastest here (tolerance 1e-10 in ~2200
+  iterations, ~0.3 s); block coordinate descent needs ~2800 epochs (~1.4 s: one
+  ``fori_loop`` step per sample); mirror descent is far slower when the solution lies on
+  the simplex's faces (an entry of size ``b`` moves by ``O(b)`` per step): 20000 iterations
+  leave an error of ~1e-2.
+* For differentiation, the projected-gradient fixed point is the robust choice. The
+  mirror-descent fixed point gives the same derivative at an accurate solution, but its
+  Jacobian contracts by only ``O(b)`` along a support entry of size ``b``: a tiny positive
+  entry (1e-6) makes the linear system ill-conditioned (GMRES stalls).
 """
 
 from __future__ import annotations
 
 import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -98,7 +112,7 @@ def entropy_mirror_map(x):
     Examples
     --------
     >>> import jax.numpy as jnp
-    >>> from skimplicit.solvers._simplex import entropy_mirror_map
+    >>> from skimplicit.solvers import entropy_mirror_map
     >>> bool(jnp.isfinite(entropy_mirror_map(jnp.array([0.0, 1.0]))).all())
     True
     """
@@ -173,7 +187,7 @@ def mirror_descent_simplex(fun, init, *args, step, maxiter=1000, tol=None):
     >>> import jax, jax.numpy as jnp
     >>> from skimplicit.implicit import custom_root, optimality
     >>> from skimplicit.implicit.projection import kl_projection_simplex
-    >>> from skimplicit.solvers._simplex import mirror_descent_simplex, entropy_mirror_map
+    >>> from skimplicit.solvers import mirror_descent_simplex, entropy_mirror_map
     >>> def f(x, c):
     ...     return jnp.sum(x * c) + jnp.sum(x * jnp.log(x))
     >>> F = optimality.mirror_descent_fixed_point(f, kl_projection_simplex,
@@ -278,7 +292,7 @@ def projected_gradient_simplex(fun, init, *args, step, maxiter=1000, tol=None,
     Euclidean projection of a point onto the simplex as an optimization problem:
 
     >>> import jax.numpy as jnp
-    >>> from skimplicit.solvers._simplex import projected_gradient_simplex
+    >>> from skimplicit.solvers import projected_gradient_simplex
     >>> def f(x, c):
     ...     return 0.5 * jnp.sum((x - c) ** 2)
     >>> c = jnp.array([[0.8, 0.6, -1.0]])
@@ -366,7 +380,7 @@ def multiclass_svm_dual(beta, X, Y, alpha):
     Examples
     --------
     >>> import jax.numpy as jnp
-    >>> from skimplicit.solvers._simplex import multiclass_svm_dual
+    >>> from skimplicit.solvers import multiclass_svm_dual
     >>> X = jnp.array([[1.0, 0.0], [0.0, 1.0]]); Y = jnp.eye(2)
     >>> float(multiclass_svm_dual(Y, X, Y, 1.0))  # beta = Y: W = 0
     2.0
@@ -386,7 +400,7 @@ def multiclass_svm_dual_coef(beta, X, Y, alpha):
     Examples
     --------
     >>> import jax.numpy as jnp
-    >>> from skimplicit.solvers._simplex import multiclass_svm_dual_coef
+    >>> from skimplicit.solvers import multiclass_svm_dual_coef
     >>> multiclass_svm_dual_coef(jnp.full((2, 2), 0.5), jnp.eye(2), jnp.eye(2), 2.0)
     Array([[ 0.25, -0.25],
            [-0.25,  0.25]], dtype=float32)
@@ -438,13 +452,12 @@ def block_cd_multiclass_svm(init, X, Y, alpha, *, maxiter=1000, tol=None):
 
     Examples
     --------
-    >>> import numpy as np, jax.numpy as jnp
-    >>> from skimplicit.solvers._simplex import (block_cd_multiclass_svm,
-    ...                                          multiclass_svm_dual_coef)
+    >>> import jax.numpy as jnp
+    >>> from skimplicit.solvers import block_cd_multiclass_svm, multiclass_svm_dual_coef
     >>> X = jnp.array([[1.0, 0.2], [0.1, 1.0], [-1.0, -1.0]]); Y = jnp.eye(3)
     >>> beta, info = block_cd_multiclass_svm(jnp.full((3, 3), 1 / 3), X, Y, 1.0)
-    >>> bool(info.converged), beta.shape
-    (True, (3, 3))
+    >>> bool(info.converged), multiclass_svm_dual_coef(beta, X, Y, 1.0).shape
+    (True, (2, 3))
     """
     beta0 = projection_simplex_rows(_float_init(init))
     dtype = beta0.dtype

@@ -2,9 +2,10 @@
 
 Run from the repository root: ``flock /tmp/skimplicit-bench.lock python
 benchmarks/bench_dictl.py`` (about 25 minutes on 2 cores; prefix ``PYTHONPATH=.`` unless
-this checkout is the installed skimplicit). Needs scikit-survival installed (``pip install skimplicit[bench]`` or
-``pip install scikit-survival``): only its bundled ARFF file is read (with
-``scipy.io.arff``; scikit-survival is never imported, nothing is downloaded).
+this checkout is the installed skimplicit). Needs scikit-survival installed
+(``pip install skimplicit[bench]`` or ``pip install scikit-survival``): only its bundled
+ARFF file is read (with ``scipy.io.arff``; scikit-survival is never imported, nothing is
+downloaded).
 
 Data: GSE7390 (Desmedt et al. 2007), 198 patients x the 76 genes of the prognostic
 signature (the 4 clinical columns are dropped), label = distant metastasis (51 of 198).

@@ -321,3 +321,36 @@ def test_metadata_routing(cancer):
         # groups reach the inner splitter: GroupKFold without them fails.
         with pytest.raises(ValueError, match="groups"):
             ImplicitLogisticRegressionCV(cv=GroupKFold(4)).fit(X, y)
+
+
+@pytest.mark.usefixtures("x64")
+@pytest.mark.parametrize("K", [1, 4])
+def test_stationarity_is_the_objectives_gradient(K):
+    """The written-out residual of the kernel is optimality.stationary of the training
+    objective on the support (and the identity off it)."""
+    import jax
+    import jax.numpy as jnp
+
+    from skimplicit.implicit import optimality
+
+    rng = np.random.RandomState(0)
+    X, W, b = rng.randn(30, 6), rng.randn(6, K), rng.randn(K)
+    W[2] = 0.0
+    Y = lp.one_hot(rng.randint(0, max(K, 2), 30), max(K, 2))
+    sw, alpha, rho = rng.uniform(0.5, 2, 30), rng.uniform(0.5, 2, K), 0.3
+
+    def objective(theta):
+        Wt, bt = theta
+        Z = X @ Wt + bt
+        li = (jnp.logaddexp(0.0, Z[:, 0]) - Y[:, 0] * Z[:, 0] if K == 1
+              else jax.nn.logsumexp(Z, axis=1) - jnp.sum(Y * Z, axis=1))
+        pen = alpha * (rho * jnp.abs(Wt) + 0.5 * (1 - rho) * Wt ** 2)
+        return jnp.sum(sw * li) + jnp.sum(pen)
+
+    gW, gb = optimality.stationary(objective)((W, b))
+    FW, Fb = lp._stationarity((W, b), (alpha, rho), X, Y, sw, jnp.mean(b), binary=K == 1,
+                              fit_intercept=True)
+    on = W != 0
+    np.testing.assert_allclose(np.asarray(FW)[on], np.asarray(gW)[on], rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(FW)[~on], W[~on])
+    np.testing.assert_allclose(Fb, gb, rtol=1e-12, atol=1e-12)

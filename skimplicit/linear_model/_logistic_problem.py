@@ -705,6 +705,12 @@ class LogisticCVProblem:
         if sp.issparse(self.X[0]):
             Xs, Xts, shapes = _coo_stack(self.X), _coo_stack(self.Xt), (n, k, m)
         else:
+            if F * (n + m) * k > 2.5e8:
+                raise MemoryError(
+                    f"The hypergradient kernel would hold {F} dense folds of {n + m} x {k} "
+                    f"(> 2 GB). Pass X as a sparse matrix (kept sparse), or use "
+                    f"l1_ratio > 0 (only the support's columns are used)."
+                )
             Xs = _pad_stack(self.X, (n, k))
             Xts = _pad_stack(self.Xt, (m, k))
             shapes = None

@@ -138,10 +138,11 @@ def main():
     rows = []
 
     with jax.enable_x64(True):
-        Xj, yj, ycj = jnp.asarray(X), jnp.asarray(y), jnp.asarray(yc)
+        Xj, yj = jnp.asarray(X), jnp.asarray(y)
+        Xcj, ycj = jnp.asarray(Xc), jnp.asarray(yc)
         amax = float(alpha_max(Xj, yj, Quadratic()))
         amax_en = float(alpha_max(Xj, yj, Quadratic(), 0.5))
-        amax_log = float(alpha_max(Xj, ycj, Logistic()))
+        amax_log = float(alpha_max(Xcj, ycj, Logistic()))
         alphas = np.geomspace(amax / 2, amax / 100, 10)
         alphas_en = np.geomspace(amax_en / 2, amax_en / 100, 10)
         alphas_log = np.geomspace(amax_log / 2, amax_log / 100, 10)
@@ -178,11 +179,11 @@ def main():
                lambda: SkElasticNet(alpha=a_en, l1_ratio=0.5).fit(X, y))
         a_log = amax_log / 20
         single("L1 logistic: CD (prox-Newton) vs liblinear",
-               lambda: solve(Xj, ycj, Logistic(), L1(a_log), CD()),
+               lambda: solve(Xcj, ycj, Logistic(), L1(a_log), CD()),
                lambda: LogisticRegression(C=1 / a_log, l1_ratio=1.0,
                                           solver="liblinear").fit(Xc, yc))
         single("L2 logistic: Newton-CG vs lbfgs",
-               lambda: solve(Xj, ycj, Logistic(), L2(a_log), Newton()),
+               lambda: solve(Xcj, ycj, Logistic(), L2(a_log), Newton()),
                lambda: LogisticRegression(C=1 / a_log).fit(Xc, yc))
         a_r = n * amax / 20
         single("Ridge: Direct (dual Cholesky)",
@@ -231,13 +232,13 @@ def main():
               lambda: sk_loop(lambda al: SkElasticNet(alpha=al, l1_ratio=0.5,
                                                       warm_start=True), alphas_en, X, y))
         batch("L1 logistic: CD path vs liblinear",
-              lambda: solve_path(Xj, ycj, Logistic(), L1(alphas_log), CD(),
+              lambda: solve_path(Xcj, ycj, Logistic(), L1(alphas_log), CD(),
                                  sample_weights=masks),
               lambda: sk_loop(lambda al: LogisticRegression(C=1 / al, l1_ratio=1.0,
                                                             solver="liblinear"),
                               alphas_log, Xc, yc))
         batch("L2 logistic: Newton path vs lbfgs",
-              lambda: solve_path(Xj, ycj, Logistic(), L2(alphas_log), Newton(),
+              lambda: solve_path(Xcj, ycj, Logistic(), L2(alphas_log), Newton(),
                                  sample_weights=masks),
               lambda: sk_loop(lambda al: LogisticRegression(C=1 / al, warm_start=True),
                               alphas_log, Xc, yc))

@@ -78,13 +78,18 @@ def test_path_equals_sequential_warm_starts(reg):
             np.testing.assert_allclose(coef[k, j], c, atol=1e-8 * np.abs(c).max())
 
 
-def test_vmap_over_hyperparameters(reg):
+def test_vmap_over_folds_and_hyperparameters(reg):
+    """A user's own jax.vmap over (sample_weight, alpha) pairs equals separate fits."""
     X, y, _, amax = reg
+    masks = _masks(len(y), 2)
     alphas = amax * jnp.array([0.3, 0.1])
-    fit = jax.vmap(lambda a: solve(X, y, Quadratic(), L1(a), CD(), tol=1e-14)[0])
-    coefs = fit(alphas)
+    fit = jax.vmap(lambda sw, a: solve(X, y, Quadratic(), L1(a), CD(), sample_weight=sw,
+                                       tol=1e-14)[0])
+    coefs = fit(masks, alphas)
     for k in range(2):
-        ref = Lasso(alpha=float(alphas[k]), tol=1e-15, max_iter=100000).fit(X, y).coef_
+        keep = masks[k] > 0
+        ref = Lasso(alpha=float(alphas[k]), tol=1e-15, max_iter=100000).fit(
+            X[keep], y[keep]).coef_
         np.testing.assert_allclose(coefs[k], ref, atol=1e-7 * np.abs(ref).max())
 
 

@@ -148,9 +148,10 @@ def draw_figure(panels, out_png):
                 continue
             ax.scatter([pts[i][1] for i in idx], [excess[i] for i in idx], marker=marker,
                        s=60, color=color, label=label, zorder=3)
-            for i in idx:
-                ax.annotate(pts[i][0], (pts[i][1], excess[i]), textcoords="offset points",
-                            xytext=(6, 4), fontsize=8)
+        # Labels above and below in turn (left to right), so that close points stay legible.
+        for k, i in enumerate(sorted(range(len(pts)), key=lambda i: pts[i][1])):
+            ax.annotate(pts[i][0], (pts[i][1], excess[i]), textcoords="offset points",
+                        xytext=(6, 6) if k % 2 == 0 else (6, -13), fontsize=8)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -159,7 +160,7 @@ def draw_figure(panels, out_png):
         lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
         ax.set_xlim(lo / 2, hi * 5)
         top = max(excess)
-        ax.set_ylim(-0.1 * top - 1e-3, 1.25 * top + 1e-3)
+        ax.set_ylim(-0.22 * top - 1e-3, 1.25 * top + 1e-3)
         ax.set_xlabel(f"{pts[0][4]}: seconds, log scale")
         ax.set_ylabel(f"{pts[0][5]} above best (%)")
         ax.set_title(title, fontsize=10)

@@ -339,7 +339,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     with every core), cap the threads per worker: ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``
     and ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` (or
     ``threadpoolctl.threadpool_limits``), e.g. ``1`` when there are as many workers as
-    cores; loky already limits BLAS threads in its workers.
+    cores; loky already limits BLAS threads in its workers. Each evaluation of the
+    validation loss runs with BLAS limited to one thread anyway (in every process):
+    its many small BLAS calls gain little from threads, and spin-waiting BLAS threads
+    cost several times the work on a busy machine.
 
     References
     ----------

@@ -24,6 +24,7 @@ them never recompiles. Every entry point works under :func:`jax.jit`, :func:`jax
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 
@@ -248,6 +249,21 @@ def _resolve(solver, datafit, penalty, n, p, n_problems, max_iter):
     return solver, max_iter
 
 
+def _blas_single_thread(solver, traced):
+    """One BLAS thread around kernels that call LAPACK (the Cholesky of :class:`Direct`).
+
+    jaxlib's LAPACK runs on the OpenBLAS bundled with scipy, whose own thread pool fights
+    XLA's for the cores: on the 2-core CI machine a 5-fold ridge path measured 0.4 s with
+    one BLAS thread and 2-36 s (erratic) with two. Only on concrete calls (a traced call
+    runs later, outside this context).
+    """
+    if traced or not isinstance(solver, Direct):
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _grow(run, solver, X, W0, traced):
     """Run ``run(solver, stop_if_saturated, init)`` (``init=None``: the caller's start).
 
@@ -255,7 +271,9 @@ def _grow(run, solver, X, W0, traced):
     started from the last result, while the support of some problem outgrows it.
     """
     if not isinstance(solver, CD) or solver.ws_size is not None or traced:
-        return run(solver, False, None)
+        with _blas_single_thread(solver, traced):
+            out = run(solver, False, None)
+            return out if traced else jax.block_until_ready(out)  # finish inside
     n, p = X.shape
     n_problems = int(np.prod(np.shape(W0)[:-2])) if np.ndim(W0) > 2 else 1
     size = default_ws_cap(n, p, n_problems, np.dtype(X.dtype).itemsize)
@@ -564,9 +582,11 @@ def solve_ridge(X, y, alpha, *, sample_weight=None, fit_intercept=True, tol=1e-4
     n = X.shape[0]
     sw = jnp.ones(n, dtype) if sample_weight is None else jnp.asarray(sample_weight, dtype)
     l2 = jnp.asarray(alpha, dtype) / jnp.sum(sw)
-    W, b, info = _ridge_jit(X, Y, sw, l2, jnp.zeros((X.shape[1], Y.shape[1]), dtype), tol,
-                            max_iter, fit_intercept=fit_intercept,
-                            max_gram_bytes=max_gram_bytes)
+    traced = is_traced(X, y, sw, l2)
+    with _blas_single_thread(Direct(), traced):
+        out = _ridge_jit(X, Y, sw, l2, jnp.zeros((X.shape[1], Y.shape[1]), dtype), tol,
+                         max_iter, fit_intercept=fit_intercept, max_gram_bytes=max_gram_bytes)
+        W, b, info = out if traced else jax.block_until_ready(out)  # finish inside
     if y.ndim == 1:
         return W[:, 0], b[0], info
     return W.T, b, info

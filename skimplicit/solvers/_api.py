@@ -35,7 +35,7 @@ import numpy as np
 from ..implicit import custom_root
 from ..implicit.linear_solve import solve_cg
 from ._base import SolverInfo, bucket, is_traced
-from ._cd import CD, cd_kernel, default_ws_cap
+from ._cd import CD, buffer_shape, cd_kernel, default_ws_cap
 from ._datafits import Logistic, Quadratic
 from ._fista import FISTA, fista_kernel
 from ._newton import Newton, newton_kernel
@@ -157,8 +157,7 @@ def _path(X, Y, SW, l1s, l2s, W0, b0, b0_auto, tol, max_iter, **static):
     no_auto = jnp.zeros_like(b0_auto)
     if isinstance(solver, CD):
         cap = _cd_capacity(solver, X, SW.shape[0])
-        B = min(32, cap)
-        buf = jnp.zeros((SW.shape[0], -(-cap // B) * B, X.shape[0]), X.dtype)
+        buf = jnp.zeros(buffer_shape(SW.shape[0], cap, X.shape[0]), X.dtype)
 
         def step(carry, l12):
             W, b, buf = carry

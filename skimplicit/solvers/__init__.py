@@ -36,6 +36,9 @@ Entry points (all return ``(coef, intercept, info)`` with ``info`` a :class:`Sol
 * :func:`implicit_solve`: :func:`solve` made differentiable in the penalty, ``X``, ``y`` and
   ``sample_weight`` by :func:`~skimplicit.implicit.custom_root` with :func:`optimality`.
 * :func:`alpha_max`, :func:`objective`, :func:`select_solver` (``solver=None`` uses it).
+* Simplex-constrained problems (the multiclass SVM dual): :func:`mirror_descent_simplex`,
+  :func:`projected_gradient_simplex`, :func:`block_cd_multiclass_svm` (module
+  ``_simplex``).
 
 Batching: problems that share ``X`` (K folds as 0/1 ``sample_weight`` masks, several
 penalties) run in one call of :func:`solve_folds` / :func:`solve_path`, where their full
@@ -79,6 +82,14 @@ from ._fista import FISTA, fista_kernel
 from ._newton import Newton, newton_kernel
 from ._penalties import L1, L2, ElasticNet
 from ._ridge import Direct, ridge_kernel
+from ._simplex import (
+    block_cd_multiclass_svm,
+    entropy_mirror_map,
+    mirror_descent_simplex,
+    multiclass_svm_dual,
+    multiclass_svm_dual_coef,
+    projected_gradient_simplex,
+)
 from ._sklearn import SklearnCD, sklearn_kernel
 from ._simplex import (
     block_cd_multiclass_svm,
@@ -116,4 +127,10 @@ __all__ = [
     "newton_kernel",
     "ridge_kernel",
     "sklearn_kernel",
+    "mirror_descent_simplex",
+    "projected_gradient_simplex",
+    "block_cd_multiclass_svm",
+    "multiclass_svm_dual",
+    "multiclass_svm_dual_coef",
+    "entropy_mirror_map",
 ]

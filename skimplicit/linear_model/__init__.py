@@ -4,4 +4,5 @@ from ._coordinate_descent import ImplicitElasticNetCV, ImplicitLassoCV
 from ._logistic import ImplicitLogisticRegressionCV
 from ._ridge import ImplicitRidgeCV
 
-__all__ = ["ImplicitLassoCV", "ImplicitElasticNetCV", "ImplicitRidgeCV", "ImplicitLogisticRegressionCV"]
+__all__ = ["ImplicitLassoCV", "ImplicitElasticNetCV", "ImplicitRidgeCV",
+           "ImplicitLogisticRegressionCV"]

@@ -145,7 +145,8 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
     minimum of the CV log-loss, usually reached with fewer inner solves, each warm-started
     and restricted to the relevant range of ``C``. Inner solves run on the host (Newton-CG
     for the l2 penalty; L-BFGS-B on the split ``W+ - W-`` then a Newton polish on the
-    support otherwise), the hypergradient in JAX (float64).
+    support otherwise; one BLAS thread for folds of moderate size), the hypergradient
+    in JAX (float64), compiled once per fit (folds padded to bucketed shapes).
 
     References
     ----------
@@ -285,8 +286,8 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
                                  f"shape {C0.shape}.")
             if np.any(C0 <= 0) or not np.all(np.isfinite(C0)):
                 raise ValueError(f"C_init must be positive and finite; got {self.C_init}.")
-            init = {"C": float(C0) if C0.ndim == 0 and not self.C_per_class else
-                    np.broadcast_to(C0, (problem.K,)).copy()}
+            init = {"C": np.broadcast_to(C0, (problem.K,)).copy() if self.C_per_class
+                    else float(C0.ravel()[0])}
             if tuned:
                 init["l1_ratio"] = 0.5
         result = tune(

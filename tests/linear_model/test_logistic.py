@@ -102,7 +102,8 @@ def test_hypergradient_matches_finite_differences(case, request):
         f = lambda t: prob.evaluate({"C": C * np.exp(t * d)}, with_grad=False).loss  # noqa: E731
         analytic = np.dot(ev.grad["C"] * C, d)
     else:
-        f = lambda t: prob.evaluate({**params, "C": C * np.exp(t)}, with_grad=False).loss  # noqa: E731
+        def f(t):
+            return prob.evaluate({**params, "C": C * np.exp(t)}, with_grad=False).loss
         analytic = ev.grad["C"] * C
     np.testing.assert_allclose(analytic, _fd(f, 0.0, h), rtol=1e-6)
     if tune_rho:

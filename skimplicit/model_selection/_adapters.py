@@ -31,8 +31,8 @@ from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
 
+from .._blas import one_blas_thread
 from ._tunable import Evaluation, Hyperparameter
 
 __all__ = [
@@ -395,7 +395,7 @@ class SearchProblem:
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         t0 = time.perf_counter()
         try:
-            with threadpool_limits(limits=1, user_api="blas"):
+            with one_blas_thread():
                 ev = self.problem.evaluate({**self.fixed, **params}, precision=precision,
                                            with_grad=with_grad)
         except Exception as exc:  # noqa: BLE001 - reported as error_score, as GridSearchCV

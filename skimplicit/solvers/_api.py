@@ -24,7 +24,6 @@ them never recompiles. Every entry point works under :func:`jax.jit`, :func:`jax
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 
@@ -32,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._blas import one_blas_thread
 from ..implicit import custom_root
 from ..implicit.linear_solve import solve_cg
 from ._base import SolverInfo, bucket, is_traced
@@ -256,11 +256,7 @@ def _blas_single_thread(solver, traced):
     one BLAS thread and 2-36 s (erratic) with two. Only on concrete calls (a traced call
     runs later, outside this context).
     """
-    if traced or not isinstance(solver, Direct):
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
+    return one_blas_thread(not traced and isinstance(solver, Direct))
 
 
 def _grow(run, solver, X, W0, traced):

@@ -328,7 +328,7 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
         alpha = 1.0 / np.broadcast_to(np.asarray(self.C_, float), (Y.shape[1],))
         W, b, n_iter, ok = fit_logistic(host_matrix(X), Y, sw, alpha, self.l1_ratio_,
                                         tol=self.tol, max_iter=self.max_iter,
-                                        fit_intercept=self.fit_intercept)
+                                        fit_intercept=self.fit_intercept, refine=True)
         if not ok:
             warnings.warn(
                 f"The final refit at C={self.C_} did not converge in max_iter="

@@ -232,7 +232,7 @@ def test_pipeline_pickle_and_parallel_cross_val_score(cancer):
 def test_few_compilations_per_fit():
     """Bucketed shapes: one kernel compilation per fit, none when refitting the same shape."""
     X, y = make_classification(n_samples=301, n_features=23, random_state=1)
-    kernel = lp._hypergrad_fast
+    kernel = lp.logistic_hypergrad
     n0 = kernel._cache_size()
     ImplicitLogisticRegressionCV(cv=5).fit(X, y)
     n1 = kernel._cache_size()

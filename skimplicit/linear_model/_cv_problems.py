@@ -12,13 +12,16 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet
 
+from .._blas import one_blas_thread
 from ..model_selection._tunable import Evaluation, Hyperparameter
 from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad
 
+_PREC = True
 __all__ = ["EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds", "make_folds"]
 
 
@@ -58,10 +61,8 @@ class _Fold:
         self.sw_train = sw * (self.n_train / sw.sum()) if normalize_weights else sw
         self.sw_test = np.asarray(swte, float)
         if fit_intercept:
-            self.x_mean = np.asarray(
-                (Xtr.T @ self.sw_train) / self.sw_train.sum() if sp.issparse(Xtr)
-                else np.average(Xtr, axis=0, weights=self.sw_train)
-            ).ravel()
+            # (a matrix-vector product: np.average would form the weighted copy of X)
+            self.x_mean = np.asarray(Xtr.T @ self.sw_train / self.sw_train.sum()).ravel()
             self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
         else:
             self.x_mean = np.zeros(Xtr.shape[1])
@@ -78,9 +79,50 @@ class _Fold:
             # squares without intercept on it is the weighted problem with intercept, so
             # the inner solver never copies or re-centers X.
             self.X_train = None
-            self.X_fit = np.asfortranarray((np.asarray(Xtr, float) - self.x_mean)
-                                           * self.sqrt_sw[:, None])
+            X_fit = np.array(Xtr, dtype=float, order="F")
+            X_fit -= self.x_mean
+            if np.any(self.sqrt_sw != 1.0):
+                X_fit *= self.sqrt_sw[:, None]
+            self.X_fit = X_fit
         self.y_fit = self.train_target()
+
+    def empty_gram_cache(self):
+        """A cache for :meth:`gram`: ``(position of each feature or -1, cached features,
+        their Gram matrix, their X^T y)``. Never modified in place (a new tuple each time
+        it grows), so a snapshot is a reference."""
+        return (np.full(self.x_mean.shape[0], -1), np.zeros(0, int), np.zeros((0, 0)),
+                np.zeros(0))
+
+    def gram(self, S, cache):
+        """``X_S^T X_S / n``, ``X_S^T y / n`` on the training data, and the updated cache.
+
+        Missing columns are added to the cache (``n |cache| |new|`` operations); past
+        ``max(2 n, 1000)`` cached columns it starts again from ``S``. The polish of
+        successive outer steps, whose supports differ by a few columns, reuses the rest.
+        """
+        pos, cols, G, xty = cache
+        new = S[pos[S] < 0]
+        if new.size:
+            n = self.n_train
+            pos = pos.copy()
+            if cols.size + new.size > max(2 * n, 1000):
+                pos[cols] = -1
+                cols, G, xty, new = np.zeros(0, int), np.zeros((0, 0)), np.zeros(0), S
+            m = cols.size
+            Xn = self.train_columns(new)
+            G2 = np.empty((m + new.size, m + new.size))
+            G2[:m, :m] = G
+            if m:
+                B = self.train_columns(cols).T @ Xn / n
+                G2[:m, m:] = B
+                G2[m:, :m] = B.T
+            G2[m:, m:] = Xn.T @ Xn / n
+            xty = np.r_[xty, Xn.T @ self.y_fit / n]
+            pos[new] = np.arange(m, m + new.size)
+            cols, G = np.r_[cols, new], G2
+            cache = (pos, cols, G, xty)
+        p = pos[S]
+        return G[np.ix_(p, p)], xty[p], cache
 
     def train_columns(self, cols):
         """Centered, sqrt-weight-scaled training columns (dense), as the solver sees them."""
@@ -104,6 +146,75 @@ class _Fold:
         return float(np.average(r * r, weights=self.sw_test) if r.ndim == 1
                      else np.average(np.mean(r * r, axis=1), weights=self.sw_test))
 
+    def kkt_gradient(self, r):
+        """``X^T r / n`` on the centered, weighted training data (``r`` in the solver's space)."""
+        if not self.sparse:
+            return self.X_fit.T @ r / self.n_train
+        rs = r * self.sqrt_sw
+        return (np.asarray(self.X_train.T @ rs).ravel() - self.x_mean * rs.sum()) / self.n_train
+
+    def polish(self, w, alpha, l1_ratio, positive, cache, max_rounds=6):
+        """The exact elastic-net solution near ``w`` by a few active-set rounds, or ``None``.
+
+        With the support ``S`` and the signs ``s`` fixed, the elastic net's stationarity
+        conditions are linear:
+        ``(X_S^T X_S / n + diag(alpha_S (1 - rho))) w_S = X_S^T y / n - rho alpha_S s``.
+        Each round solves them (Cholesky), drops the coordinates whose sign flips (and
+        re-solves), then adds the coordinates that violate ``|x_j^T r| / n <= rho alpha_j``
+        with the sign of their correlation. The result is returned only when it is a
+        certified optimum: consistent signs, stationarity on the support, the subgradient
+        condition off it. An inexact solution with the right support (a loose coordinate
+        descent), or the exact solution at a nearby ``alpha`` (the previous outer step),
+        thus becomes exact to rounding error at the cost of a few ``k x k`` solves.
+        Returns ``(solution or None, the updated Gram cache)``.
+        """
+        y = self.y_fit
+        thr = alpha * l1_ratio
+        l2 = alpha * (1.0 - l1_ratio)
+        S = np.flatnonzero(w)
+        s = np.sign(w[S])
+        for _ in range(max_rounds):
+            G, c, cache = self.gram(S, cache)
+            G[np.diag_indices_from(G)] += l2[S]
+            keep = np.ones(S.size, bool)
+            for _ in range(8):  # sign flips: drop them and re-solve
+                idx = np.flatnonzero(keep)
+                if idx.size == 0:
+                    wS = np.zeros(0)
+                    break
+                try:
+                    fac = sla.cho_factor(G[np.ix_(idx, idx)], lower=True, check_finite=False)
+                except (np.linalg.LinAlgError, ValueError):
+                    return None, cache
+                wS = sla.cho_solve(fac, c[idx] - thr[S[idx]] * s[idx], check_finite=False)
+                flipped = np.sign(wS) != s[idx]
+                if not flipped.any():
+                    break
+                keep[idx[flipped]] = False
+            else:
+                return None, cache
+            if not np.all(np.isfinite(wS)):
+                return None, cache
+            S, s = S[idx], s[idx]
+            g = self.kkt_gradient(y - self.train_columns(S) @ wS if S.size else y)
+            scale = max(float(np.max(thr)), float(np.max(np.abs(g))), 1e-300)
+            # Stationarity on the support (guards against a near-singular Gram matrix) ...
+            stat = g[S] - l2[S] * wS - thr[S] * s
+            if stat.size and np.max(np.abs(stat)) > 1e-8 * scale:
+                return None, cache
+            # ... and the subgradient condition off it.
+            excess = (g if positive else np.abs(g)) - thr
+            excess[S] = -np.inf
+            add = np.flatnonzero(excess > 1e-7 * scale)
+            if add.size == 0:
+                out = np.zeros(w.size)
+                out[S] = wS
+                return out, cache
+            order = np.argsort(S.tolist() + add.tolist())
+            s = np.r_[s, np.sign(g[add])][order]
+            S = np.r_[S, add][order]
+        return None, cache
+
     def alpha_max(self):
         """``||X^T y||_inf / n`` on the centered, weighted training data (l1_ratio = 1)."""
         if not self.sparse:
@@ -122,6 +233,10 @@ def _pad_stack(arrays, shape):
     for i, a in enumerate(arrays):
         out[(i,) + tuple(slice(0, s) for s in a.shape)] = a
     return out
+
+
+def _solve_name(k):
+    return "cholesky" if k <= 2048 else "cg"
 
 
 class EnetCVProblem:
@@ -162,22 +277,48 @@ class EnetCVProblem:
             self.hyperparameters.append(
                 Hyperparameter("l1_ratio", l1_ratio_bounds[0], l1_ratio_bounds[1], "linear")
             )
-        self._coefs = [None] * len(self.folds)
+        self._solutions = []  # (log alpha per feature, l1_ratio, fold solutions), newest last
+        self._grams = [f.empty_gram_cache() for f in self.folds]  # see _Fold.gram
         self._last_loss = np.inf
+        self._best_path_loss = np.inf
+        if self._k0:  # compile the hypergradient kernel while the coarse path runs
+            self._prefetch_kernel(self._k0)
 
     # -- warm starts (restored by the outer loop before each restart) -------------------
     def get_warm_start(self):
-        return list(self._coefs)
+        # The Gram caches too: a restart's results must not depend on what another start
+        # (maybe in another thread) added to them (their rounding depends on the order).
+        return list(self._solutions), list(self._grams)
 
     def set_warm_start(self, state):
-        self._coefs = list(state)
+        self._solutions, self._grams = list(state[0]), list(state[1])
+
+    def _warm_start(self, alpha_vec, l1_ratio):
+        """Fold solutions of the evaluated point nearest to ``(alpha, l1_ratio)``.
+
+        Nearest in ``log alpha`` (and ``l1_ratio``), not the last one: a line search that
+        backtracks, or a descent that returns near an earlier point, starts close. Returns
+        the solutions and their distance.
+        """
+        if not self._solutions:
+            return [None] * len(self.folds), np.inf
+        la = np.log(alpha_vec)
+        dist = [np.max(np.abs(la - a)) + abs(l1_ratio - r) for a, r, _ in self._solutions]
+        k = int(np.argmin(dist))
+        return list(self._solutions[k][2]), dist[k]
+
+    def _remember(self, alpha_vec, l1_ratio, coefs):
+        self._solutions.append((np.log(alpha_vec), l1_ratio, list(coefs)))
+        del self._solutions[:-64]
 
     def initial_points(self):
         """A warm-started coarse path, adapted to what it finds (a generator).
 
-        Alphas from ``0.3 alpha_max`` down to ``1e-3 alpha_max`` (log-spaced), stopping
-        once the loss is 2 % worse than the best so far (the rest would only cost time:
-        small alphas are the expensive solves). When ``l1_ratio`` is tuned, the path runs
+        Alphas from ``0.3 alpha_max`` down to ``1e-3 alpha_max`` (log-spaced, a factor 3.2
+        apart), stopping once the loss is 2 % worse than the best so far, or improves on it
+        by less than half (the curve flattens: its bottom is within a step or two, which
+        the descent's hypergradient steps reach for less than the path's next solve; small
+        alphas are the expensive solves). When ``l1_ratio`` is tuned, the path runs
         at ``l1_ratio = 1`` (the cheapest solves); the descent then moves both (probing
         smaller l1_ratio at a fixed l1 strength was measured useless: the added l2 term
         at the path's alpha over-shrinks).
@@ -193,17 +334,47 @@ class EnetCVProblem:
                 p["l1_ratio"] = r
             return p
 
-        best = (np.inf, None)
+        best = np.inf
         for a in amax / rho * np.logspace(np.log10(0.3), -3, self.n_path):
             yield point(a, rho)
             loss = self._last_loss
-            if loss < best[0]:
-                best = (loss, a)
-            elif loss > 1.02 * best[0]:
+            if loss > 1.02 * best:
                 break
+            if loss < best:
+                if loss > 0.5 * best:
+                    break  # flattening: the descent's hypergradient steps take it from here
+                best = loss
 
     # -- inner solves -------------------------------------------------------------------
-    def _solve_fold(self, i, alpha, l1_ratio, tol):
+    def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False):
+        """Coordinate descent on fold ``i`` from ``init``, then :meth:`_Fold.polish`.
+
+        From the solution at a ``near`` point (within 35 % in alpha), the polish alone is
+        tried first (no descent at all when a few active-set rounds certify an optimum).
+        The descent runs at ``tol``; if its support does not polish into a certified
+        optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
+        descent's solution is kept, with its convergence flag). Returns ``(coef,
+        converged, n_iter, exact)``.
+        """
+        alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
+        fold = self.folds[i]
+        if near:  # the exact solution at a nearby point: often a few active-set rounds away
+            exact, self._grams[i] = fold.polish(init, alpha_vec, l1_ratio, self.positive,
+                                                self._grams[i], max_rounds=3)
+            if exact is not None:
+                return exact, True, 0, True
+        coef = init
+        n_iter = 0
+        for t in (tol, tol * 1e-2):
+            coef, converged, it = self._descend_fold(i, alpha, l1_ratio, t, coef)
+            n_iter += it
+            exact, self._grams[i] = fold.polish(coef, alpha_vec, l1_ratio, self.positive,
+                                                self._grams[i])
+            if exact is not None:
+                return exact, True, n_iter, True
+        return coef, converged, n_iter, False
+
+    def _descend_fold(self, i, alpha, l1_ratio, tol, init):
         """scikit-learn coordinate descent on fold ``i``; per-feature alphas by rescaling.
 
         Dense folds with many features use working sets: coordinate descent on the
@@ -217,7 +388,6 @@ class EnetCVProblem:
         if np.ndim(alpha):
             a = float(np.min(alpha))
             scale = a / np.asarray(alpha)  # w_j = scale_j v_j turns sum alpha_j|w_j| into a||v||_1
-        init = self._coefs[i]
         v0 = None if init is None else (init / scale if scale is not None else init)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
@@ -228,7 +398,6 @@ class EnetCVProblem:
                 v, n_iter = self._ws_cd(f, a, l1_ratio, tol, v0, scale)
         converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
         coef = v * scale if scale is not None else v
-        self._coefs = self._coefs[:i] + [coef] + self._coefs[i + 1:]
         return coef, converged, n_iter
 
     def _cd(self, X, y, a, l1_ratio, tol, v0, sw, intercept):
@@ -251,7 +420,7 @@ class EnetCVProblem:
         n_iter = 0
         supp = np.flatnonzero(v)
         r = y - X[:, supp] @ (v[supp] * (1 if scale is None else scale[supp]))
-        for _ in range(50):
+        for rnd in range(50):
             grad = X.T @ r / n
             if scale is not None:
                 grad *= scale
@@ -259,7 +428,7 @@ class EnetCVProblem:
             active = v != 0
             viol[active] = -np.inf
             out = np.flatnonzero(viol > 1e-12 * max(thresh, 1e-300))
-            if n_iter > 0 and out.size == 0:
+            if rnd > 0 and out.size == 0:
                 break
             # Working set: the support plus the worst violators (at least 100, doubling).
             n_add = max(100, int(active.sum()))
@@ -271,34 +440,82 @@ class EnetCVProblem:
             v = np.zeros(p)
             v[ws] = vw
             r = y - Xw @ vw
+            if it == 0:
+                # The working set's problem, violators included, already met ``tol``: more
+                # rounds would change nothing at this tolerance.
+                break
         return v, n_iter
 
+    @property
+    def _rows(self):
+        return max(f.n_train for f in self.folds), max(f.X_test.shape[0] for f in self.folds)
+
+    def _kernel_size(self, supports):
+        """Few compiled shapes: rows padded to the largest fold (fixed during a fit); the
+        support to :attr:`_k0` when it fits (one shape per fit, compiled ahead), else to
+        2^j or 1.5 2^j (at least 64, at most n_features)."""
+        size = max(1, max(s.size for s in supports))
+        if size <= self._k0:
+            return self._k0
+        return min(bucket(size, 64, per_octave=2), self.n_features)
+
+    @property
+    def _k0(self):
+        """Support size of the kernel compiled ahead: ``min(n_features, n_train)`` rounded
+        up to 16 (a Lasso solution has at most ``n_train`` nonzeros) when at most 1024,
+        else 0 (bucketed sizes only)."""
+        k0 = min(self.n_features, -(-self._rows[0] // 16) * 16)
+        return k0 if k0 <= 1024 else 0
+
+    def _prefetch_kernel(self, k):
+        """Compile the hypergradient kernel for support size ``k`` in the background."""
+        K, (n, m) = len(self.folds), self._rows
+        f64 = np.dtype(np.float64)
+        shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k), (K, k), (K,)]
+        with jax.enable_x64(True):
+            enet_support_hypergrad.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes),
+                                            solve=_solve_name(k))
+
     def evaluate(self, params, *, precision=1.0, with_grad=True):
+        # Host work of a few hundred columns at a time: one BLAS thread (see _blas).
+        with one_blas_thread():
+            return self._evaluate(params, precision, with_grad)
+
+    def _evaluate(self, params, precision, with_grad):
         alpha = params["alpha"]
         l1_ratio = float(params.get("l1_ratio", self.l1_ratio))
         # Inner accuracy: scikit-learn's duality-gap tolerance, tightened by the outer loop's
-        # schedule (precision 1 -> 1e-2) as the descent converges.
-        tol = self.tol * 1e-2 * precision
+        # schedule (precision 1 -> 1e-2) as the descent converges; a solution whose support
+        # polishes into a certified optimum is then exact (see _Fold.polish).
+        tol = self.tol * (precision if _PREC else 1.0)
         K = len(self.folds)
         alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
-        sols, conv, iters = [], [], []
-        for i in range(K):
-            c, ok, it = self._solve_fold(i, alpha, l1_ratio, tol)
+        sols, conv, iters, exact = [], [], [], []
+        inits, dist = self._warm_start(alpha_vec, l1_ratio)
+        for i, init in enumerate(inits):
+            c, ok, it, ex = self._solve_fold(i, alpha, l1_ratio, tol, init, near=dist < 0.3)
             sols.append(c)
             conv.append(ok)
             iters.append(it)
+            exact.append(ex)
+        self._remember(alpha_vec, l1_ratio, sols)
         supports = [np.flatnonzero(c) for c in sols]
+        k = self._kernel_size(supports)
         if not with_grad:
             loss_f = np.array([f.validation_mse(c, s) for f, c, s in zip(self.folds, sols, supports)])
+            if self._k0 == 0 and loss_f.mean() < self._best_path_loss:
+                # A new best point of the path, where the descent will likely start: once the
+                # loss improves by less than 80 %, compile the kernel for its support size
+                # in the background while the path goes on.
+                if loss_f.mean() > 0.2 * self._best_path_loss:
+                    self._prefetch_kernel(k)
+                self._best_path_loss = float(loss_f.mean())
             self._last_loss = float(loss_f.mean())
             return Evaluation(loss=float(loss_f.mean()), grad=None, fold_losses=loss_f,
                               converged=bool(all(conv)),
-                              info={"n_iter": iters, "support_size": [s.size for s in supports]})
-        # Few compiled shapes: rows padded to the largest fold (fixed during a fit), the
-        # support to a power of two (at least 64, at most n_features).
-        k = min(bucket(max(1, max(s.size for s in supports)), 64), self.n_features)
-        n = max(f.n_train for f in self.folds)
-        m = max(f.X_test.shape[0] for f in self.folds)
+                              info={"n_iter": iters, "exact": exact,
+                                    "support_size": [s.size for s in supports]})
+        n, m = self._rows
         Xs = _pad_stack([f.train_columns(s) for f, s in zip(self.folds, supports)], (n, k))
         ys = _pad_stack([f.train_target() for f in self.folds], (n,))
         Xt = _pad_stack([f.test_columns(s) for f, s in zip(self.folds, supports)], (m, k))
@@ -310,9 +527,9 @@ class EnetCVProblem:
             al[i, : s.size] = alpha_vec[s]
         n_train = np.array([f.n_train for f in self.folds], float)
         rho = np.full(K, l1_ratio)
-        solve = "cholesky" if k <= 2048 else "cg"
         with jax.enable_x64(True):
-            out = enet_support_hypergrad(Xs, ys, n_train, Xt, yt, swt, ws, al, rho, solve=solve)
+            out = enet_support_hypergrad(Xs, ys, n_train, Xt, yt, swt, ws, al, rho,
+                                         solve=_solve_name(k))
         loss_f, d_alpha, d_rho, ok, res = (np.asarray(o) for o in out)
         grad_alpha = np.zeros(self.n_features)
         for i, s in enumerate(supports):
@@ -325,7 +542,7 @@ class EnetCVProblem:
         return Evaluation(
             loss=float(loss_f.mean()), grad=grad, fold_losses=loss_f,
             converged=bool(all(conv) and ok.all()),
-            info={"n_iter": iters, "support_size": [s.size for s in supports],
+            info={"n_iter": iters, "exact": exact, "support_size": [s.size for s in supports],
                   "linear_residual": float(res.max())},
         )
 

@@ -73,6 +73,8 @@ def worker(method, dataset, seed):
     from sklearn.linear_model import ElasticNet, Lasso, Ridge
     from sklearn.model_selection import KFold, cross_val_score
 
+    import skimplicit.linear_model  # noqa: F401 - imports are not timed (either side)
+
     warnings.simplefilter("ignore", ConvergenceWarning)
     Xtr, Xte, ytr, yte = data(dataset, int(seed))
     cv = KFold(5, shuffle=True, random_state=0)

@@ -176,8 +176,14 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
 
     # -- metadata routing ----------------------------------------------------------------
     def get_metadata_routing(self):
-        """Route ``groups`` to the CV splitter (as ``LassoCV`` does)."""
-        router = MetadataRouter(owner=self).add(
+        """Route ``groups`` to the CV splitter (as ``LassoCV`` does); ``sample_weight`` is
+        consumed by ``fit`` (requested with ``set_fit_request``).
+
+        Returns
+        -------
+        routing : MetadataRouter
+        """
+        router = MetadataRouter(owner=self).add_self_request(self).add(
             splitter=check_cv(self.cv),
             method_mapping=MethodMapping().add(caller="fit", callee="split"),
         )

@@ -131,6 +131,31 @@ def test_groups_are_routed_to_the_splitter(diabetes):
 
 
 @pytest.mark.parametrize("Est", [ImplicitLassoCV, ImplicitElasticNetCV, ImplicitRidgeCV])
+def test_metadata_routing_of_sample_weight_and_groups(diabetes, Est):
+    """With routing on: sample_weight requested by fit, groups to the inner splitter."""
+    from sklearn import config_context
+    from sklearn.model_selection import cross_validate
+
+    X, y = diabetes
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    groups = np.arange(len(y)) % 4
+    with config_context(enable_metadata_routing=True):
+        est = Est(cv=GroupKFold(4), max_outer_iter=3).set_fit_request(sample_weight=True)
+        est.set_score_request(sample_weight=True)
+        out = cross_validate(est, X, y, cv=2, params={"sample_weight": sw, "groups": groups},
+                             return_estimator=True)
+        assert np.all(out["test_score"] > 0.3)
+        assert out["estimator"][0].mse_path_.shape[1] == 4
+        # The weights reach fit: the same split without them gives another model.
+        plain = Est(cv=GroupKFold(4), max_outer_iter=3).fit(X[:221], y[:221],
+                                                            groups=groups[:221])
+        weighted = Est(cv=GroupKFold(4), max_outer_iter=3).set_fit_request(
+            sample_weight=True).fit(X[:221], y[:221], sample_weight=sw[:221],
+                                    groups=groups[:221])
+        assert not np.allclose(plain.coef_, weighted.coef_)
+
+
+@pytest.mark.parametrize("Est", [ImplicitLassoCV, ImplicitElasticNetCV, ImplicitRidgeCV])
 def test_bad_input_errors(diabetes, Est):
     X, y = diabetes
     Xn = X.copy()

@@ -77,3 +77,60 @@ def test_nonconverged_best_point_warns():
 
     with pytest.warns(ConvergenceWarning):
         tune(NotConverged(), max_outer_iter=3)
+
+
+class Kinked:
+    """One hyperparameter: a piecewise quadratic in log(alpha) with kinks (Lasso-like)."""
+
+    loss_name = "toy"
+
+    def __init__(self, center=0.7, monotone=False):
+        self.c = np.log(center)
+        self.monotone = monotone
+        self.hyperparameters = [Hyperparameter("alpha", 1e-3, 1e2, "log")]
+
+    def initial_points(self):
+        return [{"alpha": a} for a in (30.0, 3.0, 0.3, 0.03)]
+
+    def value_and_slope(self, z):
+        if self.monotone:  # decreasing in alpha: the optimum is the upper bound
+            return float(np.exp(-z)), float(-np.exp(-z))
+        d = z - self.c
+        k = np.floor(d / 0.13)  # slope jumps every 0.13 in log space
+        v = d * d + 0.05 * np.abs(np.sin(k)) * d
+        return float(v), float(2 * d + 0.05 * np.abs(np.sin(k)))
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        a = float(params["alpha"])
+        v, s = self.value_and_slope(np.log(a))
+        grad = {"alpha": s / a} if with_grad else None
+        return Evaluation(loss=v + 1.0, grad=grad, fold_losses=np.array([v + 1.0]))
+
+
+def test_one_dimensional_descent_on_a_kinked_curve():
+    """One search coordinate: bracketed secant/quadratic steps from the path's bracket."""
+    prob = Kinked(center=0.7)
+    res = tune(prob, outer_tol=1e-12)
+    z = np.linspace(np.log(0.03), np.log(3.0), 20001)
+    best = min(prob.value_and_slope(v)[0] for v in z) + 1.0
+    # Stops once the bracket is 2 % wide: within 2 % of the best alpha, close in loss.
+    assert abs(np.log(res.best_params["alpha"]) - z[np.argmin(
+        [prob.value_and_slope(v)[0] for v in z])]) < 0.03
+    assert res.best_loss - best < 1e-3
+    assert res.n_iter <= 12
+    steps = [r for r in res.records if r["phase"] != "path"]
+    assert all(0.3 / 1.01 <= r["params"]["alpha"] <= 3.0 * 1.01 for r in steps)  # in the bracket
+
+
+def test_one_dimensional_descent_reaches_the_bound_of_a_monotone_loss():
+    prob = Kinked(monotone=True)
+    res = tune(prob, max_outer_iter=30)
+    np.testing.assert_allclose(res.best_params["alpha"], 1e2, rtol=1e-12)
+
+
+def test_predicted_decrease_stops_early():
+    """With a loose outer_tol the 1-D descent stops once the model predicts little gain."""
+    loose = tune(Kinked(center=0.7), outer_tol=1e-2)
+    tight = tune(Kinked(center=0.7), outer_tol=1e-12)
+    assert loose.n_iter < tight.n_iter
+    assert loose.best_loss <= tight.best_loss * (1 + 1e-2)

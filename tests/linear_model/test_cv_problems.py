@@ -1,0 +1,107 @@
+"""The enet CV problem's inner machinery: certified polish, Gram cache, working sets,
+and the hypergradient kernel compiled ahead of time."""
+
+import jax
+import numpy as np
+import pytest
+from sklearn.linear_model import ElasticNet
+
+from skimplicit.linear_model import _cv_problems as cp
+from skimplicit.linear_model._coordinate_descent import fit_enet
+from skimplicit.linear_model._hypergrad import Kernel
+
+
+@pytest.fixture(scope="module")
+def fold_data():
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 90)
+    y = X[:, :6] @ np.array([3.0, -2.0, 1.5, 1.0, -1.0, 0.5]) + rng.randn(60) + 4.0
+    sw = rng.uniform(0.5, 2.0, 60)
+    tr, te = np.arange(45), np.arange(45, 60)
+    return cp.split_folds(X, y, sw, [(tr, te)])[0]
+
+
+def _reference(d, alpha, l1_ratio, positive=False):
+    """scikit-learn's (weighted) ElasticNet with intercept, to 1e-14."""
+    coef, *_ = fit_enet(d.X_train, d.y_train, d.sw_train, alpha, l1_ratio, fit_intercept=True,
+                        positive=positive, tol=1e-14, max_iter=10 ** 6)
+    return coef
+
+
+@pytest.mark.parametrize("l1_ratio,positive,per_feature", [
+    (1.0, False, False), (0.5, False, False), (1.0, True, False), (1.0, False, True)])
+def test_polish_turns_a_rough_solution_into_the_exact_one(fold_data, l1_ratio, positive,
+                                                          per_feature):
+    fold = cp.make_folds([fold_data], fit_intercept=True)[0]
+    rng = np.random.RandomState(1)
+    alpha = 0.15 * (rng.uniform(0.5, 2.0, 90) if per_feature else np.ones(90))
+    ref = _reference(fold_data, alpha if per_feature else alpha[0], l1_ratio, positive)
+    # A rough start: scikit-learn at tol 1e-2, then perturbed on its support.
+    rough, *_ = fit_enet(fold_data.X_train, fold_data.y_train, fold_data.sw_train,
+                         alpha if per_feature else alpha[0], l1_ratio, fit_intercept=True,
+                         positive=positive, tol=1e-2, max_iter=3)
+    rough = rough * (1 + 0.1 * rng.randn(90))
+    assert np.max(np.abs(rough - ref)) > 1e-3
+    out, cache = fold.polish(rough, alpha, l1_ratio, positive, fold.empty_gram_cache())
+    assert out is not None
+    np.testing.assert_allclose(out, ref, rtol=1e-9, atol=1e-10 * np.max(np.abs(ref)))
+    assert cache[1].size >= np.count_nonzero(ref)  # the Gram columns it used are cached
+
+
+def test_polish_refuses_what_it_cannot_certify(fold_data):
+    fold = cp.make_folds([fold_data], fit_intercept=True)[0]
+    alpha = np.full(90, 0.15)
+    ref = _reference(fold_data, 0.15, 1.0)
+    missing = ref.copy()
+    missing[np.flatnonzero(ref)[:3]] = 0.0  # three active features left out
+    out, _ = fold.polish(missing, alpha, 1.0, False, fold.empty_gram_cache(), max_rounds=1)
+    assert out is None  # one round cannot add them and re-solve: no certificate
+    out, _ = fold.polish(missing, alpha, 1.0, False, fold.empty_gram_cache())
+    np.testing.assert_allclose(out, ref, rtol=1e-9, atol=1e-12)  # more rounds: it can
+
+
+def test_gram_cache_grows_and_restarts(fold_data, monkeypatch):
+    fold = cp.make_folds([fold_data], fit_intercept=True)[0]
+    Xf, yf, n = fold.X_fit, fold.y_fit, fold.n_train
+    cache = fold.empty_gram_cache()
+    for S in (np.array([3, 7, 1]), np.array([1, 2, 3, 40]), np.arange(50, 90)):
+        G, c, cache = fold.gram(S, cache)
+        np.testing.assert_allclose(G, Xf[:, S].T @ Xf[:, S] / n, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(c, Xf[:, S].T @ yf / n, rtol=1e-12, atol=1e-14)
+    assert cache[1].size == 45  # 3 + 2 + 40 columns, each computed once
+    before = cache
+    G, c, cache = fold.gram(np.array([1, 2]), cache)
+    assert cache is before  # nothing new: the same snapshot
+
+
+def test_working_sets_stop_when_descent_meets_tol_at_once():
+    """From an exact solution at a loose tol, coordinate descent does nothing: the
+    working-set loop must stop (it used to spin 50 rounds per fold)."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(80, 600)
+    y = X[:, :5] @ np.ones(5) + 0.5 * rng.randn(80)
+    folds = cp.split_folds(X, y, np.ones(80), [(np.arange(60), np.arange(60, 80))])
+    prob = cp.EnetCVProblem(folds)
+    exact = _reference(folds[0], 0.05, 1.0)
+    calls = []
+    orig = prob._cd
+    prob._cd = lambda *a, **k: calls.append(1) or orig(*a, **k)
+    prob._descend_fold(0, 0.05, 1.0, 1e-2, exact)
+    assert len(calls) <= 2
+
+
+def test_kernel_compiled_ahead_gives_the_same_result():
+    def f(x, y, *, power):
+        return jax.numpy.sum(x ** power) * y
+
+    k = Kernel(f, static_argnames=("power",))
+    x, y = np.arange(6.0).reshape(2, 3), np.float64(2.0)
+    with jax.enable_x64(True):
+        n0 = k._cache_size()
+        k.prefetch(jax.ShapeDtypeStruct((2, 3), np.float64),
+                   jax.ShapeDtypeStruct((), np.float64), power=3)
+        assert k._cache_size() == n0 + 1
+        out = k(x, y, power=3)
+        assert out.dtype == np.float64
+        np.testing.assert_allclose(out, 2.0 * np.sum(x ** 3))
+        np.testing.assert_allclose(k(x, y, power=2), 2.0 * np.sum(x ** 2))  # not prefetched

@@ -616,6 +616,28 @@ class LogisticCVProblem:
         # Padded, stacked dense arrays for the kernel (all columns), built on first use.
         self._stack_cache = {}
         self.n_compiles = 0
+        self._prefetch_kernel()
+
+    def _prefetch_kernel(self):
+        """All-column dense kernels have one shape per fit, known now: compile it in the
+        background while the coarse path runs (see :class:`~._hypergrad.Kernel`)."""
+        if self._support_columns([(np.ones((1, 1)), None)]) is not None:
+            return
+        if sp.issparse(self.X[0]):
+            return
+        F, K = self.n_folds, self.K
+        n = size_bucket(max(X.shape[0] for X in self.X))
+        m = size_bucket(max(X.shape[0] for X in self.Xt))
+        k = size_bucket(self.n_features)
+        if F * (n + m) * k > 2.5e8:
+            return
+        shapes = [(F, n, k), (F, n, K), (F, n), (F, m, k), (F, m, K), (F, m), (F, k, K),
+                  (F, K), (F, K), (F,), (F, k, K), (F, K)]
+        f64 = np.dtype(np.float64)
+        with jax.enable_x64(True):
+            logistic_hypergrad.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes),
+                                        binary=self.binary, fit_intercept=self.fit_intercept,
+                                        solve="cg", shapes=None)
 
     # -- warm starts ----------------------------------------------------------------------
     def get_warm_start(self):

@@ -141,6 +141,7 @@ def worker(method, case):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, cross_val_score
 
+    import skimplicit.linear_model  # noqa: F401 - imported lazily by fit; imports are not timed
     from skimplicit.model_selection import HypergradSearchCV
 
     warnings.simplefilter("ignore", ConvergenceWarning)

@@ -22,7 +22,7 @@ from ..model_selection._tunable import Evaluation, Hyperparameter
 from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad
 
 _PREC = True
-__all__ = ["EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds", "make_folds"]
+__all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds", "make_folds"]
 
 
 def _dense(X):
@@ -590,15 +590,18 @@ class RidgeCVProblem:
         return [{"alpha": float(a) if not self.alpha_per_feature else np.full(self.n_features, a)}
                 for a in grid]
 
+    def fold_hypergrad(self, alpha):
+        """Per fold: validation MSE, its gradient w.r.t. ``alpha (K, p)``, the solution,
+        the linear solves' success flags and residuals (one batched JAX call)."""
+        K = len(self.folds)
+        alpha = np.broadcast_to(np.asarray(alpha, float), (K, self.n_features))
+        with jax.enable_x64(True):
+            return tuple(np.asarray(o) for o in ridge_hypergrad(
+                self._X, self._y, self._Xt, self._yt, self._swt, alpha))
+
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         del precision, with_grad  # exact inner solve; the gradient comes at no extra cost
-        K = len(self.folds)
-        alpha = np.broadcast_to(np.asarray(params["alpha"], float), (K, self.n_features))
-        with jax.enable_x64(True):
-            loss_f, d_alpha, _, ok, res = (
-                np.asarray(o) for o in ridge_hypergrad(self._X, self._y, self._Xt, self._yt,
-                                                       self._swt, alpha)
-            )
+        loss_f, d_alpha, _, ok, res = self.fold_hypergrad(params["alpha"])
         g = d_alpha.mean(axis=0)
         return Evaluation(
             loss=float(loss_f.mean()),
@@ -606,3 +609,72 @@ class RidgeCVProblem:
             fold_losses=loss_f, converged=bool(ok.all()),
             info={"linear_residual": float(res.max())},
         )
+
+
+class AdaptiveRidgeCVProblem:
+    """Ridge with one alpha per feature from a two-parameter adaptive family.
+
+    ``alpha_j = alpha * (m / |w_j|) ** gamma``, with ``w`` the one-alpha ridge solution at
+    the best point of the coarse path (computed on each training fold, so the
+    cross-validation sees the whole procedure; ``m`` the mean of ``|w|``) and
+    ``gamma`` in ``[0, 2]`` (2: the Bayes-optimal ridge, ``alpha_j = sigma^2 / beta_j^2``,
+    when ``w`` estimates ``beta``). The hypergradient with respect to every ``alpha_j``
+    (one linear solve per fold, :class:`RidgeCVProblem`) is chained to ``(alpha,
+    gamma)``. Tuning the ``p`` alphas freely overfits the folds' validation loss (measured
+    on the regression benchmark: the CV loss drops 35 % while the test error does not
+    move); the family keeps two hyperparameters and the coarse path is the one-alpha
+    path (``gamma = 0``).
+    """
+
+    loss_name = "mse"
+
+    def __init__(self, folds, *, fit_intercept=True, bounds=(1e-6, 1e6), gamma_max=2.0):
+        self.inner = RidgeCVProblem(folds, fit_intercept=fit_intercept, alpha_per_feature=True,
+                                    bounds=bounds)
+        self.data_scale = self.inner.data_scale
+        self.n_features = self.inner.n_features
+        self.hyperparameters = [Hyperparameter("alpha", bounds[0], bounds[1], "log"),
+                                Hyperparameter("gamma", 0.0, gamma_max, "linear")]
+        self.log_weights = np.zeros((len(self.inner.folds), self.n_features))
+        self.base_alpha = None
+        self._last_loss = np.inf
+
+    def set_base(self, alpha):
+        """Fix the weights: the folds' one-alpha solutions at ``alpha``."""
+        self.base_alpha = float(alpha)
+        _, _, w, _, _ = self.inner.fold_hypergrad(self.base_alpha)
+        self.log_weights = self.weights(w.reshape(w.shape[0], w.shape[1], -1))
+
+    def initial_points(self):
+        """The one-alpha path (``gamma = 0``); then the folds' weights at its best point."""
+        best = (np.inf, None)
+        lo, hi = self.hyperparameters[0].lower, self.hyperparameters[0].upper
+        for a in np.clip(self.data_scale * np.logspace(-3, 3, 7), lo, hi):
+            yield {"alpha": float(a), "gamma": 0.0}
+            if self._last_loss < best[0]:
+                best = (self._last_loss, float(a))
+        self.set_base(best[1])
+
+    @staticmethod
+    def weights(w):
+        """``log(m / |w_j|)`` per fold from solutions ``w (K, p, targets)``."""
+        mag = np.sqrt(np.mean(w * w, axis=2))
+        m = np.mean(mag, axis=1, keepdims=True)
+        return np.log(np.maximum(m, 1e-300)) - np.log(np.maximum(mag, 1e-12 * m + 1e-300))
+
+    def alphas(self, params, log_weights=None):
+        lw = self.log_weights if log_weights is None else log_weights
+        return params["alpha"] * np.exp(params["gamma"] * lw)
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        if self.base_alpha is None:  # started from a given point, without the path
+            self.set_base(params["alpha"])
+        a = self.alphas(params)
+        loss_f, d_alpha, _, ok, res = self.inner.fold_hypergrad(a)
+        K = len(loss_f)
+        da = d_alpha * a  # d loss_f / d log alpha_fj
+        grad = {"alpha": float(np.sum(da) / K / params["alpha"]),
+                "gamma": float(np.sum(da * self.log_weights) / K)}
+        self._last_loss = float(loss_f.mean())
+        return Evaluation(loss=float(loss_f.mean()), grad=grad, fold_losses=loss_f,
+                          converged=bool(ok.all()), info={"linear_residual": float(res.max())})

@@ -100,8 +100,15 @@ def _executor():
     return _EXECUTOR[0]
 
 
+def _struct(a):
+    return jax.ShapeDtypeStruct(np.shape(a), np.dtype(getattr(a, "dtype", np.result_type(a))))
+
+
 def _signature(args, kwargs):
-    return (tuple((np.shape(a), np.dtype(a.dtype).str) for a in args),
+    """Hashable shapes, dtypes and tree structure of ``args`` (pytrees), and the static
+    ``kwargs``."""
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    return (str(tree), tuple((np.shape(a), _struct(a).dtype.str) for a in leaves),
             tuple(sorted(kwargs.items())))
 
 
@@ -152,7 +159,7 @@ class Kernel:
         for k, fut in list(self._ahead.items()):  # only the latest request waits its turn
             if fut.cancel():
                 del self._ahead[k]
-        structs = [jax.ShapeDtypeStruct(np.shape(a), a.dtype) for a in args]
+        structs = jax.tree_util.tree_map(_struct, args)
         x64 = bool(jax.config.jax_enable_x64)
         jitted = self._jitted()
 

@@ -105,3 +105,7 @@ def test_kernel_compiled_ahead_gives_the_same_result():
         assert out.dtype == np.float64
         np.testing.assert_allclose(out, 2.0 * np.sum(x ** 3))
         np.testing.assert_allclose(k(x, y, power=2), 2.0 * np.sum(x ** 2))  # not prefetched
+        # Pytree arguments (the sparse folds' (data, indices) pairs).
+        g = Kernel(lambda pair, y: jax.numpy.sum(pair[0]) * pair[1] * y)
+        g.prefetch((x, np.float64(3.0)), y)
+        np.testing.assert_allclose(g((x, np.float64(3.0)), y), 6.0 * np.sum(x))

@@ -78,6 +78,11 @@ def test_ridge_per_feature_refit_is_exact(diabetes):
     X, y = diabetes
     est = ImplicitRidgeCV(cv=3, alpha_per_feature=True, max_outer_iter=10).fit(X, y)
     assert est.alpha_.shape == (X.shape[1],)
+    # The adaptive family, weights from the one-alpha solution on all the data.
+    assert 0.0 <= est.gamma_ <= 2.0 and est.alpha_scale_ > 0
+    w = Ridge(alpha=est._base_alpha).fit(X, y).coef_
+    np.testing.assert_allclose(
+        est.alpha_, est.alpha_scale_ * (np.mean(np.abs(w)) / np.abs(w)) ** est.gamma_, rtol=1e-8)
     # Stationarity of ||y - Xw - b||^2 + sum alpha_j w_j^2 at the refit.
     Xc, yc = X - X.mean(0), y - y.mean()
     grad = -2 * Xc.T @ (yc - Xc @ est.coef_) + 2 * est.alpha_ * est.coef_

@@ -6,7 +6,12 @@ from sklearn.datasets import load_diabetes, make_regression
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
 from sklearn.model_selection import KFold
 
-from skimplicit.linear_model._cv_problems import EnetCVProblem, RidgeCVProblem, split_folds
+from skimplicit.linear_model._cv_problems import (
+    AdaptiveRidgeCVProblem,
+    EnetCVProblem,
+    RidgeCVProblem,
+    split_folds,
+)
 from skimplicit.linear_model._ridge import fit_ridge
 
 
@@ -81,6 +86,30 @@ def test_ridge_hypergradient_matches_finite_differences(diabetes, per_feature):
     fd = _fd(f, 0.0, 1e-5)
     np.testing.assert_allclose(np.sum(np.asarray(ev.grad["alpha"]) * alpha * direction), fd,
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("multi_output", [False, True])
+def test_adaptive_ridge_hypergradient_matches_finite_differences(diabetes, multi_output):
+    """alpha_j = alpha (m / |w_j|)^gamma with per-fold weights: d/d alpha and d/d gamma."""
+    X, y, splits = diabetes
+    if multi_output:
+        y = np.c_[y, 0.5 * y + 30 * X[:, 2]]
+    prob = AdaptiveRidgeCVProblem(split_folds(X, y, np.ones(len(y)), splits))
+    prob.set_base(0.3)
+    assert np.ptp(prob.log_weights) > 1.0  # the weights differ across features
+    params = {"alpha": 0.8, "gamma": 1.3}
+    ev = prob.evaluate(params)
+    # The loss is the plain per-feature ridge CV loss at the family's per-fold alphas.
+    ref = np.mean([
+        np.mean((y[te] - X[te] @ np.asarray(c).T - b) ** 2)
+        for (tr, te), lw in zip(splits, prob.log_weights)
+        for c, b in [fit_ridge(X[tr], y[tr], None, 0.8 * np.exp(1.3 * lw), fit_intercept=True)]
+    ])
+    np.testing.assert_allclose(ev.loss, ref, rtol=1e-9)
+    fa = lambda t: prob.evaluate({"alpha": 0.8 * np.exp(t), "gamma": 1.3}).loss  # noqa: E731
+    fg = lambda t: prob.evaluate({"alpha": 0.8, "gamma": 1.3 + t}).loss  # noqa: E731
+    np.testing.assert_allclose(ev.grad["alpha"] * 0.8, _fd(fa, 0.0, 1e-5), rtol=1e-6)
+    np.testing.assert_allclose(ev.grad["gamma"], _fd(fg, 0.0, 1e-5), rtol=1e-6)
 
 
 def test_ridge_multioutput_loss_matches_sklearn():

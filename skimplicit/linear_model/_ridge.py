@@ -41,8 +41,8 @@ class ImplicitRidgeCV(ImplicitLinearModelCV):
         \|y - X w - b\|_2^2 + \sum_j \alpha_j w_j^2,
 
     with one ``alpha`` shared by all features, or one per feature
-    (``alpha_per_feature=True``: as many hyperparameters as features, still one linear
-    solve per hypergradient). Multi-output ``y`` is supported (one alpha for all targets).
+    (``alpha_per_feature=True``, see below). Multi-output ``y`` is supported (one alpha
+    for all targets).
     Each fold is solved exactly (Cholesky on the smaller Gram matrix) and the
     hypergradient of the mean validation MSE is obtained by implicit differentiation of
     the stationarity conditions, all folds in one batched JAX call.
@@ -58,6 +58,17 @@ class ImplicitRidgeCV(ImplicitLinearModelCV):
         Search interval of each alpha; 'auto' is ``[1e-6, 1e6]`` times the mean squared
         column norm of the training folds.
     alpha_per_feature : bool, default=False
+        One alpha per feature from the adaptive family
+        ``alpha_j = alpha * (mean(|w|) / |w_j|) ** gamma``, ``w`` the one-alpha ridge
+        solution at the coarse path's best point (recomputed on each training fold, and on
+        all the data for the refit), ``gamma`` in ``[0, 2]`` (2: the Bayes-optimal ridge
+        for Gaussian coefficients, ``alpha_j = sigma^2 / beta_j^2``). ``alpha`` and
+        ``gamma`` are tuned with the hypergradient with respect to every ``alpha_j`` (one
+        linear solve per fold whatever ``n_features``) chained through the family.
+        Tuning the ``n_features`` alphas freely minimizes the CV loss further but overfits
+        the folds (measured: CV MSE 35 % lower, test MSE not lower than ``RidgeCV``'s);
+        the family's two hyperparameters do not (test MSE 0.91x ``RidgeCV``'s on the
+        regression benchmark).
     max_outer_iter, outer_tol, n_restarts, max_time, verbose, random_state, n_jobs :
         The shared outer-loop parameters (see :class:`ImplicitLassoCV`).
     copy_X : bool, default=True
@@ -66,6 +77,9 @@ class ImplicitRidgeCV(ImplicitLinearModelCV):
     Attributes
     ----------
     alpha_ : float or ndarray of shape (n_features,)
+    alpha_scale_, gamma_ : float
+        With ``alpha_per_feature=True``: the family's tuned ``alpha`` and ``gamma``
+        (``alphas_`` and ``history_["alpha"]`` then hold ``alpha``).
     coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
     intercept_ : float or ndarray of shape (n_targets,)
     n_outer_iter_, cv_loss_, cv_loss_std_, history_, alphas_, mse_path_, tuning_result_, \

@@ -25,6 +25,11 @@ _PREC = True
 __all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds", "make_folds"]
 
 
+def _uses_working_sets(n, p):
+    """Dense folds with many features are solved on working sets (see _ws_cd)."""
+    return p > 2 * max(n, 100)
+
+
 def _dense(X):
     return X.toarray() if sp.issparse(X) else np.asarray(X, float)
 
@@ -79,7 +84,10 @@ class _Fold:
             # squares without intercept on it is the weighted problem with intercept, so
             # the inner solver never copies or re-centers X.
             self.X_train = None
-            X_fit = np.array(Xtr, dtype=float, order="F")
+            # Fortran order for scikit-learn's coordinate descent on all columns; with
+            # working sets it gets column copies anyway (a transposing copy saved).
+            order = "C" if _uses_working_sets(*Xtr.shape) else "F"
+            X_fit = np.array(Xtr, dtype=float, order=order)
             X_fit -= self.x_mean
             if np.any(self.sqrt_sw != 1.0):
                 X_fit *= self.sqrt_sw[:, None]
@@ -263,8 +271,13 @@ class EnetCVProblem:
     def __init__(self, folds, *, fit_intercept=True, l1_ratio=1.0,
                  tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
                  max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6):
-        self.folds = make_folds(folds, fit_intercept)
         self.n_features = folds[0].X_train.shape[1]
+        self._n_folds = len(folds)
+        self._rows = (max(d.X_train.shape[0] for d in folds),
+                      max(d.X_test.shape[0] for d in folds))
+        if self._k0:  # compile the hypergradient kernel while the folds are set up and the
+            self._prefetch_kernel(self._k0)  # coarse path runs
+        self.folds = make_folds(folds, fit_intercept)
         self.fit_intercept, self.positive = fit_intercept, positive
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
@@ -286,8 +299,6 @@ class EnetCVProblem:
         self._grams = [f.empty_gram_cache() for f in self.folds]  # see _Fold.gram
         self._last_loss = np.inf
         self._best_path_loss = np.inf
-        if self._k0:  # compile the hypergradient kernel while the coarse path runs
-            self._prefetch_kernel(self._k0)
 
     # -- warm starts (restored by the outer loop before each restart) -------------------
     def get_warm_start(self):
@@ -365,7 +376,7 @@ class EnetCVProblem:
         fold = self.folds[i]
         if near:  # the exact solution at a nearby point: often a few active-set rounds away
             exact, self._grams[i] = fold.polish(init, alpha_vec, l1_ratio, self.positive,
-                                                self._grams[i], max_rounds=3)
+                                                self._grams[i])
             if exact is not None:
                 return exact, True, 0, True
         coef = init
@@ -417,7 +428,7 @@ class EnetCVProblem:
     def _ws_cd(self, f, a, l1_ratio, tol, v0, scale):
         X, y, n = f.X_fit, f.y_fit, f.n_train
         p = X.shape[1]
-        if p <= 2 * max(n, 100):  # small p: plain coordinate descent
+        if not _uses_working_sets(n, p):  # plain coordinate descent
             Xs = X if scale is None else np.asfortranarray(X * scale)
             return self._cd(Xs, y, a, l1_ratio, tol, v0, None, False)
         v = np.zeros(p) if v0 is None else np.array(v0, dtype=float)
@@ -451,10 +462,6 @@ class EnetCVProblem:
                 break
         return v, n_iter
 
-    @property
-    def _rows(self):
-        return max(f.n_train for f in self.folds), max(f.X_test.shape[0] for f in self.folds)
-
     def _kernel_size(self, supports):
         """Few compiled shapes: rows padded to the largest fold (fixed during a fit); the
         support to :attr:`_k0` when it fits (one shape per fit, compiled ahead), else to
@@ -474,7 +481,7 @@ class EnetCVProblem:
 
     def _prefetch_kernel(self, k):
         """Compile the hypergradient kernel for support size ``k`` in the background."""
-        K, (n, m) = len(self.folds), self._rows
+        K, (n, m) = self._n_folds, self._rows
         f64 = np.dtype(np.float64)
         shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k), (K, k), (K,)]
         with jax.enable_x64(True):
@@ -583,6 +590,9 @@ class RidgeCVProblem:
         self._Xt = _pad_stack([f.test_columns(cols) for f in self.folds], (m, self.n_features))
         self._yt = _pad_stack([f.y_test - f.y_mean for f in self.folds], (m,) + tshape)
         self._swt = _pad_stack([f.sw_test for f in self.folds], (m,))
+        with jax.enable_x64(True):  # one shape per fit: compile it while the path starts
+            ridge_hypergrad.prefetch(self._X, self._y, self._Xt, self._yt, self._swt,
+                                     np.ones((len(self.folds), self.n_features)))
 
     def initial_points(self):
         lo, hi = self.hyperparameters[0].lower, self.hyperparameters[0].upper

@@ -117,10 +117,10 @@ class Kernel:
 
     * Calls go through ``jax.jit(fun, compiler_options=_FAST_COMPILE)`` on CPU (plain
       ``jax.jit`` elsewhere, or when this XLA rejects the options).
-    * :meth:`prefetch` starts tracing and compiling for given shapes in a background
+    * :meth:`prefetch` traces and lowers for given shapes, then compiles in a background
       thread; a later call with those shapes uses that executable. The tuners call it
-      while their coarse path (host work, one BLAS thread) runs, so that the first
-      hypergradient does not wait for XLA: on 2 cores the compilation is hidden.
+      before their coarse path (host work, one BLAS thread) runs, so that the first
+      hypergradient does not wait for XLA: on 2 cores its compilation is hidden.
     """
 
     def __init__(self, fun, static_argnames=()):
@@ -151,8 +151,9 @@ class Kernel:
             return self._plain(*args, **kwargs)
 
     def prefetch(self, *args, **kwargs):
-        """Compile for the shapes and dtypes of ``args`` (arrays or ``ShapeDtypeStruct``s)
-        in a background thread, with the caller's x64 setting. Returns at once."""
+        """Trace and lower for the shapes and dtypes of ``args`` (arrays or
+        ``ShapeDtypeStruct``s, with the caller's x64 setting), compile in a background
+        thread. Returns once the compilation is submitted."""
         key = _signature(args, kwargs)
         if key in self._ahead or len(self._ahead) >= 32:
             return
@@ -160,14 +161,16 @@ class Kernel:
             if fut.cancel():
                 del self._ahead[k]
         structs = jax.tree_util.tree_map(_struct, args)
-        x64 = bool(jax.config.jax_enable_x64)
-        jitted = self._jitted()
-
-        def compile_():
-            with jax.enable_x64(x64):
-                return jitted.lower(*structs, **kwargs).compile()
-
-        self._ahead[key] = _executor().submit(compile_)
+        try:
+            # Tracing and lowering are Python: here (a thread holding the GIL would slow
+            # the caller's Python as much); XLA's compilation releases it: in the background.
+            lowered = self._jitted().lower(*structs, **kwargs)
+        except Exception as exc:
+            if not (self._use_fast and "compile option" in str(exc)):
+                raise
+            self._use_fast = False
+            lowered = self._plain.lower(*structs, **kwargs)
+        self._ahead[key] = _executor().submit(lowered.compile)
 
     def _cache_size(self):
         """Compilations so far (calls and prefetches)."""
@@ -215,14 +218,16 @@ def _ridge_one_fold(X, y, Xt, yt, swt, alpha):
     return loss, d_alpha, w, info.success, info.residual
 
 
-@jax.jit
-def ridge_hypergrad(X, y, Xt, yt, swt, alpha):
+def _ridge_hypergrad(X, y, Xt, yt, swt, alpha):
     """Ridge per fold: validation MSE, its gradient w.r.t. ``alpha (K, p)``, the solution.
 
     ``X (K, n, p)`` centered and sqrt-weight-scaled training data (zero padded rows),
     ``y (K, n)`` or ``(K, n, t)``, ``Xt (K, m, p)``, ``yt``, ``swt (K, m)``.
     """
     return jax.vmap(_ridge_one_fold)(X, y, Xt, yt, swt, alpha)
+
+
+ridge_hypergrad = fast_compiling_jit(_ridge_hypergrad)
 
 
 def as_numpy(*arrays):

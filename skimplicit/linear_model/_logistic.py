@@ -25,7 +25,13 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 from ..model_selection._outer import tune
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ._cv_problems import FoldData
-from ._logistic_problem import LogisticCVProblem, fit_logistic, host_matrix, one_hot
+from ._logistic_problem import (
+    LogisticCVProblem,
+    encode_folds,
+    fit_logistic,
+    host_matrix,
+    one_hot,
+)
 
 __all__ = ["ImplicitLogisticRegressionCV"]
 
@@ -306,6 +312,39 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
         self.l1_ratio_ = float(best.get("l1_ratio", problem.l1_ratio))
         self._refit(X, y_enc, sw_train, n_classes)
         return self
+
+    # -- the tunable protocol (HypergradSearchCV with this estimator as a final step) -----
+    def _make_tunable_problem(self, folds):
+        """The CV log-loss of this estimator's settings on given folds (labels as given)."""
+        tuned = isinstance(self.l1_ratio, str)
+        encoded, classes = encode_folds(folds, self.class_weight)
+        if self.C_per_class and classes.size == 2:
+            raise ValueError("C_per_class=True needs at least 3 classes.")
+        return LogisticCVProblem(
+            encoded, n_classes=classes.size, fit_intercept=self.fit_intercept,
+            l1_ratio=0.5 if tuned else float(self.l1_ratio), tune_l1_ratio=tuned,
+            C_per_class=self.C_per_class, tol=self.tol,
+            max_iter=self.max_iter, bounds=check_bounds(self.bounds),
+            l1_ratio_bounds=tuple(float(b) for b in self.l1_ratio_bounds),
+        )
+
+    def _tuned_estimator(self, params):
+        """scikit-learn's ``LogisticRegression`` at the tuned ``C`` (and ``l1_ratio``): the
+        same objective, refit as a plain scikit-learn step."""
+        from sklearn.linear_model import LogisticRegression
+
+        C = np.asarray(params["C"], float)
+        if C.ndim:
+            raise TypeError(
+                "ImplicitLogisticRegressionCV with C_per_class=True has no plain "
+                "scikit-learn counterpart to refit: use it directly rather than inside "
+                "HypergradSearchCV."
+            )
+        l1 = float(params.get("l1_ratio", 0.5 if isinstance(self.l1_ratio, str)
+                              else self.l1_ratio))
+        return LogisticRegression(C=float(C), l1_ratio=l1, solver="lbfgs" if l1 == 0 else "saga",
+                                  fit_intercept=self.fit_intercept, class_weight=self.class_weight,
+                                  tol=self.tol, max_iter=max(self.max_iter, 1000))
 
     def _check_weights(self, sw, y_enc, where):
         """Every class needs samples of positive weight (else its intercept is -inf)."""

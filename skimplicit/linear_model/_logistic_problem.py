@@ -544,6 +544,31 @@ def _columns(X, cols):
     return Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc)
 
 
+def encode_folds(folds, class_weight=None):
+    """Folds with labels as class indices (and class weights folded into the training
+    sample weights, from each training fold's labels as ``LogisticRegression.fit`` would
+    compute them). Returns ``(encoded folds, classes)``."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    classes = np.unique(np.concatenate([np.asarray(f.y_train) for f in folds]
+                                       + [np.asarray(f.y_test) for f in folds]))
+    if classes.size < 2:
+        raise ValueError(
+            f"Logistic regression needs samples of at least 2 classes; got {classes.size}."
+        )
+    encoded = []
+    for f in folds:
+        sw = np.asarray(f.sw_train, float)
+        if class_weight is not None:
+            present = np.unique(f.y_train)
+            cw = compute_class_weight(class_weight, classes=present, y=f.y_train,
+                                      sample_weight=sw)
+            sw = sw * cw[np.searchsorted(present, f.y_train)]
+        encoded.append(f._replace(y_train=np.searchsorted(classes, f.y_train), sw_train=sw,
+                                  y_test=np.searchsorted(classes, f.y_test)))
+    return encoded, classes
+
+
 class LogisticCVProblem:
     """Mean held-out log-loss over K folds of scikit-learn's ``LogisticRegression``.
 

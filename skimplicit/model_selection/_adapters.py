@@ -198,7 +198,7 @@ def _logistic_problem(final, folds, bounds):
             "problem (skimplicit.linear_model._logistic_problem), which is not available "
             "in this version. Use GridSearchCV for now."
         ) from None
-    from sklearn.utils.class_weight import compute_class_weight
+    from ..linear_model._logistic_problem import encode_folds
 
     _reject_unknown(bounds, {"C", "l1_ratio"}, final)
     l1_ratio = _logistic_l1_ratio(final)
@@ -210,24 +210,8 @@ def _logistic_problem(final, folds, bounds):
             )
     if not np.isfinite(final.C) and "C" not in bounds:
         raise ValueError("LogisticRegression(C=inf) has no penalty to hold fixed.")
-    f0 = folds[0]
-    classes = np.unique(np.concatenate([f0.y_train, f0.y_test]))
-    if classes.size < 2:
-        raise ValueError(
-            f"LogisticRegression needs samples of at least 2 classes; got {classes.size}."
-        )
-    encoded = []
-    for f in folds:
-        ytr = np.searchsorted(classes, f.y_train)
-        sw = np.asarray(f.sw_train, float)
-        if final.class_weight is not None:
-            # As LogisticRegression.fit on this training fold: weights from its labels.
-            present = np.unique(f.y_train)
-            cw = compute_class_weight(final.class_weight, classes=present, y=f.y_train,
-                                      sample_weight=sw)
-            sw = sw * cw[np.searchsorted(present, f.y_train)]
-        encoded.append(f._replace(y_train=ytr, sw_train=sw,
-                                  y_test=np.searchsorted(classes, f.y_test)))
+    # As LogisticRegression.fit on each training fold: class weights from its labels.
+    encoded, classes = encode_folds(folds, final.class_weight)
     return LogisticCVProblem(
         encoded, n_classes=classes.size, fit_intercept=final.fit_intercept,
         l1_ratio=l1_ratio, tune_l1_ratio="l1_ratio" in bounds, tol=final.tol,

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skimplicit.linear_model import ImplicitLassoCV
+from skimplicit.linear_model import ImplicitLassoCV, ImplicitLogisticRegressionCV
 from skimplicit.linear_model._cv_problems import RidgeCVProblem
 from skimplicit.model_selection import HypergradSearchCV, plot_search_trajectory
 
@@ -323,6 +323,29 @@ def test_logistic_regression_binary_class_weight_matches_cross_validation():
     with pytest.raises(ValueError, match="liblinear"):
         HypergradSearchCV(LogisticRegression(solver="liblinear"), {"C": (0.1, 1.0)},
                           cv=3).fit(X, y)
+
+
+def test_implicit_logistic_regression_cv_as_final_step():
+    """skimplicit's logistic tuner implements the protocol: the same search as scikit-learn's
+    LogisticRegression with the same settings, a plain LogisticRegression refit."""
+    X, y = make_classification(n_samples=150, n_features=8, weights=[0.7], random_state=0)
+    y = np.array(["no", "yes"])[y]
+    cv = StratifiedKFold(4, shuffle=True, random_state=0)
+    ours = make_pipeline(StandardScaler(), ImplicitLogisticRegressionCV(
+        class_weight="balanced", tol=1e-10, max_iter=10_000))
+    theirs = make_pipeline(StandardScaler(), LogisticRegression(
+        class_weight="balanced", solver="newton-cg", tol=1e-10, max_iter=10_000))
+    a = HypergradSearchCV(ours, {"implicitlogisticregressioncv__C": (1e-3, 1e2)}, cv=cv).fit(X, y)
+    b = HypergradSearchCV(theirs, {"logisticregression__C": (1e-3, 1e2)}, cv=cv).fit(X, y)
+    assert a.best_params_["implicitlogisticregressioncv__C"] == pytest.approx(
+        b.best_params_["logisticregression__C"], rel=1e-8)
+    final = a.best_estimator_[-1]
+    assert type(final) is LogisticRegression
+    assert final.C == a.best_params_["implicitlogisticregressioncv__C"]
+    assert list(a.classes_) == ["no", "yes"]
+    best = clone(theirs).set_params(logisticregression__C=final.C)
+    ref = cross_validate(best, X, y, cv=cv, scoring="neg_log_loss")["test_score"]
+    np.testing.assert_allclose(_split_scores(a, a.best_index_), ref, rtol=1e-7)
 
 
 def test_restarts_in_threads_equal_sequential(diabetes):

@@ -7,10 +7,12 @@ loss over its hyperparameters:
    path (``initial_points``) and start from its best point (restarts take the next best
    local minima of the path, then random points). This handles the non-convex validation
    curve and the dead zone above ``alpha_max`` (the problems' bounds exclude it).
-2. **Steps.** scipy's L-BFGS-B in search coordinates (log for scale parameters, linear
-   for ratios), within the bounds, fed the hypergradient. Its first step has unit length
-   in log space and its line search rejects increases, which keeps warm starts useful and
-   is robust to kinks.
+2. **Steps.** In search coordinates (log for scale parameters, linear for ratios), within
+   the bounds, fed the hypergradient: with one hyperparameter, a bracketed line search
+   between the path's neighbours of the start (:func:`_bracketed_1d`: secant or quadratic
+   steps, a 2 % wide bracket or a predicted gain below ``outer_tol`` ends it); with
+   several, scipy's L-BFGS-B, its first step scaled to 0.5 in search coordinates. Both
+   only accept decreases, which keeps warm starts useful and is robust to kinks.
 3. **Inexact inner solves.** The inner accuracy requested (``precision``) shrinks
    geometrically over the steps (HOAG's schedule): early steps are cheap, late ones exact.
 4. **Stopping.** no relative improvement of the best loss larger than ``outer_tol`` over 3

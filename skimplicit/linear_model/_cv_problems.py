@@ -21,8 +21,8 @@ from .._blas import one_blas_thread
 from ..model_selection._tunable import Evaluation, Hyperparameter
 from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad
 
-_PREC = True
-__all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds", "make_folds"]
+__all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds",
+           "make_folds"]
 
 
 def _uses_working_sets(n, p):
@@ -499,7 +499,7 @@ class EnetCVProblem:
         # Inner accuracy: scikit-learn's duality-gap tolerance, tightened by the outer loop's
         # schedule (precision 1 -> 1e-2) as the descent converges; a solution whose support
         # polishes into a certified optimum is then exact (see _Fold.polish).
-        tol = self.tol * (precision if _PREC else 1.0)
+        tol = self.tol * precision
         K = len(self.folds)
         alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
         sols, conv, iters, exact = [], [], [], []

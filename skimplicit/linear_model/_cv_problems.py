@@ -86,9 +86,11 @@ class _Fold:
             self.X_train = None
             # Fortran order for scikit-learn's coordinate descent on all columns; with
             # working sets it gets column copies anyway (a transposing copy saved).
-            order = "C" if _uses_working_sets(*Xtr.shape) else "F"
-            X_fit = np.array(Xtr, dtype=float, order=order)
-            X_fit -= self.x_mean
+            if _uses_working_sets(*Xtr.shape):
+                X_fit = np.subtract(Xtr, self.x_mean, dtype=float)  # one pass, a new array
+            else:
+                X_fit = np.array(Xtr, dtype=float, order="F")
+                X_fit -= self.x_mean
             if np.any(self.sqrt_sw != 1.0):
                 X_fit *= self.sqrt_sw[:, None]
             self.X_fit = X_fit

@@ -674,9 +674,13 @@ class AdaptiveRidgeCVProblem:
         m = np.mean(mag, axis=1, keepdims=True)
         return np.log(np.maximum(m, 1e-300)) - np.log(np.maximum(mag, 1e-12 * m + 1e-300))
 
-    def alphas(self, params, log_weights=None):
-        lw = self.log_weights if log_weights is None else log_weights
-        return params["alpha"] * np.exp(params["gamma"] * lw)
+    @staticmethod
+    def family(alpha, gamma, log_weights):
+        """``alpha_j = alpha * exp(gamma * log_weights_j)``."""
+        return alpha * np.exp(gamma * log_weights)
+
+    def alphas(self, params):
+        return self.family(params["alpha"], params["gamma"], self.log_weights)
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         if self.base_alpha is None:  # started from a given point, without the path
@@ -688,5 +692,8 @@ class AdaptiveRidgeCVProblem:
         grad = {"alpha": float(np.sum(da) / K / params["alpha"]),
                 "gamma": float(np.sum(da * self.log_weights) / K)}
         self._last_loss = float(loss_f.mean())
+        # base_alpha: where the weights come from (None on the path, where gamma = 0).
         return Evaluation(loss=float(loss_f.mean()), grad=grad, fold_losses=loss_f,
-                          converged=bool(ok.all()), info={"linear_residual": float(res.max())})
+                          converged=bool(ok.all()),
+                          info={"linear_residual": float(res.max()),
+                                "base_alpha": self.base_alpha})

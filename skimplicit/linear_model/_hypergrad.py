@@ -17,7 +17,7 @@ import numpy as np
 from ..implicit import optimality, root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
 
-__all__ = ["Kernel", "bucket", "enet_support_hypergrad", "fast_compiling_jit", "ridge_hypergrad"]
+__all__ = ["Kernel", "bucket", "enet_support_hypergrad", "ridge_hypergrad"]
 
 
 def bucket(k, minimum=16, per_octave=1):
@@ -135,6 +135,16 @@ class Kernel:
     def _jitted(self):
         return self._fast if self._use_fast and jax.default_backend() == "cpu" else self._plain
 
+    def _with_fallback(self, action):
+        """``action(jitted)``; again with the plain jit when this XLA rejects the options."""
+        try:
+            return action(self._jitted())
+        except Exception as exc:
+            if not (self._use_fast and "compile option" in str(exc)):
+                raise
+            self._use_fast = False
+            return action(self._plain)
+
     def __call__(self, *args, **kwargs):
         future = self._ahead.get(_signature(args, kwargs)) if self._ahead else None
         if future is not None:
@@ -142,13 +152,7 @@ class Kernel:
                 return future.result()(*args)
             except Exception:  # noqa: BLE001 - compile again below, errors surface there
                 pass
-        try:
-            return self._jitted()(*args, **kwargs)
-        except Exception as exc:  # an XLA without these options: compile as usual
-            if not (self._use_fast and "compile option" in str(exc)):
-                raise
-            self._use_fast = False
-            return self._plain(*args, **kwargs)
+        return self._with_fallback(lambda jitted: jitted(*args, **kwargs))
 
     def prefetch(self, *args, **kwargs):
         """Trace and lower for the shapes and dtypes of ``args`` (arrays or
@@ -161,15 +165,9 @@ class Kernel:
             if fut.cancel():
                 del self._ahead[k]
         structs = jax.tree_util.tree_map(_struct, args)
-        try:
-            # Tracing and lowering are Python: here (a thread holding the GIL would slow
-            # the caller's Python as much); XLA's compilation releases it: in the background.
-            lowered = self._jitted().lower(*structs, **kwargs)
-        except Exception as exc:
-            if not (self._use_fast and "compile option" in str(exc)):
-                raise
-            self._use_fast = False
-            lowered = self._plain.lower(*structs, **kwargs)
+        # Tracing and lowering are Python: here (a thread holding the GIL would slow the
+        # caller's Python as much); XLA's compilation releases it: in the background.
+        lowered = self._with_fallback(lambda jitted: jitted.lower(*structs, **kwargs))
         self._ahead[key] = _executor().submit(lowered.compile)
 
     def _cache_size(self):
@@ -177,12 +175,7 @@ class Kernel:
         return self._fast._cache_size() + self._plain._cache_size() + len(self._ahead)
 
 
-def fast_compiling_jit(fun, **jit_kwargs):
-    """:class:`Kernel` of ``fun`` (``jit_kwargs``: ``static_argnames`` only)."""
-    return Kernel(fun, **jit_kwargs)
-
-
-enet_support_hypergrad = fast_compiling_jit(_enet_support_hypergrad, static_argnames=("solve",))
+enet_support_hypergrad = Kernel(_enet_support_hypergrad, static_argnames=("solve",))
 
 
 def _ridge_train_loss(w, alpha, X, y):
@@ -227,7 +220,7 @@ def _ridge_hypergrad(X, y, Xt, yt, swt, alpha):
     return jax.vmap(_ridge_one_fold)(X, y, Xt, yt, swt, alpha)
 
 
-ridge_hypergrad = fast_compiling_jit(_ridge_hypergrad)
+ridge_hypergrad = Kernel(_ridge_hypergrad)
 
 
 def as_numpy(*arrays):

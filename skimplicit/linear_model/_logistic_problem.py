@@ -60,7 +60,7 @@ from .._blas import one_blas_thread
 from ..implicit import LinearSolveWarning, root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
 from ..model_selection._tunable import Evaluation, Hyperparameter
-from ._hypergrad import bucket, fast_compiling_jit
+from ._hypergrad import Kernel, bucket
 
 __all__ = [
     "LogisticCVProblem",
@@ -472,7 +472,7 @@ _STATIC = ("binary", "fit_intercept", "solve", "shapes")
 # On CPU, compilation is most of a small fit's time: fast-compiling options (measured on
 # this kernel, 5 folds of 3000 x 100: compile 1.05 s -> 0.35 s CPU, the compiled call not
 # slower: 0.053 s -> 0.045 s).
-logistic_hypergrad = fast_compiling_jit(_logistic_hypergrad, static_argnames=_STATIC)
+logistic_hypergrad = Kernel(_logistic_hypergrad, static_argnames=_STATIC)
 
 
 logistic_hypergrad.__doc__ = _logistic_hypergrad.__doc__
@@ -542,6 +542,10 @@ def _columns(X, cols):
         return _dense(X)
     Xc = X[:, cols]
     return Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc)
+
+
+# Entries of the stacked dense folds beyond which the kernel refuses dense data (2 GB).
+_MAX_DENSE_ENTRIES = 2.5e8
 
 
 def encode_folds(folds, class_weight=None):
@@ -646,15 +650,11 @@ class LogisticCVProblem:
     def _prefetch_kernel(self):
         """All-column dense kernels have one shape per fit, known now: compile it in the
         background while the coarse path runs (see :class:`~._hypergrad.Kernel`)."""
-        if self._support_columns([(np.ones((1, 1)), None)]) is not None:
-            return
-        if sp.issparse(self.X[0]):
+        if not self._all_columns() or sp.issparse(self.X[0]):
             return
         F, K = self.n_folds, self.K
-        n = size_bucket(max(X.shape[0] for X in self.X))
-        m = size_bucket(max(X.shape[0] for X in self.Xt))
-        k = size_bucket(self.n_features)
-        if F * (n + m) * k > 2.5e8:
+        n, m, k = self._padded_sizes()
+        if F * (n + m) * k > _MAX_DENSE_ENTRIES:  # _stacked raises when it is called
             return
         shapes = [(F, n, k), (F, n, K), (F, n), (F, m, k), (F, m, K), (F, m), (F, k, K),
                   (F, K), (F, K), (F,), (F, k, K), (F, K)]
@@ -758,8 +758,7 @@ class LogisticCVProblem:
         if key in self._stack_cache:
             return self._stack_cache[key]
         F = self.n_folds
-        n = size_bucket(max(X.shape[0] for X in self.X))
-        m = size_bucket(max(X.shape[0] for X in self.Xt))
+        n, m, k = self._padded_sizes()
         Ys = _pad_stack(self.Y, (n, self.K))
         Yts = _pad_stack(self.Yt, (m, self.K))
         sws = _pad_stack(self.sw, (n,))
@@ -769,11 +768,10 @@ class LogisticCVProblem:
             Xs = _pad_stack([_columns(self.X[i], cols[i]) for i in range(F)], (n, k))
             Xts = _pad_stack([_columns(self.Xt[i], cols[i]) for i in range(F)], (m, k))
             return Xs, Ys, sws, Xts, Yts, swts, k, None
-        k = size_bucket(self.n_features)
         if sp.issparse(self.X[0]):
             Xs, Xts, shapes = _coo_stack(self.X), _coo_stack(self.Xt), (n, k, m)
         else:
-            if F * (n + m) * k > 2.5e8:
+            if F * (n + m) * k > _MAX_DENSE_ENTRIES:
                 raise MemoryError(
                     f"The hypergradient kernel would hold {F} dense folds of {n + m} x {k} "
                     f"(> 2 GB). Pass X as a sparse matrix (kept sparse), or use "
@@ -790,11 +788,19 @@ class LogisticCVProblem:
         self._stack_cache = {None: out}
         return out
 
+    def _all_columns(self):
+        """Whether the kernel takes every column (l2, or small problems)."""
+        return ((self.l1_ratio == 0 and not self.tune_l1_ratio)
+                or self.n_features * self.K <= 2048)
+
+    def _padded_sizes(self):
+        """``(n, m, k)``: padded training and test rows, and the all-column width."""
+        return (size_bucket(max(X.shape[0] for X in self.X)),
+                size_bucket(max(X.shape[0] for X in self.Xt)), size_bucket(self.n_features))
+
     def _support_columns(self, sols):
-        """Columns kept in the kernel: all (small problems), else each fold's support."""
-        if self.l1_ratio == 0 and not self.tune_l1_ratio:
-            return None
-        if self.n_features * self.K <= 2048:
+        """Columns kept in the kernel: all (``None``), else each fold's support."""
+        if self._all_columns():
             return None
         return [np.flatnonzero(np.any(W != 0, axis=1)) for W, _ in sols]
 

@@ -130,29 +130,28 @@ n_features_in_, feature_names_in_ :
         hp = problem.hyperparameters[0]
         problem.hyperparameters = [type(hp)("alpha", b[0], b[1], "log", hp.size),
                                    *problem.hyperparameters[1:]]
-        self._base_alpha = None
-        if self.alpha_per_feature:
-            # The refit computes its weights at the same one-alpha point as the folds.
-            self._problem_base = problem
         return problem
 
     def _store_params(self, best, result):
         self.alpha_ = best["alpha"]
         if self.alpha_per_feature:
-            problem = self.__dict__.pop("_problem_base")
             self.gamma_ = float(best["gamma"])
             self.alpha_scale_ = float(best["alpha"])
-            self._base_alpha = problem.base_alpha
+            # The refit computes its weights at the same one-alpha point as the folds.
+            self._base_alpha = result.best_evaluation.info["base_alpha"]
         self._path_attributes(result)
 
     def _refit(self, X, y, sample_weight):
         if self.alpha_per_feature:
             # alpha_j = alpha_scale_ (m / |w_j|)^gamma_ with w the one-alpha ridge solution
-            # on all the data at the coarse path's best point (as on each fold).
-            w, _ = fit_ridge(X, y, sample_weight, self._base_alpha,
-                             fit_intercept=self.fit_intercept)
-            w = np.asarray(w, float).reshape(-1, X.shape[1]).T  # (p, targets)
-            lw = AdaptiveRidgeCVProblem.weights(w[None])[0]
-            self.alpha_ = self.alpha_scale_ * np.exp(self.gamma_ * lw)
+            # on all the data at the coarse path's best point (as on each fold); a best
+            # point on the path itself has gamma_ = 0 and no weights yet.
+            lw = np.zeros(X.shape[1])
+            if self._base_alpha is not None:
+                w, _ = fit_ridge(X, y, sample_weight, self._base_alpha,
+                                 fit_intercept=self.fit_intercept)
+                w = np.asarray(w, float).reshape(-1, X.shape[1]).T  # (p, targets)
+                lw = AdaptiveRidgeCVProblem.weights(w[None])[0]
+            self.alpha_ = AdaptiveRidgeCVProblem.family(self.alpha_scale_, self.gamma_, lw)
         self.coef_, self.intercept_ = fit_ridge(X, y, sample_weight, self.alpha_,
                                                 fit_intercept=self.fit_intercept)

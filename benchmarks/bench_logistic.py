@@ -17,9 +17,9 @@ threads, fresh-process time ratio ours / scikit-learn (CV log-loss ratio in brac
 the full output of the last run is docs/benchmarks/bench_logistic.txt:
 
 ==================  ================  ============  ==========================
-problem             last run          run before    two earlier runs (before
-                                      (same code)   the kernel was compiled
-                                                    ahead)
+problem             last run          run before    two earlier runs (kernel
+                                      (same         not compiled ahead; then
+                                      scheme)       traced in a thread)
 ==================  ================  ============  ==========================
 A l2 / lbfgs        0.110x (0.9993)   0.091x        0.085x, 0.094x
 B l2 / lbfgs        0.462x (0.9984)   0.500x        0.79x, 0.65x

@@ -19,7 +19,7 @@ from sklearn.linear_model import ElasticNet
 
 from .._blas import one_blas_thread
 from ..model_selection._tunable import Evaluation, Hyperparameter
-from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad
+from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad, solve_with_fallback
 
 __all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds",
            "make_folds"]
@@ -485,7 +485,8 @@ class EnetCVProblem:
         """Compile the hypergradient kernel for support size ``k`` in the background."""
         K, (n, m) = self._n_folds, self._rows
         f64 = np.dtype(np.float64)
-        shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k), (K, k), (K,)]
+        shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k), (K, k), (K,),
+                  (K,)]
         with jax.enable_x64(True):
             enet_support_hypergrad.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes),
                                             solve=_solve_name(k))
@@ -541,10 +542,9 @@ class EnetCVProblem:
             al[i, : s.size] = alpha_vec[s]
         n_train = np.array([f.n_train for f in self.folds], float)
         rho = np.full(K, l1_ratio)
-        with jax.enable_x64(True):
-            out = enet_support_hypergrad(Xs, ys, n_train, Xt, yt, swt, ws, al, rho,
-                                         solve=_solve_name(k))
-        loss_f, d_alpha, d_rho, ok, res = (np.asarray(o) for o in out)
+        loss_f, d_alpha, d_rho, ok, res, ridge = solve_with_fallback(
+            enet_support_hypergrad, (Xs, ys, n_train, Xt, yt, swt, ws, al, rho),
+            {"solve": _solve_name(k)}, K, "support system")
         grad_alpha = np.zeros(self.n_features)
         for i, s in enumerate(supports):
             np.add.at(grad_alpha, s, d_alpha[i, : s.size])
@@ -557,7 +557,7 @@ class EnetCVProblem:
             loss=float(loss_f.mean()), grad=grad, fold_losses=loss_f,
             converged=bool(all(conv) and ok.all()),
             info={"n_iter": iters, "exact": exact, "support_size": [s.size for s in supports],
-                  "linear_residual": float(res.max())},
+                  "linear_residual": float(res.max()), "ridge": ridge},
         )
 
 

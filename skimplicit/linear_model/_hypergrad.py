@@ -15,8 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.flatten_util import ravel_pytree
+
 from ..implicit import LinearSolveWarning, optimality, root_vjp
-from ..implicit.linear_solve import solve_cg, solve_cholesky
+from ..implicit.linear_solve import (_finish, _flatten_problem, default_tol, solve_cg,
+                                     solve_cholesky)
 
 __all__ = ["FALLBACK_RIDGE", "Kernel", "bucket", "enet_support_hypergrad", "ridge_hypergrad",
            "solve_with_fallback"]
@@ -238,18 +241,55 @@ def _ridge_train_loss(w, alpha, X, y):
 _RIDGE_F = optimality.stationary(_ridge_train_loss)
 
 
+def _factored_solve(inverse):
+    """A solver of :mod:`~skimplicit.implicit.linear_solve`'s signature that applies
+    ``inverse`` (a factorization of the system, computed once), refines once, and checks
+    the residual like the others (``SolveInfo``, a warning on failure)."""
+
+    def solve(matvec, b, *, ridge=None, init=None, tol=None, maxiter=None,
+              return_info=False):
+        del init, maxiter
+        mv, b_flat, _, unravel = _flatten_problem(matvec, b, ridge, None)
+        tol = default_tol(b_flat.dtype) if tol is None else tol
+
+        def inv(v):
+            return ravel_pytree(inverse(unravel(v)))[0]
+
+        x = inv(b_flat)
+        x = x + inv(b_flat - mv(x))  # one step of iterative refinement
+        return _finish("solve_cholesky", mv, b_flat, x, 1, tol, unravel, return_info)
+
+    return solve
+
+
 def _ridge_one_fold(X, y, Xt, yt, swt, alpha):
     # Ridge: ||y - X w||^2 + sum_j alpha_j w_j^2 (scikit-learn's scaling), solved through the
-    # smaller Gram matrix; the hypergradient by implicit differentiation of stationarity.
+    # smaller Gram matrix; the hypergradient by implicit differentiation of stationarity,
+    # whose system 2 (X^T X + diag(alpha)) is solved with the same Cholesky factor (exact:
+    # a conjugate gradient at its default relative tolerance of 1e-10 left errors of up to
+    # 5e-11 x the condition number in the hypergradient).
     n, p = X.shape
+
+    def col(a, b):  # alpha_j scaling row j of b (p,) or (p, t)
+        return (a * b.T).T
+
     if p <= n:
-        G = X.T @ X + jnp.diag(alpha)
-        w = jnp.linalg.solve(G, X.T @ y)
+        fac = jax.scipy.linalg.cho_factor(X.T @ X + jnp.diag(alpha), lower=True)
+
+        def inverse(b):  # (X^T X + D)^-1 b
+            return jax.scipy.linalg.cho_solve(fac, b)
     else:
-        # w = D^-1 X^T (X D^-1 X^T + I)^-1 y with D = diag(alpha) (push-through identity).
+        # (X^T X + D)^-1 = D^-1 - D^-1 X^T (X D^-1 X^T + I)^-1 X D^-1 (Woodbury).
         Xd = X / alpha
-        K = Xd @ X.T + jnp.eye(n, dtype=X.dtype)
-        w = Xd.T @ jnp.linalg.solve(K, y)
+        fac = jax.scipy.linalg.cho_factor(Xd @ X.T + jnp.eye(n, dtype=X.dtype), lower=True)
+
+        def inverse(b):
+            return col(1.0 / alpha, b) - Xd.T @ jax.scipy.linalg.cho_solve(fac, Xd @ b)
+
+    if p <= n:
+        w = inverse(X.T @ y)
+    else:  # w = D^-1 X^T (X D^-1 X^T + I)^-1 y (push-through: no cancellation)
+        w = Xd.T @ jax.scipy.linalg.cho_solve(fac, y)
 
     def val(w):
         r = yt - Xt @ w
@@ -257,7 +297,9 @@ def _ridge_one_fold(X, y, Xt, yt, swt, alpha):
         return jnp.sum(swt * r2) / jnp.sum(swt)
 
     loss, g = jax.value_and_grad(val)(w)
-    (d_alpha, *_), _, info = root_vjp(_RIDGE_F, w, (alpha, X, y), g, solve=solve_cg,
+    # The system of _RIDGE_F is 2 (X^T X + D).
+    solve = _factored_solve(lambda b: 0.5 * inverse(b))
+    (d_alpha, *_), _, info = root_vjp(_RIDGE_F, w, (alpha, X, y), g, solve=solve,
                                       return_info=True)
     return loss, d_alpha, w, info.success, info.residual
 

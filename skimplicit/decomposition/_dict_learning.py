@@ -29,6 +29,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..implicit import LinearSolveWarning
 from ..model_selection._outer import tune
 from ..model_selection._tunable import Evaluation, Hyperparameter
 from ._kernels import bucket, cv_value_and_grad, encode, task_value_and_grad
@@ -193,18 +194,19 @@ def _supervised_phase(ws, D0, y_enc, n_classes, *, alpha, l2, C, train, val, n_i
     Zc = np.zeros((ws.nb, ws.kb))
     Zc[: ws.n, : ws.k] = Z0
     hist = {"loss": [], "val_loss": [], "step": [], "n_iter": 0,
-            "codes_converged": True, "linear_ok": True}
+            "codes_converged": True, "linear_ok": True, "n_ridged": 0}
 
     def evaluate(P, Zc):
         with jax.enable_x64(True):
             val_, grads, aux = task_value_and_grad(
                 P[0], P[1], P[2], ws.X, ws.Y, sw, Zc, float(alpha), float(l2), float(C),
                 _CODE_TOL, int(code_max_iter))
-            Z, losses, _, viol, ok = aux
+            Z, losses, _, viol, ok, n_ridged = aux
             out = (float(val_), [np.asarray(g) for g in grads], np.asarray(Z),
                    np.asarray(losses), float(viol) <= _CODE_TOL, bool(ok))
         hist["codes_converged"] &= out[4]
         hist["linear_ok"] &= out[5]
+        hist["n_ridged"] += int(n_ridged)  # singular support systems (fallback ridge)
         return out
 
     def record(f, losses, step):
@@ -321,7 +323,8 @@ class CodesLogisticCVProblem:
             loss, fold_losses, d_alpha, d_C, aux = cv_value_and_grad(
                 alpha, C, self.D, ws.X, ws.Y, self.M, self.V, Z0, theta0, self.l2,
                 _CODE_TOL, self.code_max_iter)
-            Z, theta, ratio, viol, ok = aux
+            Z, theta, ratio, viol, ok, n_ridged = aux
+            n_ridged = int(n_ridged)
             loss, fold_losses = float(loss), np.asarray(fold_losses)
             d_alpha, d_C = float(d_alpha), float(d_C)
             self._state = (np.asarray(Z), tuple(np.asarray(t) for t in theta))
@@ -333,8 +336,15 @@ class CodesLogisticCVProblem:
                 grad["alpha"] = d_alpha
             if self.tune_C:
                 grad["C"] = d_C
+        if n_ridged and with_grad:
+            warnings.warn(
+                f"{n_ridged} support system(s) of the codes' implicit gradient are singular "
+                "(linearly dependent active atoms): solved with a ridge of 1e-10 x their "
+                "mean diagonal; the hypergradient in alpha is approximate.",
+                LinearSolveWarning, stacklevel=2)
         return Evaluation(loss=loss, grad=grad, fold_losses=fold_losses, converged=converged,
-                          info={"newton_gradient_ratio": float(ratio)})
+                          info={"newton_gradient_ratio": float(ratio),
+                                "ridged_systems": n_ridged})
 
 
 # --------------------------------------------------------------------------------------
@@ -621,7 +631,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             for f, (tr, te) in enumerate(folds):
                 _, h = _supervised_phase(ws, D0, y_enc, n_classes, train=tr, val=te,
                                          n_iter=self.max_iter, label=f" fold {f}", **common)
-                converged &= h["codes_converged"] and h["linear_ok"]
+                converged &= h["codes_converged"] and h["linear_ok"] and not h["n_ridged"]
                 c = np.asarray(h["val_loss"])
                 # A fold that stopped early keeps its last value.
                 curves.append(np.r_[c, np.full(self.max_iter + 1 - c.size, c[-1])])
@@ -629,7 +639,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             n_sup = int(np.argmin(self.cv_val_loss_))
         P, h = _supervised_phase(ws, D0, y_enc, n_classes, train=np.arange(n), val=None,
                                  n_iter=n_sup, **common)
-        converged &= h["codes_converged"] and h["linear_ok"]
+        converged &= h["codes_converged"] and h["linear_ok"] and not h["n_ridged"]
         if not converged:
             warnings.warn(
                 "A sparse coding did not reach its tolerance or a support system of the "

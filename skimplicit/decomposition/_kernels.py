@@ -32,7 +32,7 @@ padding is exact (a zero atom has a zero code and a zero gradient).
 
 from __future__ import annotations
 
-from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,13 +46,16 @@ __all__ = [
     "codes_optimality",
     "codes_vjp",
     "solve_block_cholesky",
+    "BlockSolveInfo",
     "task_value_and_grad",
     "cv_value_and_grad",
     "logistic_fit",
     "bucket",
 ]
 
-_RIDGE = 1e-10  # relative ridge of the support systems (atoms have norm <= 1)
+_FALLBACK_RIDGE = 1e-10
+"""Ridge (relative to the block's mean diagonal) of a support system whose solve failed
+its residual check: linearly dependent active atoms. Never added otherwise."""
 
 
 def bucket(k, minimum=8):
@@ -150,6 +153,16 @@ def codes_optimality(Z, alpha, l2, D, X):
     return jnp.where(mask, g + alpha * jnp.sign(Z), Z)
 
 
+class BlockSolveInfo(NamedTuple):
+    """:class:`~skimplicit.implicit.linear_solve.SolveInfo` plus ``n_ridged``: the
+    blocks solved with the fallback ridge (singular blocks)."""
+
+    residual: Any
+    iterations: Any
+    success: Any
+    n_ridged: Any
+
+
 def solve_block_cholesky(matvec, b, *, ridge=None, init=None, tol=None, maxiter=None,
                          return_info=False):
     """Solve ``(A + ridge I) x = b`` for ``A`` block diagonal over the rows of ``b (n, k)``.
@@ -157,9 +170,12 @@ def solve_block_cholesky(matvec, b, *, ridge=None, init=None, tol=None, maxiter=
     The signature of :mod:`skimplicit.implicit.linear_solve`. ``matvec`` must not mix rows
     (true of :func:`codes_optimality`'s Jacobian): ``k`` calls on the unit matrices
     ``E_j`` (ones in column ``j``) give column ``j`` of every block at once, then ``n``
-    Cholesky solves of size ``k``. No host callback (it would run once per sample under
-    ``vmap``): the caller reads ``info`` (relative residual of the worst block, success
-    when ``<= tol`` and finite) and warns.
+    Cholesky solves of size ``k``. A block whose solve fails its residual check (singular:
+    linearly dependent active atoms) is solved again with a ridge of ``1e-10`` x its mean
+    diagonal; the others are solved as they are (no ridge). No host callback (it would
+    run once per sample under ``vmap``): the caller reads ``info``, a
+    :class:`BlockSolveInfo` (relative residual of the worst block, success when ``<= tol``
+    and finite, the number of blocks that needed the ridge) and warns.
     """
     del init, maxiter
     n, k = b.shape
@@ -167,29 +183,46 @@ def solve_block_cholesky(matvec, b, *, ridge=None, init=None, tol=None, maxiter=
     E = jnp.broadcast_to(jnp.eye(k, dtype=b.dtype)[:, None, :], (k, n, k))
     cols = jax.vmap(matvec)(E)  # cols[j, i, :] = A_i[:, j]
     A = jnp.transpose(cols, (1, 2, 0))  # (n, k, k)
+    eye = jnp.eye(k, dtype=b.dtype)
     if ridge is not None:
-        A = A + ridge * jnp.eye(k, dtype=b.dtype)
+        A = A + ridge * eye
     A = 0.5 * (A + jnp.swapaxes(A, 1, 2))
-    L = jnp.linalg.cholesky(A)
-    x = jax.vmap(lambda Li, bi: jax.scipy.linalg.cho_solve((Li, True), bi))(L, b)
-    r = jnp.einsum("nij,nj->ni", A, x) - b
     bn = jnp.linalg.norm(b, axis=1)
-    res = jnp.max(jnp.linalg.norm(r, axis=1) / jnp.where(bn > 0, bn, 1.0))
-    ok = (res <= tol) & jnp.all(jnp.isfinite(x))
+    bn = jnp.where(bn > 0, bn, 1.0)
+
+    def blocks(A):
+        x = jax.vmap(lambda Ai, bi: jax.scipy.linalg.cho_solve(
+            jax.scipy.linalg.cho_factor(Ai, lower=True), bi))(A, b)
+        res = jnp.linalg.norm(jnp.einsum("nij,nj->ni", A, x) - b, axis=1) / bn
+        return x, jnp.where(jnp.all(jnp.isfinite(x), axis=1), res, jnp.inf)
+
+    x, res = blocks(A)
+    failed = ~(res <= tol)
+
+    def with_ridge(_):
+        r = _FALLBACK_RIDGE * jnp.trace(A, axis1=1, axis2=2) / k
+        x2, res2 = blocks(A + r[:, None, None] * eye)
+        return jnp.where(failed[:, None], x2, x), jnp.where(failed, res2, res)
+
+    x, res = jax.lax.cond(jnp.any(failed), with_ridge, lambda _: (x, res), None)
+    res_max = jnp.max(res)
+    ok = (res_max <= tol) & jnp.all(jnp.isfinite(x))
     if return_info:
-        return x, SolveInfo(res, jnp.asarray(0), ok)
+        return x, BlockSolveInfo(res_max, jnp.asarray(0), ok, jnp.sum(failed))
     return x
 
 
 def codes_vjp(Z, alpha, l2, D, X, gZ):
     """``gZ^T dZ*/d(alpha, l2, D)`` by implicit differentiation on the supports.
 
-    Returns ``(d_alpha, d_l2, d_D, info)``; ``info.success`` is ``False`` when a support
-    system was singular (atoms active together that are linearly dependent).
+    Returns ``(d_alpha, d_l2, d_D, info)``, ``info`` a :class:`BlockSolveInfo`:
+    ``info.n_ridged > 0`` when support systems were singular (atoms active together that
+    are linearly dependent) and solved with the fallback ridge; ``info.success`` is
+    ``False`` when even that failed.
     """
-    solve = partial(solve_block_cholesky, ridge=_RIDGE)
     (d_alpha, d_l2, d_D, _), _, info = root_vjp(
-        codes_optimality, Z, (alpha, l2, D, X), gZ, solve=solve, return_info=True)
+        codes_optimality, Z, (alpha, l2, D, X), gZ, solve=solve_block_cholesky,
+        return_info=True)
     return d_alpha, d_l2, d_D, info
 
 
@@ -224,15 +257,16 @@ def task_value_and_grad(D, W, b, X, Y, sw, Z0, alpha, l2, C, tol, max_iter):
     Returns
     -------
     value, (g_D, g_W, g_b), aux
-        ``aux = (Z, losses, n_iter, violation, linear_ok)``: the codes (warm start of the
-        next call), every row's loss (the validation rows have ``sw = 0``), the coding
-        solver's epochs and final violation, and whether every support system solved.
+        ``aux = (Z, losses, n_iter, violation, linear_ok, n_ridged)``: the codes (warm
+        start of the next call), every row's loss (the validation rows have ``sw = 0``),
+        the coding solver's epochs and final violation, whether every support system
+        solved, and how many needed the fallback ridge (singular).
     """
     Z, n_iter, viol = encode(X, D, alpha, l2, Z0, tol, max_iter)
     (value, losses), (gZ, gW, gb) = jax.value_and_grad(_task_loss, argnums=(0, 1, 2),
                                                         has_aux=True)(Z, W, b, Y, sw, C)
     _, _, gD, info = codes_vjp(Z, alpha, l2, D, X, gZ)
-    return value, (gD, gW, gb), (Z, losses, n_iter, viol, info.success)
+    return value, (gD, gW, gb), (Z, losses, n_iter, viol, info.success, info.n_ridged)
 
 
 # --------------------------------------------------------------------------------------
@@ -341,7 +375,8 @@ def cv_value_and_grad(alpha, C, D, X, Y, M, V, Z0, theta0, l2, tol, max_iter):
     Returns
     -------
     loss, fold_losses, d_alpha, d_C, aux
-        ``aux = (Z, theta, newton_ratio, codes_violation, linear_ok)``.
+        ``aux = (Z, theta, newton_ratio, codes_violation, linear_ok, n_ridged)``
+        (``n_ridged``: the codes' support systems solved with the fallback ridge).
     """
     Z, _, viol = encode(X, D, alpha, l2, Z0, tol, max_iter)
     K = M.shape[0]
@@ -350,4 +385,4 @@ def cv_value_and_grad(alpha, C, D, X, Y, M, V, Z0, theta0, l2, tol, max_iter):
     d_alpha, _, _, info = codes_vjp(Z, alpha, l2, D, X, jnp.sum(g_Z, axis=0) / K)
     linear_ok = jnp.all(ok) & info.success
     return (jnp.mean(losses), losses, d_alpha, jnp.mean(d_C),
-            (Z, theta, jnp.max(ratio), viol, linear_ok))
+            (Z, theta, jnp.max(ratio), viol, linear_ok, info.n_ridged))

@@ -130,7 +130,8 @@ def test_dictionary_gradient_matches_finite_differences(data, data3, multiclass,
         return out
 
     value, (gD, gW, gb), aux = f(D)
-    Z, _, _, viol, ok = aux
+    Z, _, _, viol, ok, n_ridged = aux
+    assert int(n_ridged) == 0
     assert bool(ok) and float(viol) <= 1e-14
     assert 0 < np.count_nonzero(Z) < Z.size  # a genuinely sparse problem
     eps = 1e-6

@@ -62,7 +62,8 @@ def _folds(X, y, sw=None, sw_train=None, k=3):
 
 
 def _fd(f, x, h):
-    return (f(x + h) - f(x - h)) / (2 * h)
+    """4th-order central differences."""
+    return (-f(x + 2 * h) + 8 * f(x + h) - 8 * f(x - h) + f(x - 2 * h)) / (12 * h)
 
 
 # -- hypergradients against central finite differences -----------------------------------
@@ -96,7 +97,8 @@ def test_hypergradient_matches_finite_differences(case, request):
     params = {"C": C, "l1_ratio": rho} if tune_rho else {"C": C}
     ev = prob.evaluate(params)
     assert ev.converged
-    h = 1e-5
+    # (multinomial-enet-tuned: a coefficient leaves the support within 2e-3 in log C)
+    h = 1e-5 if case == "multinomial-enet-tuned" else 1e-3
     if per_class:
         d = np.random.RandomState(1).randn(K)
         f = lambda t: prob.evaluate({"C": C * np.exp(t * d)}, with_grad=False).loss  # noqa: E731
@@ -105,10 +107,10 @@ def test_hypergradient_matches_finite_differences(case, request):
         def f(t):
             return prob.evaluate({**params, "C": C * np.exp(t)}, with_grad=False).loss
         analytic = ev.grad["C"] * C
-    np.testing.assert_allclose(analytic, _fd(f, 0.0, h), rtol=1e-6)
+    np.testing.assert_allclose(analytic, _fd(f, 0.0, h), rtol=1e-8)
     if tune_rho:
         g = lambda r: prob.evaluate({"C": C, "l1_ratio": r}, with_grad=False).loss  # noqa: E731
-        np.testing.assert_allclose(ev.grad["l1_ratio"], _fd(g, rho, h), rtol=1e-6)
+        np.testing.assert_allclose(ev.grad["l1_ratio"], _fd(g, rho, h), rtol=1e-8)
 
 
 @pytest.mark.parametrize("dataset", ["cancer", "digits"])

@@ -134,15 +134,16 @@ def test_dictionary_gradient_matches_finite_differences(data, data3, multiclass,
     assert int(n_ridged) == 0
     assert bool(ok) and float(viol) <= 1e-14
     assert 0 < np.count_nonzero(Z) < Z.size  # a genuinely sparse problem
-    eps = 1e-6
+    eps = 1e-5
     for seed in range(2):
         E = np.random.RandomState(seed).randn(K, P)
-        up, down = f(D + eps * E), f(D - eps * E)
-        # the supports do not change within +-eps (the derivative is that of one piece)
-        assert np.array_equal(np.asarray(up[2][0]) != 0, np.asarray(Z) != 0)
-        assert np.array_equal(np.asarray(down[2][0]) != 0, np.asarray(Z) != 0)
-        fd = (float(up[0]) - float(down[0])) / (2 * eps)
-        np.testing.assert_allclose(np.sum(np.asarray(gD) * E), fd, rtol=1e-6, atol=1e-10)
+        outs = {t: f(D + t * eps * E) for t in (-2, -1, 1, 2)}
+        # the supports do not change within +-2 eps (the derivative is that of one piece)
+        for out in outs.values():
+            assert np.array_equal(np.asarray(out[2][0]) != 0, np.asarray(Z) != 0)
+        v = {t: float(out[0]) for t, out in outs.items()}
+        fd = (-v[2] + 8 * v[1] - 8 * v[-1] + v[-2]) / (12 * eps)  # 4th order
+        np.testing.assert_allclose(np.sum(np.asarray(gD) * E), fd, rtol=1e-8, atol=1e-12)
     # the classifier's gradient (plain autodiff), checked jointly
     EW, eb = rng.randn(*W.shape), rng.randn(*b.shape)
     fd = (float(f(D, W + eps * EW, b + eps * eb)[0])
@@ -168,11 +169,16 @@ def test_cv_hypergradient_matches_finite_differences(data):
 
     loss, _, d_alpha, d_C, aux = g(0.3, 2.0)
     assert bool(aux[4]) and float(aux[2]) < 1e-12  # linear systems and refits converged
-    eps = 1e-6
-    fd_alpha = (float(g(0.3 + eps, 2.0)[0]) - float(g(0.3 - eps, 2.0)[0])) / (2 * eps)
-    fd_C = (float(g(0.3, 2.0 + eps)[0]) - float(g(0.3, 2.0 - eps)[0])) / (2 * eps)
-    np.testing.assert_allclose(float(d_alpha), fd_alpha, rtol=1e-6)
-    np.testing.assert_allclose(float(d_C), fd_C, rtol=1e-6)
+    assert int(aux[5]) == 0  # no fallback ridge
+    eps = 1e-4
+
+    def fd4(f, x):
+        return (-f(x + 2 * eps) + 8 * f(x + eps) - 8 * f(x - eps) + f(x - 2 * eps)) / (12 * eps)
+
+    fd_alpha = fd4(lambda a: float(g(a, 2.0)[0]), 0.3)
+    fd_C = fd4(lambda c: float(g(0.3, c)[0]), 2.0)
+    np.testing.assert_allclose(float(d_alpha), fd_alpha, rtol=1e-8)
+    np.testing.assert_allclose(float(d_C), fd_C, rtol=1e-8)
 
 
 # --------------------------------------------------------------------------------------

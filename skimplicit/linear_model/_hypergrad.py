@@ -18,8 +18,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..implicit import LinearSolveWarning, optimality, root_vjp
-from ..implicit.linear_solve import (_finish, _flatten_problem, default_tol, solve_cg,
-                                     solve_cholesky)
+from ..implicit.linear_solve import _finish, _flatten_problem, default_tol, solve_cg
 
 __all__ = ["FALLBACK_RIDGE", "Kernel", "bucket", "enet_support_hypergrad", "ridge_hypergrad",
            "solve_with_fallback"]
@@ -57,13 +56,37 @@ def _val_mse(w, X, y, sw):
     return jnp.sum(sw * r * r) / jnp.sum(sw)
 
 
-def _support_ridge(X, n_train, w, alpha, l1_ratio, ridge):
-    """``ridge`` (relative) times the mean diagonal of the active block of the system:
-    ``(||X_S||_F^2 / n + sum_S alpha (1 - rho)) / |S|``; padding excluded. Zero when
-    ``ridge`` is zero: the well-posed systems are solved as they are."""
+def _support_scale(X, n_train, w, alpha, l1_ratio):
+    """The mean diagonal of the active block of the system:
+    ``(||X_S||_F^2 / n + sum_S alpha (1 - rho)) / |S|``; padding excluded."""
     active = w != 0
     diag = jnp.sum(X * X) / n_train + jnp.sum(jnp.where(active, alpha * (1.0 - l1_ratio), 0.0))
-    return ridge * diag / jnp.maximum(jnp.sum(active), 1)
+    return diag / jnp.maximum(jnp.sum(active), 1)
+
+
+_PIVOT_RTOL = 1e3 * np.finfo(np.float64).eps
+
+
+def _cholesky_singular_fails(matvec, b, *, ridge=None, pivot_floor=-1.0, init=None,
+                             tol=None, maxiter=None, return_info=False):
+    """:func:`~skimplicit.implicit.linear_solve.solve_cholesky`, failing (a non-finite
+    result, hence a failed residual check) on a numerically singular system: a pivot
+    ``L_ii^2 <= pivot_floor`` (``lambda_min <= L_ii^2``).
+
+    A singular but consistent system can pass the residual check with an arbitrary
+    null-space component, which rounding decides (a weighted problem and its
+    repeated-rows twin then get different per-feature hypergradients); failing sends it
+    to the ridge fallback, which is the same for both.
+    """
+    del init, maxiter
+    mv, b_flat, _, unravel = _flatten_problem(matvec, b, ridge, None)
+    tol = default_tol(b_flat.dtype) if tol is None else tol
+    A = jax.vmap(mv, out_axes=1)(jnp.eye(b_flat.size, dtype=b_flat.dtype))
+    A = 0.5 * (A + A.T)
+    L, lower = jax.scipy.linalg.cho_factor(A, lower=True)
+    x = jax.scipy.linalg.cho_solve((L, lower), b_flat)
+    x = jnp.where(jnp.min(jnp.diag(L) ** 2) <= pivot_floor, jnp.nan, x)
+    return _finish("solve_cholesky", mv, b_flat, x, 0, tol, unravel, return_info)
 
 
 def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve):
@@ -74,8 +97,12 @@ def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve)
     # data by up to 5e-7 relative (folds whose hypergradients cancel in the mean). The
     # caller retries with a ridge only where this solve fails its residual check (a
     # singular support system, e.g. duplicated columns both active) and reports it.
-    lin = partial(solve_cholesky if solve == "cholesky" else solve_cg,
-                  ridge=_support_ridge(X, n_train, w, alpha, l1_ratio, ridge))
+    # A pivot below 1e3 eps x the mean active diagonal: singular (see
+    # _cholesky_singular_fails); not checked again once ridged.
+    scale = _support_scale(X, n_train, w, alpha, l1_ratio)
+    floor = jnp.where(ridge == 0, _PIVOT_RTOL * scale, -1.0)
+    lin = (partial(_cholesky_singular_fails, ridge=ridge * scale, pivot_floor=floor)
+           if solve == "cholesky" else partial(solve_cg, ridge=ridge * scale))
     (dparams, *_), _, info = root_vjp(_enet_support_F, w, args, g, solve=lin,
                                       return_info=True)
     d_alpha, d_l1 = dparams
@@ -108,8 +135,9 @@ FALLBACK_RIDGE = 1e-10
 
 def solve_with_fallback(kernel, args, kwargs, n_folds, what="linear system"):
     """``kernel(*args, ridge, **kwargs)`` without ridge; again, with
-    :data:`FALLBACK_RIDGE` on the failed folds only, when a fold's solve fails its
-    residual check (a singular system), reported by a ``LinearSolveWarning``.
+    :data:`FALLBACK_RIDGE` on the failed folds only, when a fold's solve fails (a
+    singular system: a vanishing Cholesky pivot, or a failed residual check), reported
+    by a ``LinearSolveWarning``.
 
     The kernel returns ``(..., success, residual)``. Returns its outputs as NumPy arrays
     followed by the relative ridge used on each fold (a list, zeros when none was
@@ -129,7 +157,8 @@ def solve_with_fallback(kernel, args, kwargs, n_folds, what="linear system"):
                    for a, b in zip(out, out2)]
             warnings.warn(
                 f"The hypergradient's {what} is singular on fold(s) "
-                f"{np.flatnonzero(failed).tolist()} (its solve failed the residual check): "
+                f"{np.flatnonzero(failed).tolist()} (a vanishing pivot, or a failed residual "
+                f"check): "
                 f"solved with a ridge of {FALLBACK_RIDGE:g} x its mean diagonal, relative "
                 f"residual now {float(np.max(out[-1][failed])):.3g}. The hypergradient is "
                 "approximate (e.g. duplicated or collinear active features).",

@@ -190,18 +190,24 @@ def solve_block_cholesky(matvec, b, *, ridge=None, init=None, tol=None, maxiter=
     bn = jnp.linalg.norm(b, axis=1)
     bn = jnp.where(bn > 0, bn, 1.0)
 
-    def blocks(A):
-        x = jax.vmap(lambda Ai, bi: jax.scipy.linalg.cho_solve(
-            jax.scipy.linalg.cho_factor(Ai, lower=True), bi))(A, b)
-        res = jnp.linalg.norm(jnp.einsum("nij,nj->ni", A, x) - b, axis=1) / bn
-        return x, jnp.where(jnp.all(jnp.isfinite(x), axis=1), res, jnp.inf)
+    diag = jnp.diagonal(A, axis1=1, axis2=2)
 
-    x, res = blocks(A)
+    def blocks(A, pivot_floor):
+        L = jnp.linalg.cholesky(A)
+        x = jax.vmap(lambda Li, bi: jax.scipy.linalg.cho_solve((Li, True), bi))(L, b)
+        res = jnp.linalg.norm(jnp.einsum("nij,nj->ni", A, x) - b, axis=1) / bn
+        # A vanishing pivot (lambda_min <= L_ii^2): singular, even when the residual
+        # passes (a consistent system, with a null-space component decided by rounding).
+        piv = jnp.min(jnp.diagonal(L, axis1=1, axis2=2) ** 2, axis=1)
+        ok = jnp.all(jnp.isfinite(x), axis=1) & (piv > pivot_floor)
+        return x, jnp.where(ok, res, jnp.inf)
+
+    x, res = blocks(A, 1e3 * jnp.finfo(b.dtype).eps * jnp.max(diag, axis=1))
     failed = ~(res <= tol)
 
     def with_ridge(_):
-        r = _FALLBACK_RIDGE * jnp.trace(A, axis1=1, axis2=2) / k
-        x2, res2 = blocks(A + r[:, None, None] * eye)
+        r = _FALLBACK_RIDGE * jnp.mean(diag, axis=1)
+        x2, res2 = blocks(A + r[:, None, None] * eye, -1.0)
         return jnp.where(failed[:, None], x2, x), jnp.where(failed, res2, res)
 
     x, res = jax.lax.cond(jnp.any(failed), with_ridge, lambda _: (x, res), None)

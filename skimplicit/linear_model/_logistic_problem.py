@@ -422,6 +422,7 @@ _REFINE_TOL = 1e-13
 """Gradient tolerance (scikit-learn's meaning) of the Newton steps that make an l2
 solution exact before its hypergradient."""
 
+
 def _one_fold(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge, *, binary,
               fit_intercept, solve, shapes):
     if shapes is not None:
@@ -710,7 +711,6 @@ class LogisticCVProblem:
         return np.broadcast_to(1.0 / np.asarray(C, float), (self.K,)).copy()
 
     def _solve(self, i, alpha, rho, tol, polish=True):
-        # ``polish``: l1 solutions polished on their support (see fit_logistic).
         W, b, n_iter, ok = fit_logistic(
             self.X[i], self.Y[i], self.sw[i], alpha, rho, self._W[i], self._b[i], tol=tol,
             max_iter=self.max_iter, fit_intercept=self.fit_intercept, polish=polish)

@@ -133,26 +133,36 @@ FALLBACK_RIDGE = 1e-10
 """Relative ridge of a hypergradient system that failed its residual check (singular)."""
 
 
-def solve_with_fallback(kernel, args, kwargs, n_folds, what="linear system"):
+def solve_with_fallback(kernel, args, kwargs, n_folds, what="linear system",
+                        max_residual=None):
     """``kernel(*args, ridge, **kwargs)`` without ridge; again, with
     :data:`FALLBACK_RIDGE` on the failed folds only, when a fold's solve fails (a
     singular system: a vanishing Cholesky pivot, or a failed residual check), reported
     by a ``LinearSolveWarning``.
 
-    The kernel returns ``(..., success, residual)``. Returns its outputs as NumPy arrays
-    followed by the relative ridge used on each fold (a list, zeros when none was
-    needed): callers put it in ``Evaluation.info["ridge"]``.
+    The kernel returns ``(..., success, residual)``. With ``max_residual``, a fold fails
+    only when its residual exceeds it (a solve asked for a tighter tolerance than it must
+    meet), and ``success`` is that test. Returns the outputs as NumPy arrays followed by
+    the relative ridge used on each fold (a list, zeros when none was needed): callers
+    put it in ``Evaluation.info["ridge"]``.
     """
+
+    def run(ridge):
+        out = [np.asarray(o) for o in kernel(*args, ridge, **kwargs)]
+        if max_residual is not None:
+            out[-2] = out[-1] <= max_residual  # (False when NaN)
+        return out
+
     ridge = np.zeros(n_folds)
     with jax.enable_x64(True):
         with warnings.catch_warnings():
             # A failed solve is retried below and reported there (once, with its cause).
             warnings.simplefilter("ignore", LinearSolveWarning)
-            out = [np.asarray(o) for o in kernel(*args, ridge, **kwargs)]
+            out = run(ridge)
         failed = ~out[-2]
         if failed.any():
             ridge = np.where(failed, FALLBACK_RIDGE, 0.0)
-            out2 = [np.asarray(o) for o in kernel(*args, ridge, **kwargs)]
+            out2 = run(ridge)
             out = [np.where(failed.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
                    for a, b in zip(out, out2)]
             warnings.warn(

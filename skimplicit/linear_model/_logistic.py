@@ -20,9 +20,10 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import validate_data
 
 from ..model_selection._outer import tune
+from ..utils import check_fold_weights, check_sample_weight
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ._cv_problems import FoldData
 from ._logistic_problem import (
@@ -256,7 +257,7 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"l1_ratio_bounds must satisfy 0 < low < high <= 1; got {self.l1_ratio_bounds}."
             )
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
         sw_train = sample_weight
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
@@ -271,11 +272,11 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
                 raise TypeError(f"fit() got unexpected keyword arguments {sorted(unknown)}")
             groups = params.get("groups")
         cv = check_cv(self.cv, y, classifier=True)
+        splits = list(cv.split(X, y, groups))
+        check_fold_weights(splits, sample_weight)
         folds = []
-        for i, (tr, te) in enumerate(cv.split(X, y, groups)):
+        for i, (tr, te) in enumerate(splits):
             self._check_weights(sw_train[tr], y_enc[tr], f"training fold {i}")
-            if not np.sum(sample_weight[te]) > 0:
-                raise ValueError(f"Test fold {i} has no sample of positive weight.")
             folds.append(FoldData(X[tr], y_enc[tr], sw_train[tr], X[te], y_enc[te],
                                   sample_weight[te]))
         problem = LogisticCVProblem(

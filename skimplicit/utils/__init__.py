@@ -1,0 +1,5 @@
+"""Low-level utilities shared by the estimators and the search (no estimator imports)."""
+
+from ._validation import check_fold_weights, check_sample_weight, is_constant_target
+
+__all__ = ["check_fold_weights", "check_sample_weight", "is_constant_target"]

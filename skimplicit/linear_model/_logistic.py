@@ -23,7 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from ..model_selection._outer import tune
-from ..utils import check_fold_weights, check_sample_weight
+from ..utils import check_fold_classes, check_fold_weights, check_sample_weight
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ._cv_problems import FoldData
 from ._logistic_problem import (
@@ -349,19 +349,8 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
 
     def _check_weights(self, sw, y_enc, where):
         """Every class needs samples of positive weight (else its intercept is -inf)."""
-        present = np.bincount(y_enc[sw > 0], minlength=len(self.classes_)) > 0
-        if np.count_nonzero(present) < 2:
-            raise ValueError(
-                f"{where.capitalize()} has samples (of positive weight) of a single class "
-                "only: at least 2 classes are needed."
-            )
-        if not present.all():
-            missing = self.classes_[~present].tolist()
-            raise ValueError(
-                f"Class(es) {missing} have no sample of positive weight in {where}: their "
-                "probability would be fitted as 0 (an infinite intercept). Use fewer folds, "
-                "a stratified splitter, or drop these classes."
-            )
+        check_fold_classes(y_enc, sw, np.arange(len(self.classes_)), where,
+                           labels=self.classes_)
 
     def _refit(self, X, y_enc, sw, n_classes):
         Y = one_hot(y_enc, n_classes)

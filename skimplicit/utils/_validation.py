@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_sample_weight", "check_fold_weights", "is_constant_target"]
+__all__ = ["check_sample_weight", "check_fold_weights", "check_fold_classes",
+           "is_constant_target"]
 
 
 def check_sample_weight(sample_weight, n_samples, *, name="sample_weight"):
@@ -124,3 +125,40 @@ def is_constant_target(y, sample_weight=None):
     if sample_weight is not None:
         y = y[np.asarray(sample_weight) > 0]
     return bool(np.all(y == y[:1]))  # (also for labels: no arithmetic on y)
+
+
+def check_fold_classes(y_train, sw_train, classes, where, *, labels=None):
+    """Check that every class has samples of positive weight in a training set.
+
+    A class without any is fitted a probability of 0 (an infinite intercept): its
+    held-out log-loss is infinite. ``LogisticRegressionCV`` scores such folds with the
+    classes present, ``GridSearchCV`` gives them ``error_score``; skimplicit's logistic
+    tuners (the estimator and ``HypergradSearchCV`` alike) raise this error, naming the
+    fold and the classes.
+
+    Parameters
+    ----------
+    y_train : ndarray of shape (n_train,)
+        Labels (as given or encoded, like ``classes``).
+    sw_train : ndarray of shape (n_train,)
+    classes : ndarray of shape (n_classes,)
+    where : str
+        E.g. ``"training fold 2"``, ``"the data"``.
+    labels : ndarray of shape (n_classes,), default=None
+        The class names shown in the message (``classes`` if None), for encoded labels.
+    """
+    y_train = np.asarray(y_train)
+    present = np.isin(classes, y_train[np.asarray(sw_train) > 0])
+    if np.count_nonzero(present) < 2:
+        raise ValueError(
+            f"{where[:1].upper() + where[1:]} has samples (of positive weight) of a single "
+            "class only: at least 2 classes are needed."
+        )
+    if not present.all():
+        names = np.asarray(classes if labels is None else labels)
+        missing = names[~present].tolist()
+        raise ValueError(
+            f"Class(es) {missing} have no sample of positive weight in {where}: their "
+            "probability would be fitted as 0 (an infinite intercept). Use fewer folds, "
+            "a stratified splitter (StratifiedKFold), or drop these classes."
+        )

@@ -126,7 +126,7 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         # A constant y: one evaluation at the upper bound (every penalty fits the same
         # constant model), as HypergradSearchCV does.
         result = tune_or_constant(
-            problem, folds, init=self._init_point(problem), max_outer_iter=self.max_outer_iter,
+            problem, folds, fit_intercept=self.fit_intercept, init=self._init_point(problem), max_outer_iter=self.max_outer_iter,
             outer_tol=self.outer_tol, n_restarts=self.n_restarts, max_time=self.max_time,
             verbose=self.verbose, random_state=self.random_state, n_jobs=self.n_jobs,
         )

@@ -285,12 +285,13 @@ class EnetCVProblem:
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
         self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
-        # A training fold with a constant target has alpha_max = 0 (its solution is zero
-        # for every alpha): the bounds come from the others. If every training target is
-        # constant there is nothing to tune (the estimators then evaluate one point, see
-        # model_selection/_constant.py) and no scale: nominal bounds, alpha_max = 1.
-        amax = [f.alpha_max() for f, d in zip(self.folds, folds)
-                if not is_constant_target(d.y_train, d.sw_train)]
+        # A training fold with a constant target (or no varying feature) has alpha_max = 0
+        # (its solution is zero for every alpha): the bounds come from the others. If
+        # every fold is so there is nothing to tune (the estimators then evaluate one
+        # point, see model_selection/_constant.py) and no scale: nominal alpha_max = 1.
+        amax = [a for f, d in zip(self.folds, folds)
+                if not is_constant_target(d.y_train, d.sw_train)
+                and (a := f.alpha_max()) > 0]
         self.alpha_max_l1 = min(amax) if amax else 1.0
         rho_lo = l1_ratio_bounds[0] if tune_l1_ratio else self.l1_ratio
         if bounds is None:

@@ -22,7 +22,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
-from ..model_selection._outer import tune
+from ..model_selection._constant import tune_or_constant
 from ..utils import check_fold_classes, check_fold_weights, check_sample_weight
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ._cv_problems import FoldData
@@ -297,8 +297,9 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
                     else float(C0.ravel()[0])}
             if tuned:
                 init["l1_ratio"] = 0.5
-        result = tune(
-            problem, init=init, max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
+        # No varying feature: one evaluation (every C fits the same intercept-only model).
+        result = tune_or_constant(
+            problem, folds, fit_intercept=self.fit_intercept, init=init, max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
             n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
             random_state=self.random_state, n_jobs=self.n_jobs,
         )

@@ -548,7 +548,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
         # A constant target: one evaluation at the upper bounds, as the estimators do.
         result = tune_or_constant(
-            search_problem, folds, max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
+            search_problem, folds, fit_intercept=getattr(final, "fit_intercept", True),
+            max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
             n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
             random_state=self.random_state, n_jobs=self.n_jobs,
         )

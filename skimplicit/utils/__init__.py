@@ -5,7 +5,8 @@ from ._validation import (
     check_fold_weights,
     check_sample_weight,
     is_constant_target,
+    nothing_to_tune,
 )
 
 __all__ = ["check_fold_classes", "check_fold_weights", "check_sample_weight",
-           "is_constant_target"]
+           "is_constant_target", "nothing_to_tune"]

@@ -9,9 +9,10 @@ the regression target (constant ``y``). Nothing here imports ``linear_model`` or
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["check_sample_weight", "check_fold_weights", "check_fold_classes",
-           "is_constant_target"]
+           "is_constant_target", "nothing_to_tune"]
 
 
 def check_sample_weight(sample_weight, n_samples, *, name="sample_weight"):
@@ -44,13 +45,9 @@ def check_sample_weight(sample_weight, n_samples, *, name="sample_weight"):
     """
     if sample_weight is None:
         return np.ones(n_samples)
-    if np.ndim(sample_weight) == 0:
-        try:
-            value = float(sample_weight)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be numeric; got {sample_weight!r}.") from None
-        sample_weight = np.full(n_samples, value)
     arr = np.asarray(sample_weight)
+    if arr.ndim == 0 and arr.dtype.kind in "biuf":
+        arr = np.full(n_samples, arr, dtype=np.float64)
     if arr.dtype.kind not in "biuf":
         raise ValueError(
             f"{name} must be an array of real numbers; got dtype {arr.dtype}."
@@ -151,14 +148,47 @@ def check_fold_classes(y_train, sw_train, classes, where, *, labels=None):
     present = np.isin(classes, y_train[np.asarray(sw_train) > 0])
     if np.count_nonzero(present) < 2:
         raise ValueError(
-            f"{where[:1].upper() + where[1:]} has samples (of positive weight) of a single "
-            "class only: at least 2 classes are needed."
+            f"{where[:1].upper() + where[1:]} has samples of a single class only among "
+            "those of positive sample_weight: at least 2 classes are needed."
         )
     if not present.all():
         names = np.asarray(classes if labels is None else labels)
         missing = names[~present].tolist()
         raise ValueError(
-            f"Class(es) {missing} have no sample of positive weight in {where}: their "
+            f"Class(es) {missing} have no sample of positive sample_weight in {where}: their "
             "probability would be fitted as 0 (an infinite intercept). Use fewer folds, "
             "a stratified splitter (StratifiedKFold), or drop these classes."
         )
+
+
+def nothing_to_tune(X, y, sample_weight=None, *, fit_intercept=True):
+    """Whether every penalty fits the same model on ``(X, y)``: a constant one.
+
+    With an intercept: ``y`` is constant, or no column of ``X`` varies (on the samples of
+    positive weight); without: ``y`` is zero, or ``X`` is. The fitted model is then the
+    (weighted) mean of ``y`` (or zero) whatever the penalty: the validation loss is flat.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.utils import nothing_to_tune
+    >>> X = np.ones((4, 2))
+    >>> nothing_to_tune(X, np.arange(4.0)), nothing_to_tune(X, np.arange(4.0), fit_intercept=False)
+    (True, False)
+    """
+    if sample_weight is not None:
+        keep = np.asarray(sample_weight) > 0
+        X, y = X[keep], np.asarray(y)[keep]
+    y = np.asarray(y)
+    if fit_intercept:
+        if is_constant_target(y):
+            return True
+        if X.shape[0] == 0:
+            return True
+        if sp.issparse(X):
+            spread = (X.max(axis=0) - X.min(axis=0)).toarray()
+            return bool(np.all(spread == 0))
+        return bool(np.all(X == X[:1]))
+    if y.dtype.kind in "biuf" and not np.any(y):
+        return True
+    return bool(X.count_nonzero() == 0) if sp.issparse(X) else not np.any(X)

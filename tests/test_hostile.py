@@ -24,7 +24,6 @@ import sklearn
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import (
-    ElasticNet,
     Lasso,
     LassoCV,
     LogisticRegression,
@@ -123,29 +122,28 @@ def grid_loss(name, X_, y_, cv=3):
     """The best mean CV loss of a scikit-learn grid on the same folds (``KFold(3)`` /
     ``StratifiedKFold(3)``, as ``cv=3`` gives): the reference of a search.
 
-    The grid spans the estimator's search interval (40 points a decade apart by 1/8 for
-    the l1 family, [1e-4, 1] alpha_max; ridge and logistic 60 points over their default
-    interval) with tight inner tolerances. A hypergradient search ends at a local minimum
-    of the same CV loss within ``outer_tol`` (1e-4, relative), so on these curves (one
-    basin) it must do at least as well as the grid, up to the grid's own inner
-    tolerance: callers allow 0.5 %.
+    The grid spans the estimator's search interval (the l1 family: 30 points over
+    [1e-4, 1] alpha_max; ridge: 5 points a decade, logistic: 3, over an interval at least
+    as wide as the search's) with tight inner tolerances (1e-7 for the Lasso, 1e-8 on the gradient
+    for the logistic regression). A hypergradient search ends at a local minimum of the
+    same CV loss within ``outer_tol`` (1e-4, relative), so on these curves (one basin)
+    it does at least as well as the best grid point, up to the grid's inner tolerance
+    and the outer tolerance: callers allow 0.5 %.
     """
     if name in ("logistic", "search_logistic"):
-        est = LogisticRegression(tol=1e-8, max_iter=5000)
-        grid = {"C": np.geomspace(1e-3, 1e3, 60)}
+        # converged (an unconverged fit at a large C is regularized by early stopping)
+        est = LogisticRegression(tol=1e-8, max_iter=10_000)
+        grid = {"C": np.geomspace(1e-3, 1e3, 19)}
         scoring, folds = "neg_log_loss", StratifiedKFold(cv)
     elif name == "ridge":
-        est, grid = Ridge(), {"alpha": np.geomspace(1e-4, 1e6, 60)}
+        est, grid = Ridge(), {"alpha": np.geomspace(1e-4, 1e6, 51)}
         scoring, folds = "neg_mean_squared_error", KFold(cv)
     else:
         Xs = StandardScaler().fit_transform(X_) if name == "search_lasso" else X_
         Xs = Xs - Xs.mean(axis=0)
         amax = np.max(np.abs(Xs.T @ (y_ - y_.mean()))) / len(y_)
-        est = Lasso(tol=1e-8, max_iter=100_000)
-        grid = {"alpha": amax * np.geomspace(1e-4, 1, 40)}
-        if name == "enet":
-            est = ElasticNet(tol=1e-8, max_iter=100_000)
-            grid = {"alpha": amax * np.geomspace(1e-4, 10, 40), "l1_ratio": [0.1, 0.5, 0.9, 1]}
+        est = Lasso(tol=1e-7, max_iter=20_000)
+        grid = {"alpha": amax * np.geomspace(1e-4, 1, 30)}
         if name == "search_lasso":
             est = make_pipeline(StandardScaler(), est)
             grid = {"lasso__alpha": grid["alpha"]}
@@ -232,8 +230,11 @@ def test_fold_weights_summing_to_zero(name):
     sw[: n // 3] = 0.0  # a test fold of KFold(3) / a training set of the splits below
     first, rest = np.arange(n // 3), np.arange(n // 3, n)
     est = make(name).set_params(cv=[(rest, first), (first, rest)])
-    with pytest.raises(ValueError, match="sample_weight of the test part of CV fold 0 sums "
-                                         "to zero"):
+    # (a search weights its validation scores with a bare ``sample_weight`` only, as
+    # GridSearchCV: with lasso__sample_weight, the test parts are unweighted)
+    match = ("sample_weight of the training part of CV fold 1" if name == "search_lasso"
+             else "sample_weight of the test part of CV fold 0 sums to zero")
+    with pytest.raises(ValueError, match=match):
         fit(name, est, X_, y_, sw)
     est.set_params(cv=[(first, rest), (rest, first)])
     with pytest.raises(ValueError, match="sample_weight of the training part of CV fold 0"):
@@ -255,8 +256,17 @@ def test_zero_weights_are_dropped_samples(name):
     new = np.full(n, -1)
     new[keep] = np.arange(keep.size)
     cv_kept = [(new[tr[~zero[tr]]], new[te[~zero[te]]]) for tr, te in cv_full]
-    weighted = fit(name, make(name).set_params(cv=cv_full), X_, y_, sw)
-    dropped = make(name).set_params(cv=cv_kept).fit(X_[keep], y_[keep])
+    if name == "search_lasso":
+        # The validation scores of a search are weighted by a bare sample_weight only (as
+        # in GridSearchCV), i.e. for a bare final step.
+        def est():
+            return HypergradSearchCV(Lasso(), {"alpha": "auto"})
+    else:
+        def est():
+            return make(name)
+    weighted = fit(name if name != "search_lasso" else "search_bare", est().set_params(
+        cv=cv_full), X_, y_, sw)
+    dropped = est().set_params(cv=cv_kept).fit(X_[keep], y_[keep])
     np.testing.assert_allclose(penalty(weighted), penalty(dropped), rtol=1e-6)
     np.testing.assert_allclose(output(weighted, X_), output(dropped, X_), rtol=1e-6,
                                atol=1e-8)
@@ -430,7 +440,9 @@ def test_all_zero_X_fits_the_constant_model(name):
     assert_no_warnings(record)
     assert np.all(final(est).coef_ == 0)
     if ESTIMATORS[name][1]:
-        np.testing.assert_allclose(est.predict_proba(X_[:2])[:, 1], np.mean(y_), rtol=1e-6)
+        # The intercept solves mean(p) = mean(y): to the refit's tolerance on that gradient.
+        np.testing.assert_allclose(est.predict_proba(X_[:2])[:, 1], np.mean(y_), rtol=0,
+                                   atol=final(est).tol)
     else:
         np.testing.assert_allclose(est.predict(X_[:2]), np.mean(y_), rtol=1e-12)
 

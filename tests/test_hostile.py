@@ -184,7 +184,8 @@ def test_issue14_nan_inf_zero_weights_rejected(name, case):
         match = "sample_weight is zero for every sample"
     else:
         sw[7] = np.nan if case == "nan" else np.inf
-        match = r"sample_weight must be finite; got 1 NaN or infinite value\(s\) \(the first at index 7"
+        match = (r"sample_weight must be finite; got 1 NaN or infinite value\(s\) \(the "
+                 r"first at index 7")
     with pytest.raises(ValueError, match=match):
         fit(name, make(name), X_, y_, sw)
 

@@ -123,10 +123,12 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         check_fold_weights(splits, sample_weight)
         folds = split_folds(X, y, sample_weight, splits)
         problem = self._make_tunable_problem(folds)
-        # A constant y: one evaluation at the upper bound (every penalty fits the same
-        # constant model), as HypergradSearchCV does.
+        # Nothing to tune (a constant y, no varying feature): one evaluation at the
+        # strongest penalty in the bounds (every penalty fits the same constant model),
+        # as HypergradSearchCV does.
         result = tune_or_constant(
-            problem, folds, fit_intercept=self.fit_intercept, init=self._init_point(problem), max_outer_iter=self.max_outer_iter,
+            problem, folds, fit_intercept=self.fit_intercept, init=self._init_point(problem),
+            max_outer_iter=self.max_outer_iter,
             outer_tol=self.outer_tol, n_restarts=self.n_restarts, max_time=self.max_time,
             verbose=self.verbose, random_state=self.random_state, n_jobs=self.n_jobs,
         )

@@ -19,7 +19,7 @@ from sklearn.linear_model import ElasticNet
 
 from .._blas import one_blas_thread
 from ..model_selection._tunable import Evaluation, Hyperparameter
-from ..utils import is_constant_target
+from ..utils import nothing_to_tune
 from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad
 
 __all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds",
@@ -289,9 +289,10 @@ class EnetCVProblem:
         # (its solution is zero for every alpha): the bounds come from the others. If
         # every fold is so there is nothing to tune (the estimators then evaluate one
         # point, see model_selection/_constant.py) and no scale: nominal alpha_max = 1.
-        amax = [a for f, d in zip(self.folds, folds)
-                if not is_constant_target(d.y_train, d.sw_train)
-                and (a := f.alpha_max()) > 0]
+        amax = [f.alpha_max() for f, d in zip(self.folds, folds)
+                if not nothing_to_tune(d.X_train, d.y_train, d.sw_train,
+                                       fit_intercept=fit_intercept)]
+        amax = [a for a in amax if a > 0]
         self.alpha_max_l1 = min(amax) if amax else 1.0
         rho_lo = l1_ratio_bounds[0] if tune_l1_ratio else self.l1_ratio
         if bounds is None:

@@ -299,7 +299,8 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
                 init["l1_ratio"] = 0.5
         # No varying feature: one evaluation (every C fits the same intercept-only model).
         result = tune_or_constant(
-            problem, folds, fit_intercept=self.fit_intercept, init=init, max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
+            problem, folds, fit_intercept=self.fit_intercept, init=init,
+            max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
             n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
             random_state=self.random_state, n_jobs=self.n_jobs,
         )

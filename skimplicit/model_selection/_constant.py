@@ -1,13 +1,13 @@
-"""A constant target: nothing to tune, one answer for every entry point.
+"""Nothing to tune: one answer for every entry point.
 
 When ``y`` takes a single value (on the samples of positive weight), or no feature varies,
 every penalty gives the same fitted model, the constant weighted mean of ``y`` (zero
-coefficients): the validation loss is flat and its hypergradient zero. scikit-learn's ``LassoCV`` and
-``GridSearchCV(Lasso())`` fit that constant model without error; so do skimplicit's
-estimators and :class:`HypergradSearchCV`, through :func:`tune_or_constant`: instead of
-a descent on a flat function (warnings about zero hypergradients, an arbitrary point),
-one evaluation at the strongest penalty within the bounds (the upper bound of ``alpha``,
-the lower one of ``C``): the simplest description of a constant model.
+coefficients): the validation loss is flat and its hypergradient zero. scikit-learn's
+``LassoCV`` and ``GridSearchCV(Lasso())`` fit that constant model without error; so do
+skimplicit's estimators and :class:`HypergradSearchCV`, through :func:`tune_or_constant`:
+instead of a descent on a flat function (warnings about zero hypergradients, an arbitrary
+point), one evaluation at the strongest penalty within the bounds (the upper bound of
+``alpha``, the lower one of ``C``): the simplest description of a constant model.
 """
 
 from __future__ import annotations

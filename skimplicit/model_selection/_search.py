@@ -546,7 +546,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
         search_problem = restrict(problem, final, bounds, error_score=self.error_score)
         check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
-        # A constant target: one evaluation at the upper bounds, as the estimators do.
+        # Nothing to tune (a constant target, no varying feature): one evaluation at the
+        # strongest penalty in the bounds, as the estimators do.
         result = tune_or_constant(
             search_problem, folds, fit_intercept=getattr(final, "fit_intercept", True),
             max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,

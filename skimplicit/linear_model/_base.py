@@ -127,7 +127,8 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         # strongest penalty in the bounds (every penalty fits the same constant model),
         # as HypergradSearchCV does.
         result = tune_or_constant(
-            problem, folds, fit_intercept=self.fit_intercept, init=self._init_point(problem),
+            problem, folds, fit_intercept=getattr(self, "fit_intercept", True),
+            init=self._init_point(problem),
             max_outer_iter=self.max_outer_iter,
             outer_tol=self.outer_tol, n_restarts=self.n_restarts, max_time=self.max_time,
             verbose=self.verbose, random_state=self.random_state, n_jobs=self.n_jobs,

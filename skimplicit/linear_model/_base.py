@@ -20,9 +20,10 @@ from sklearn.utils.metadata_routing import (
     _routing_enabled,
     process_routing,
 )
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..model_selection._outer import tune
+from ..model_selection._constant import tune_or_constant
+from ..utils import check_fold_weights, check_sample_weight
 from ._cv_problems import split_folds
 
 __all__ = ["ImplicitLinearModelCV", "OUTER_LOOP_CONSTRAINTS"]
@@ -108,7 +109,7 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=np.float64)
         if not self._multi_output and y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
         if _routing_enabled():
             routed = process_routing(self, "fit", **params)
             groups = routed.splitter.split.get("groups")
@@ -119,14 +120,16 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
             groups = params.get("groups")
         cv = check_cv(self.cv)
         splits = list(cv.split(X, y, groups))
-        if np.all(np.ptp(y, axis=0) == 0):
-            raise ValueError(
-                "y is constant: there is nothing to tune (every penalty gives the same "
-                "model). Fit a plain estimator instead."
-            )
-        problem = self._make_tunable_problem(split_folds(X, y, sample_weight, splits))
-        result = tune(
-            problem, init=self._init_point(problem), max_outer_iter=self.max_outer_iter,
+        check_fold_weights(splits, sample_weight)
+        folds = split_folds(X, y, sample_weight, splits)
+        problem = self._make_tunable_problem(folds)
+        # Nothing to tune (a constant y, no varying feature): one evaluation at the
+        # strongest penalty in the bounds (every penalty fits the same constant model),
+        # as HypergradSearchCV does.
+        result = tune_or_constant(
+            problem, folds, fit_intercept=getattr(self, "fit_intercept", True),
+            init=self._init_point(problem),
+            max_outer_iter=self.max_outer_iter,
             outer_tol=self.outer_tol, n_restarts=self.n_restarts, max_time=self.max_time,
             verbose=self.verbose, random_state=self.random_state, n_jobs=self.n_jobs,
         )

@@ -19,6 +19,7 @@ from sklearn.linear_model import ElasticNet
 
 from .._blas import one_blas_thread
 from ..model_selection._tunable import Evaluation, Hyperparameter
+from ..utils import nothing_to_tune
 from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad, solve_with_fallback
 
 __all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds",
@@ -284,9 +285,15 @@ class EnetCVProblem:
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
         self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
-        self.alpha_max_l1 = min(f.alpha_max() for f in self.folds)
-        if self.alpha_max_l1 <= 0:
-            raise ValueError("The target is constant on a training fold: nothing to tune.")
+        # A training fold with a constant target (or no varying feature) has alpha_max = 0
+        # (its solution is zero for every alpha): the bounds come from the others. If
+        # every fold is so there is nothing to tune (the estimators then evaluate one
+        # point, see model_selection/_constant.py) and no scale: nominal alpha_max = 1.
+        amax = [f.alpha_max() for f, d in zip(self.folds, folds)
+                if not nothing_to_tune(d.X_train, d.y_train, d.sw_train,
+                                       fit_intercept=fit_intercept)]
+        amax = [a for a in amax if a > 0]
+        self.alpha_max_l1 = min(amax) if amax else 1.0
         rho_lo = l1_ratio_bounds[0] if tune_l1_ratio else self.l1_ratio
         if bounds is None:
             upper = 0.9 * self.alpha_max_l1 / max(rho_lo, 1e-3)

@@ -194,7 +194,10 @@ def _executor():
 
 
 def _struct(a):
-    return jax.ShapeDtypeStruct(np.shape(a), np.dtype(getattr(a, "dtype", np.result_type(a))))
+    # (not ``getattr(a, "dtype", np.result_type(a))``: the default is evaluated eagerly, and
+    # ``np.result_type`` of a JAX array raises JAX's DeprecationWarning)
+    dtype = a.dtype if hasattr(a, "dtype") else np.result_type(a)
+    return jax.ShapeDtypeStruct(np.shape(a), np.dtype(dtype))
 
 
 def _signature(args, kwargs):

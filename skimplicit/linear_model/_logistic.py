@@ -20,9 +20,10 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import validate_data
 
-from ..model_selection._outer import tune
+from ..model_selection._constant import tune_or_constant
+from ..utils import check_fold_classes, check_fold_weights, check_sample_weight
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ._cv_problems import FoldData
 from ._logistic_problem import (
@@ -256,7 +257,7 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"l1_ratio_bounds must satisfy 0 < low < high <= 1; got {self.l1_ratio_bounds}."
             )
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
         sw_train = sample_weight
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
@@ -271,11 +272,11 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
                 raise TypeError(f"fit() got unexpected keyword arguments {sorted(unknown)}")
             groups = params.get("groups")
         cv = check_cv(self.cv, y, classifier=True)
+        splits = list(cv.split(X, y, groups))
+        check_fold_weights(splits, sample_weight)
         folds = []
-        for i, (tr, te) in enumerate(cv.split(X, y, groups)):
+        for i, (tr, te) in enumerate(splits):
             self._check_weights(sw_train[tr], y_enc[tr], f"training fold {i}")
-            if not np.sum(sample_weight[te]) > 0:
-                raise ValueError(f"Test fold {i} has no sample of positive weight.")
             folds.append(FoldData(X[tr], y_enc[tr], sw_train[tr], X[te], y_enc[te],
                                   sample_weight[te]))
         problem = LogisticCVProblem(
@@ -296,8 +297,10 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
                     else float(C0.ravel()[0])}
             if tuned:
                 init["l1_ratio"] = 0.5
-        result = tune(
-            problem, init=init, max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
+        # No varying feature: one evaluation (every C fits the same intercept-only model).
+        result = tune_or_constant(
+            problem, folds, fit_intercept=self.fit_intercept, init=init,
+            max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
             n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
             random_state=self.random_state, n_jobs=self.n_jobs,
         )
@@ -348,19 +351,8 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
 
     def _check_weights(self, sw, y_enc, where):
         """Every class needs samples of positive weight (else its intercept is -inf)."""
-        present = np.bincount(y_enc[sw > 0], minlength=len(self.classes_)) > 0
-        if np.count_nonzero(present) < 2:
-            raise ValueError(
-                f"{where.capitalize()} has samples (of positive weight) of a single class "
-                "only: at least 2 classes are needed."
-            )
-        if not present.all():
-            missing = self.classes_[~present].tolist()
-            raise ValueError(
-                f"Class(es) {missing} have no sample of positive weight in {where}: their "
-                "probability would be fitted as 0 (an infinite intercept). Use fewer folds, "
-                "a stratified splitter, or drop these classes."
-            )
+        check_fold_classes(y_enc, sw, np.arange(len(self.classes_)), where,
+                           labels=self.classes_)
 
     def _refit(self, X, y_enc, sw, n_classes):
         Y = one_hot(y_enc, n_classes)

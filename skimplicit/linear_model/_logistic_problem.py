@@ -59,6 +59,7 @@ from .._blas import one_blas_thread
 from ..implicit import root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
 from ..model_selection._tunable import Evaluation, Hyperparameter
+from ..utils import check_fold_classes
 from ._hypergrad import Kernel, bucket, solve_with_fallback
 
 __all__ = [
@@ -574,8 +575,9 @@ def encode_folds(folds, class_weight=None):
             f"Logistic regression needs samples of at least 2 classes; got {classes.size}."
         )
     encoded = []
-    for f in folds:
+    for i, f in enumerate(folds):
         sw = np.asarray(f.sw_train, float)
+        check_fold_classes(f.y_train, sw, classes, f"training fold {i}")
         if class_weight is not None:
             present = np.unique(f.y_train)
             cw = compute_class_weight(class_weight, classes=present, y=f.y_train,

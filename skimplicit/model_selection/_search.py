@@ -88,6 +88,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_method_params,
+    _num_samples,
     check_array,
     check_is_fitted,
     column_or_1d,
@@ -103,7 +104,8 @@ from ._adapters import (
     split_estimator,
     tuned_final_step,
 )
-from ._outer import tune
+from ..utils import check_fold_weights, check_sample_weight
+from ._constant import tune_or_constant
 
 __all__ = ["HypergradSearchCV"]
 
@@ -505,6 +507,15 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         groups, pre_params, final_params, est_params, score_params = self._routed_params(
             params, pre, final, prefix)
         sw = final_params.pop("sample_weight", None)
+        n_samples = _num_samples(X)
+        # The same weight checks as the estimators' (skimplicit.utils): the training
+        # weights of the final step and the weights of the validation loss.
+        if sw is not None:
+            sw = check_sample_weight(sw, n_samples)
+        if score_params.get("sample_weight") is not None:
+            score_params["sample_weight"] = check_sample_weight(
+                score_params["sample_weight"], n_samples,
+                name="sample_weight (of the validation score)")
         if final_params:
             raise ValueError(
                 f"Fit parameters {sorted(final_params)} of the final step are not supported "
@@ -518,6 +529,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                 f"cv.split and cv.get_n_splits return inconsistent results: expected "
                 f"{self.n_splits_} splits, got {len(splits)}."
             )
+        ones = np.ones(n_samples)
+        check_fold_weights(splits, ones if sw is None else sw,
+                           score_params.get("sample_weight", ones))
         folds = Parallel(n_jobs=self.n_jobs)(
             delayed(_fold_data)(pre, X, y, tr, te, pre_params, sw,
                                 score_params.get("sample_weight"))
@@ -532,8 +546,11 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
         search_problem = restrict(problem, final, bounds, error_score=self.error_score)
         check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
-        result = tune(
-            search_problem, max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
+        # Nothing to tune (a constant target, no varying feature): one evaluation at the
+        # strongest penalty in the bounds, as the estimators do.
+        result = tune_or_constant(
+            search_problem, folds, fit_intercept=getattr(final, "fit_intercept", True),
+            max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
             n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
             random_state=self.random_state, n_jobs=self.n_jobs,
         )

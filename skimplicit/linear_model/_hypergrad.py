@@ -58,7 +58,10 @@ def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, solve):
     # A relative ridge of 1e-10 keeps a singular support system (more active features
     # than the rank of X_S, e.g. duplicated rows) solvable; on well-posed systems it moves
     # the hypergradient by ~1e-10 relative. The residual check still reports failures.
-    ridge = 1e-10 * (jnp.sum(X * X) / n_train / X.shape[1] + jnp.mean(alpha))
+    # Relative to the system's own diagonal, X^T X / n + alpha (1 - rho): the l1 part of
+    # alpha is not in it and has other units (it scales like X y, the Gram like X^2).
+    ridge = 1e-10 * (jnp.sum(X * X) / n_train / X.shape[1]
+                     + jnp.mean(alpha) * (1.0 - l1_ratio))
     lin = partial(solve_cholesky if solve == "cholesky" else solve_cg, ridge=ridge)
     (dparams, *_), _, info = root_vjp(_enet_support_F, w, args, g, solve=lin,
                                       return_info=True)

@@ -536,7 +536,9 @@ class EnetCVProblem:
         yt = _pad_stack([f.y_test - f.y_mean for f in self.folds], (m,))
         swt = _pad_stack([f.sw_test for f in self.folds], (m,))
         ws = _pad_stack([c[s] for c, s in zip(sols, supports)], (k,))
-        al = np.ones((K, k))
+        # Padded coordinates (identity rows) take the mean alpha, not 1: the kernel's
+        # regularizing ridge is relative to the mean of alpha (1 - rho), in alpha's units.
+        al = np.full((K, k), float(np.mean(alpha_vec)))
         for i, s in enumerate(supports):
             al[i, : s.size] = alpha_vec[s]
         n_train = np.array([f.n_train for f in self.folds], float)

@@ -21,6 +21,10 @@ which every estimator here reproduces):
 * Logistic regression, ``C sum_i s_i l_i + penalty``: ``X * s`` -> ``C / s^2`` for the l2
   penalty, ``C / s`` for the l1 penalty (elastic net: no equivalence, as above),
   ``coef_ / s``; weights ``* s`` -> ``C / s``, the same ``coef_`` and log-loss.
+* TaskDrivenDictionaryLearning (codes ``1/2 ||x - z D||^2 + alpha ||z||_1``, unit-norm
+  atoms, a logistic model on the codes): ``X * s`` with the user's ``alpha * s`` and
+  ``C / s^2`` -> the same dictionary, ``coef_ / s``; tuned ``alpha * s`` and ``C / s^2``,
+  the same CV log-loss.
 * Per-column scaling (columns alternately ``* s`` and ``/ s``: mixed 1e-12 and 1e12
   columns) is not an equivalence for any penalized model on the raw columns (the penalty
   weighs the columns' coefficients equally); it is one for a pipeline that standardizes
@@ -43,6 +47,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from skimplicit.decomposition import TaskDrivenDictionaryLearning
 from skimplicit.linear_model import (
     ImplicitElasticNetCV,
     ImplicitLassoCV,
@@ -240,3 +245,24 @@ def test_ridge_constant_X_has_a_unit():
     assert np.all(reg.coef_ == 0)
     assert 0 < reg.alpha_ < np.inf
     np.testing.assert_allclose(reg.intercept_, Y[:60].mean())
+
+
+# -- TaskDrivenDictionaryLearning ------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _dictionary(s):
+    est = TaskDrivenDictionaryLearning(8, alpha=0.5 * s, C=1.0 / s**2, max_iter=5, cv=3,
+                                       tune_alpha=True, tune_C=True, max_outer_iter=3,
+                                       random_state=0)
+    return est.fit(XC * s, YC)
+
+
+@pytest.mark.parametrize("s", EXTREMES)
+def test_dictionary_learning_scale_invariance(s):
+    ref, got = _dictionary(1.0), _dictionary(s)
+    _check_hyper(got.alpha_, ref.alpha_, s, "alpha_")
+    _check_hyper(got.C_, ref.C_, 1 / s**2, "C_")
+    _check_loss(got.tuning_result_.best_loss, ref.tuning_result_.best_loss, 1.0)
+    _check_loss(got.cv_val_loss_.min(), ref.cv_val_loss_.min(), 1.0)
+    assert got.n_supervised_iter_ == ref.n_supervised_iter_
+    _check_coef(got.components_, ref.components_, 1.0)
+    _check_coef(got.coef_, ref.coef_, 1 / s)

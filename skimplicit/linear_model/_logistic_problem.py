@@ -245,32 +245,44 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
         if it == max_iter or not np.isfinite(f):
             break
         hv = _hess_matvec(X, P, sw, binary, fit_intercept)
-        # Conjugate gradient on H d = -g, Eisenstat-Walker forcing term.
+        # Preconditioned conjugate gradient on H d = -g, Eisenstat-Walker forcing term.
+        # Jacobi-like preconditioner in V: the loss's curvature per output (the columns
+        # are standardized in V) plus the penalty's, l2 / d^2 (orders of magnitude apart
+        # across columns when their units differ).
+        # The same for every class (a class-dependent scaling would move the multinomial
+        # intercept along its free direction (1, ..., 1)).
+        curv = float(np.mean(sw @ (P * (1.0 - P))))
+        curv = curv if curv > 0 else 1.0
+        MW = curv + l2 / (d * d) * np.ones_like(W)
+        MW = np.where(MW > 0, MW, 1.0)
+        Mb = curv
         gnorm = np.sqrt(np.sum(gW * gW) + np.sum(gb * gb))
         eta = min(0.5, np.sqrt(gnorm / swsum)) * gnorm
         dW, db = np.zeros_like(W), np.zeros_like(b)
         rW, rb = -gW, -gb
-        pW, pb = rW.copy(), rb.copy()
-        rr = float(np.sum(rW * rW) + np.sum(rb * rb))
+        zW, zb = rW / MW, rb / Mb
+        pW, pb = zW.copy(), zb.copy()
+        rz = float(np.sum(rW * zW) + np.sum(rb * zb))
         for _ in range(max_cg):
             HW, Hb = hv(pW / d * m, pb)
             HW = (HW + l2 * (pW / d)) * m / d
             pHp = float(np.sum(pW * HW) + np.sum(pb * Hb))
-            if pHp <= 1e-300 * rr:  # flat direction (pure L1 polish): stop here
+            if pHp <= 1e-300 * rz:  # flat direction (pure L1 polish): stop here
                 if not np.any(dW) and not np.any(db):
                     dW, db = pW, pb
                 break
-            a = rr / pHp
+            a = rz / pHp
             dW += a * pW
             db += a * pb
             rW -= a * HW
             rb -= a * Hb
-            rr_new = float(np.sum(rW * rW) + np.sum(rb * rb))
-            if np.sqrt(rr_new) <= eta:
+            if np.sqrt(float(np.sum(rW * rW) + np.sum(rb * rb))) <= eta:
                 break
-            pW = rW + (rr_new / rr) * pW
-            pb = rb + (rr_new / rr) * pb
-            rr = rr_new
+            zW, zb = rW / MW, rb / Mb
+            rz_new = float(np.sum(rW * zW) + np.sum(rb * zb))
+            pW = zW + (rz_new / rz) * pW
+            pb = zb + (rz_new / rz) * pb
+            rz = rz_new
         slope = float(np.sum(gW * dW) + np.sum(gb * db))
         if slope >= 0:
             break

@@ -68,6 +68,8 @@ __all__ = [
     "logistic_hypergrad",
     "one_hot",
     "c_min",
+    "c_ridge",
+    "column_scales",
     "host_matrix",
 ]
 
@@ -368,8 +370,8 @@ def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_i
 
     ``X`` dense or sparse ``(n, p)``, ``Y`` from :func:`one_hot` ``(n, K)`` (``K = 1``
     binary), ``alpha`` of shape ``(K,)`` (``1 / C``), ``rho = l1_ratio``. ``tol``:
-    scikit-learn's meaning (largest entry of the gradient of its mean-loss objective).
-    ``polish=False`` skips the active-set Newton polish of l1 / elastic-net solutions
+    scikit-learn's meaning (largest entry of the gradient of its mean-loss objective) for
+    standardized columns (see :func:`column_scales`). ``polish=False`` skips the active-set Newton polish of l1 / elastic-net solutions
     (when only a validation loss is needed); ``refine=True`` (the final refit) adds up to
     three Newton steps past ``tol`` to l2 solutions. Returns ``(W (p, K), b (K,), n_iter,
     converged)``.
@@ -680,7 +682,9 @@ class LogisticCVProblem:
         Inner solver accuracy (scikit-learn's meaning) and iteration cap. During tuning,
         solves use ``min(tol, 1e-6) * precision``.
     bounds : (float, float) or None
-        Search interval of ``C``; ``None``: from ``c_min`` (see :func:`c_min`).
+        Search interval of ``C``; ``None``: from ``c_min`` (l1, see :func:`c_min`) and
+        ``c_ridge`` (l2, see :func:`c_ridge`), as ``ImplicitLogisticRegressionCV``'s
+        'auto'.
     l1_ratio_bounds : (float, float)
     """
 

@@ -287,3 +287,38 @@ def test_mixed_column_units_converge(est, data):
         m = clone(est).fit(A, b)
     assert np.all(m.history_["converged"])
     assert np.isfinite(m.cv_loss_)
+
+
+# -- sparse input: the same units as dense ------------------------------------------------------
+def test_sparse_column_units_and_hypergradient():
+    """Column scales and the l2 unit of C are the same for sparse and dense X, and the
+    hypergradient on sparse folds (kept sparse: COO in the kernel) is scale-free."""
+    import scipy.sparse as sp
+    from sklearn.model_selection import StratifiedKFold as SKF
+
+    from skimplicit.linear_model._cv_problems import FoldData
+    from skimplicit.linear_model._logistic_problem import (
+        LogisticCVProblem, c_ridge, column_scales, one_hot)
+
+    A = sp.random(600, 200, density=0.02, random_state=0, format="csr")
+    b = (np.asarray(A[:, :5].sum(axis=1)).ravel() + 0.05 * np.random.RandomState(0).randn(600)
+         > 0.02).astype(int)
+    w = np.random.RandomState(2).uniform(0.5, 2, 600)
+    np.testing.assert_allclose(column_scales(A, w, True), column_scales(A.toarray(), w, True),
+                               rtol=1e-10)
+    Yb = one_hot(b, 2)
+    np.testing.assert_allclose(c_ridge(A, Yb, w, True), c_ridge(A.toarray(), Yb, w, True),
+                               rtol=1e-10)
+
+    def evaluate(s):
+        folds = [FoldData(A[tr] * s, b[tr], w[tr], A[te] * s, b[te], w[te])
+                 for tr, te in SKF(3).split(np.zeros(600), b)]
+        problem = LogisticCVProblem(folds, n_classes=2, l1_ratio=0.0, tol=1e-8)
+        assert sp.issparse(problem.X[0])  # the sparse kernel path
+        C = 30.0 * problem.c_ridge
+        ev = problem.evaluate({"C": C})
+        return ev.loss, ev.grad["C"] * C
+
+    (l1, g1), (l2, g2) = evaluate(1.0), evaluate(1e9)
+    assert abs(l2 / l1 - 1) <= 1e-8
+    assert abs(g2 - g1) <= 1e-6 * abs(g1)

@@ -609,7 +609,8 @@ def _pad_stack(arrays, shape):
 
 def _coo_stack(mats):
     """``(data (F, nnz), indices (F, nnz, 2))`` of sparse matrices, zero-padded."""
-    coos = [M.tocoo() for M in mats]
+    # (a small test fold may have been densified by host_matrix while training stays sparse)
+    coos = [M.tocoo() if sp.issparse(M) else sp.coo_matrix(M) for M in mats]
     nnz = size_bucket(max(max(M.nnz for M in coos), 1))
     data = np.zeros((len(coos), nnz))
     idx = np.zeros((len(coos), nnz, 2), dtype=np.int32)

@@ -52,7 +52,8 @@ def main():
     ]
     header("Scale-free fits: the issue's data at X * s")
     print(f"median of {args.repeat} warm fits; hyperparameter in the units of s = 1\n")
-    print(f"| estimator | s | CV loss | C or alpha (s = 1 units) | time (s) | time / time at s = 1 |")
+    print("| estimator | s | CV loss | C or alpha (s = 1 units) | time (s) "
+          "| time / time at s = 1 |")
     print("|---|---|---|---|---|---|")
     for name, fit, report in cases:
         with warnings.catch_warnings():

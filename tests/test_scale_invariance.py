@@ -294,7 +294,6 @@ def test_sparse_column_units_and_hypergradient():
     """Column scales and the l2 unit of C are the same for sparse and dense X, and the
     hypergradient on sparse folds (kept sparse: COO in the kernel) is scale-free."""
     import scipy.sparse as sp
-    from sklearn.model_selection import StratifiedKFold as SKF
 
     from skimplicit.linear_model._cv_problems import FoldData
     from skimplicit.linear_model._logistic_problem import (
@@ -312,7 +311,7 @@ def test_sparse_column_units_and_hypergradient():
 
     def evaluate(s):
         folds = [FoldData(A[tr] * s, b[tr], w[tr], A[te] * s, b[te], w[te])
-                 for tr, te in SKF(3).split(np.zeros(600), b)]
+                 for tr, te in StratifiedKFold(3).split(np.zeros(600), b)]
         problem = LogisticCVProblem(folds, n_classes=2, l1_ratio=0.0, tol=1e-8)
         assert sp.issparse(problem.X[0])  # the sparse kernel path
         C = 30.0 * problem.c_ridge

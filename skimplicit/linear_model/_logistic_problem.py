@@ -371,10 +371,10 @@ def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_i
     ``X`` dense or sparse ``(n, p)``, ``Y`` from :func:`one_hot` ``(n, K)`` (``K = 1``
     binary), ``alpha`` of shape ``(K,)`` (``1 / C``), ``rho = l1_ratio``. ``tol``:
     scikit-learn's meaning (largest entry of the gradient of its mean-loss objective) for
-    standardized columns (see :func:`column_scales`). ``polish=False`` skips the active-set Newton polish of l1 / elastic-net solutions
-    (when only a validation loss is needed); ``refine=True`` (the final refit) adds up to
-    three Newton steps past ``tol`` to l2 solutions. Returns ``(W (p, K), b (K,), n_iter,
-    converged)``.
+    standardized columns (see :func:`column_scales`). ``polish=False`` skips the
+    active-set Newton polish of l1 / elastic-net solutions (when only a validation loss
+    is needed); ``refine=True`` (the final refit) adds up to three Newton steps past
+    ``tol`` to l2 solutions. Returns ``(W (p, K), b (K,), n_iter, converged)``.
     """
     with _one_blas_thread(X, Y.shape[1]):
         return _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, tol=tol, max_iter=max_iter,

@@ -261,14 +261,19 @@ class CodesLogisticCVProblem:
     loss_name = "log_loss"
 
     def __init__(self, ws, D, folds, *, alpha, C, tune_alpha, tune_C, l2, code_max_iter,
-                 C_bounds=(1e-4, 1e4)):
+                 C_bounds=(1e-4, 1e4), x_unit=1.0):
+        # ``ws`` holds X / x_unit (the data in its own unit, see TaskDrivenDictionaryLearning
+        # .fit); the hyperparameters are in the units of X: alpha = x_unit * alpha_unit,
+        # C = C_unit / x_unit^2 (the codes scale like X, the classifier's C like 1 / X^2).
+        # ``C_bounds`` and the path's C grid are in the unit system.
+        self.x_unit = float(x_unit)
         self.ws, self.l2, self.code_max_iter = ws, float(l2), int(code_max_iter)
         self.D = ws.pad_dict(D)
         K = len(folds)
         self.M = np.stack([ws.weights(tr) for tr, _ in folds])
         self.V = np.stack([ws.weights(te) for _, te in folds])
         C_all = np.abs(ws.X[: ws.n] @ self.D.T)
-        self.alpha_max = float(C_all.max())
+        self.alpha_max = float(C_all.max()) * self.x_unit
         if self.alpha_max <= 0:
             raise ValueError("Every sample is orthogonal to the dictionary: nothing to tune.")
         self.alpha0, self.C0 = float(alpha), float(C)
@@ -278,7 +283,8 @@ class CodesLogisticCVProblem:
             self.hyperparameters.append(
                 Hyperparameter("alpha", 1e-3 * self.alpha_max, 0.95 * self.alpha_max, "log"))
         if tune_C:
-            self.hyperparameters.append(Hyperparameter("C", C_bounds[0], C_bounds[1], "log"))
+            self.hyperparameters.append(Hyperparameter(
+                "C", C_bounds[0] / self.x_unit ** 2, C_bounds[1] / self.x_unit ** 2, "log"))
         n_out = ws.Y.shape[1]
         self._state = (np.zeros((ws.nb, ws.kb)),
                        (np.zeros((K, ws.kb, n_out)), np.zeros((K, n_out))))
@@ -295,8 +301,8 @@ class CodesLogisticCVProblem:
         # near-empty codes overfits and the path alone would start on that plateau.
         Cs = [self.C0]
         if self.tune_C:
-            Cs = np.unique(np.r_[np.logspace(-3, 2, 6), self.C0]) if not self.tune_alpha \
-                else np.unique(np.r_[np.logspace(-2, 1, 4), self.C0])
+            grid = np.logspace(-3, 2, 6) if not self.tune_alpha else np.logspace(-2, 1, 4)
+            Cs = np.unique(np.r_[grid / self.x_unit ** 2, self.C0])
         alphas = [self.alpha0]
         if self.tune_alpha:
             lo, hi = self.hyperparameters[0].lower, self.hyperparameters[0].upper
@@ -315,8 +321,9 @@ class CodesLogisticCVProblem:
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         del precision  # codes and refits are solved to full accuracy (cheap here)
-        alpha = float(params.get("alpha", self.alpha0))
-        C = float(params.get("C", self.C0))
+        u = self.x_unit
+        alpha = float(params.get("alpha", self.alpha0)) / u  # in the unit system
+        C = float(params.get("C", self.C0)) * u * u
         Z0, theta0 = self._state
         ws = self.ws
         with jax.enable_x64(True):
@@ -326,7 +333,7 @@ class CodesLogisticCVProblem:
             Z, theta, ratio, viol, ok, n_ridged = aux
             n_ridged = int(n_ridged)
             loss, fold_losses = float(loss), np.asarray(fold_losses)
-            d_alpha, d_C = float(d_alpha), float(d_C)
+            d_alpha, d_C = float(d_alpha) / u, float(d_C) * u * u  # back to X's units
             self._state = (np.asarray(Z), tuple(np.asarray(t) for t in theta))
             converged = bool(ok) and float(viol) <= _CODE_TOL and float(ratio) <= 1e-6
         grad = None
@@ -399,6 +406,12 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
        all data runs the iteration count minimizing it (0 keeps the initialization). On
        small data this matters: the full minimization fits the training labels through
        the dictionary and generalizes worse.
+
+    ``alpha`` is in the units of X and ``C`` in those of ``1 / X^2`` (the codes scale like
+    X): X multiplied by ``s`` with ``alpha * s`` and ``C / s^2`` is the same model, and
+    the fit gives the same dictionary, ``coef_ / s`` and the same losses (every phase runs
+    on X divided by its root mean square, with the hyperparameters converted; the
+    tuning's ``C`` range and start grid are relative to that unit).
 
     Parameters
     ----------
@@ -583,7 +596,16 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             y_enc[:, None].astype(float)
         rng = check_random_state(self.random_state)
         l2 = float(self.ridge_alpha)
-        ws = _Workspace(X, Y, k)
+        # Everything runs on X / u, u the root mean square of X (the data's own unit), with
+        # alpha / u and C u^2: the same model (codes scale like X, C like 1 / X^2), while
+        # the unsupervised start, the supervised phase's steps and the solvers' tolerances
+        # see data of unit scale whatever the units of X. Results are converted back.
+        u = float(np.sqrt(np.mean(X * X)))
+        u = u if np.isfinite(u) and u > 0 else 1.0
+        self._x_unit = u
+        Xu = X / u
+        alpha_u = float(self.alpha) / u
+        ws = _Workspace(Xu, Y, k)
 
         # 1. initialization
         if self.dict_init is not None:
@@ -595,7 +617,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             n_init = 0
         else:
             D0, n_init = unsupervised_dictionary(
-                X, k, float(self.alpha), l2, max_iter=self.init_max_iter, rng=rng,
+                Xu, k, alpha_u, l2, max_iter=self.init_max_iter, rng=rng,
                 code_max_iter=self.transform_max_iter)
         self.init_components_ = D0.copy()
         if self.verbose:
@@ -612,7 +634,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         if self.tune_alpha or self.tune_C:
             problem = CodesLogisticCVProblem(
                 ws, D0, folds, alpha=self.alpha, C=self.C, tune_alpha=self.tune_alpha,
-                tune_C=self.tune_C, l2=l2, code_max_iter=self.transform_max_iter)
+                tune_C=self.tune_C, l2=l2, code_max_iter=self.transform_max_iter, x_unit=u)
             result = tune(problem, max_outer_iter=self.max_outer_iter,
                           verbose=self.verbose, random_state=rng)
             self.tuning_result_ = result
@@ -621,7 +643,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             self.C_ = float(result.best_params.get("C", self.C_))
 
         # 3. supervised phase, early stopping chosen by cross-validation
-        common = dict(alpha=self.alpha_, l2=l2, C=self.C_, tol=self.tol,
+        common = dict(alpha=self.alpha_ / u, l2=l2, C=self.C_ * u * u, tol=self.tol,
                       code_max_iter=self.transform_max_iter, verbose=self.verbose)
         n_sup = self.max_iter
         self.cv_val_loss_ = None
@@ -647,11 +669,11 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
                 "gradients may be inaccurate. Increase transform_max_iter or set "
                 "ridge_alpha > 0.", ConvergenceWarning, stacklevel=2)
         self.components_ = P[0][:k, :p].copy()
-        self.coef_ = P[1][:k].T.copy()
+        self.coef_ = P[1][:k].T / u  # codes of X are u times those of X / u
         self.intercept_ = np.asarray(P[2], float).copy()
         self.n_supervised_iter_ = int(h["n_iter"])
         self.n_iter_ = int(n_init + self.n_supervised_iter_)
-        self.loss_curve_ = list(h["loss"])
+        self.loss_curve_ = [f / (u * u) for f in h["loss"]]  # the objective in X's units
         if self.verbose:
             print(f"[TaskDrivenDictionaryLearning] supervised phase: {self.n_supervised_iter_}"
                   f" iterations (alpha={self.alpha_:.4g}, C={self.C_:.4g})", flush=True)

@@ -544,7 +544,9 @@ class EnetCVProblem:
         yt = _pad_stack([f.y_test - f.y_mean for f in self.folds], (m,))
         swt = _pad_stack([f.sw_test for f in self.folds], (m,))
         ws = _pad_stack([c[s] for c, s in zip(sols, supports)], (k,))
-        al = np.ones((K, k))
+        # Padded coordinates (identity rows) take the mean alpha, not 1: the kernel's
+        # regularizing ridge is relative to the mean of alpha (1 - rho), in alpha's units.
+        al = np.full((K, k), float(np.mean(alpha_vec)))
         for i, s in enumerate(supports):
             al[i, : s.size] = alpha_vec[s]
         n_train = np.array([f.n_train for f in self.folds], float)
@@ -579,16 +581,16 @@ class RidgeCVProblem:
     loss_name = "mse"
 
     def __init__(self, folds, *, fit_intercept=True, alpha_per_feature=False,
-                 bounds=(1e-6, 1e6)):
+                 bounds=None):
         folds = [d._replace(X_train=_dense(d.X_train), X_test=_dense(d.X_test)) for d in folds]
         self.folds = make_folds(folds, fit_intercept, normalize_weights=False)
         self.n_features = folds[0].X_train.shape[1]
         y = folds[0].y_train
         self.alpha_per_feature = alpha_per_feature
         size = self.n_features if alpha_per_feature else None
-        scale = np.mean([np.sum(f.train_columns(np.arange(self.n_features)) ** 2) for f in self.folds])
-        # Bounds relative to the data scale (trace of the Gram matrix / p).
-        self.data_scale = max(scale / max(self.n_features, 1), 1e-12)
+        self.data_scale = self.gram_scale(self.folds, self.n_features)
+        if bounds is None:  # six decades either side of the data's own scale
+            bounds = (1e-6 * self.data_scale, 1e6 * self.data_scale)
         self.hyperparameters = [Hyperparameter("alpha", bounds[0], bounds[1], "log", size)]
         n = max(f.n_train for f in self.folds)
         m = max(f.X_test.shape[0] for f in self.folds)
@@ -602,6 +604,23 @@ class RidgeCVProblem:
         with jax.enable_x64(True):  # one shape per fit: compile it while the path starts
             ridge_hypergrad.prefetch(self._X, self._y, self._Xt, self._yt, self._swt,
                                      np.ones((len(self.folds), self.n_features)))
+
+    @staticmethod
+    def gram_scale(folds, n_features):
+        """The data's own unit of ``alpha``: the mean eigenvalue of the training folds'
+        centered, weighted Gram matrices (their trace / ``n_features``, averaged).
+
+        ``alpha`` enters the objective next to ``X^T W X``: scaling ``X`` by ``s`` (or the
+        sample weights by ``c``) scales the optimal ``alpha`` by ``s^2`` (``c``) and this
+        scale with it, so bounds and starts relative to it give the same model in the
+        data's units, however small or large they are (no absolute floor). A design whose
+        centered columns are all zero (constant features) has no scale: every ``alpha``
+        then gives ``coef_ = 0`` and the unit 1.0 stands in.
+        """
+        cols = np.arange(n_features)
+        trace = np.mean([np.sum(f.train_columns(cols) ** 2) for f in folds])
+        scale = trace / max(n_features, 1)
+        return float(scale) if np.isfinite(scale) and scale > 0 else 1.0
 
     def initial_points(self):
         lo, hi = self.hyperparameters[0].lower, self.hyperparameters[0].upper
@@ -647,10 +666,11 @@ class AdaptiveRidgeCVProblem:
 
     loss_name = "mse"
 
-    def __init__(self, folds, *, fit_intercept=True, bounds=(1e-6, 1e6), gamma_max=2.0):
+    def __init__(self, folds, *, fit_intercept=True, bounds=None, gamma_max=2.0):
         self.inner = RidgeCVProblem(folds, fit_intercept=fit_intercept, alpha_per_feature=True,
                                     bounds=bounds)
         self.data_scale = self.inner.data_scale
+        bounds = (self.inner.hyperparameters[0].lower, self.inner.hyperparameters[0].upper)
         self.n_features = self.inner.n_features
         self.hyperparameters = [Hyperparameter("alpha", bounds[0], bounds[1], "log"),
                                 Hyperparameter("gamma", 0.0, gamma_max, "linear")]

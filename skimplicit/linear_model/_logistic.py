@@ -79,10 +79,14 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
         One ``C`` per class (multinomial problems only: a binary problem has one
         coefficient vector).
     bounds : 'auto' or (float, float), default='auto'
-        Search interval of ``C``. 'auto': ``[1e-3, 1e4] * c_min`` for the l2 penalty and
-        ``[1.05 rho_max, 1e4] * c_min`` otherwise, where ``c_min = 1 / ||X^T (s (p_0 -
-        y))||_inf`` (largest over the training folds) is the ``C`` below which the l1
-        solution is zero (scikit-learn's ``l1_min_c``).
+        Search interval of ``C``, in the data's own units (rescaling X or the sample
+        weights rescales it as it rescales the optimum). 'auto': ``[1e-3, 1e4] * c_l2``
+        for the l2 penalty, ``[1.05, 1e4] * c_min`` for the l1 penalty and ``[1.05 rho_max
+        c_min, 1e4 max(c_min, c_l2)]`` for the elastic net, where ``c_min = 1 / ||X^T (s
+        (p_0 - y))||_inf`` is the ``C`` below which the l1 solution is zero (scikit-learn's
+        ``l1_min_c``; it scales like ``1 / X``) and ``c_l2 = 1 / (2 lambda)``, ``lambda``
+        the mean eigenvalue of the loss's Hessian at the origin (it scales like
+        ``1 / X^2``, as the l2 optimum), both the largest over the training folds.
     l1_ratio_bounds : (float, float), default=(0.05, 1.0)
         Search interval of ``l1_ratio`` when tuned.
     fit_intercept : bool, default=True
@@ -97,7 +101,11 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
         iterations otherwise).
     tol : float, default=1e-6
         Inner tolerance of the final refit, with scikit-learn's meaning (largest entry of
-        the gradient of its mean-loss objective); during tuning, inner solves use
+        the gradient of its mean-loss objective) on standardized columns: the solvers
+        work with the coefficients of the columns divided by their (weighted) standard
+        deviations, so the tolerance means the same whatever the units of each column
+        (scikit-learn's absolute test stops at once on data scaled by 1e-6, and almost
+        never on data scaled by 1e6); during tuning, inner solves use
         ``min(tol, 1e-6)``, tightened over the outer steps. Tighter than scikit-learn's
         default 1e-4 (at which coefficients can be off by percents), since Newton's
         method gets there in one or two more steps.

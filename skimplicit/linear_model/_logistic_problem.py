@@ -68,6 +68,8 @@ __all__ = [
     "logistic_hypergrad",
     "one_hot",
     "c_min",
+    "c_ridge",
+    "column_scales",
     "host_matrix",
 ]
 
@@ -143,6 +145,57 @@ def c_min(X, Y, sw, fit_intercept):
     return 1.0 / g if g > 0 else np.inf
 
 
+def _column_moments(X, sw, fit_intercept):
+    """Weighted second moment of each column (centered when ``fit_intercept``) and the
+    uncentered one."""
+    w = sw / sw.sum()
+    if sp.issparse(X):
+        ms = np.asarray(X.multiply(X).T @ w).ravel()
+        mean = np.asarray(X.T @ w).ravel()
+    else:
+        ms = (X * X).T @ w
+        mean = X.T @ w
+    ms = np.maximum(ms, 0.0)
+    var = np.maximum(ms - mean * mean, 0.0) if fit_intercept else ms
+    return var, ms
+
+
+def c_ridge(X, Y, sw, fit_intercept):
+    """``1 / (2 lambda)``, ``lambda`` the mean eigenvalue of the loss's Hessian in ``W`` at
+    ``W = 0`` (the intercept's fit; the intercept eliminated): the ``C`` at which the l2
+    penalty ``||W||^2 / (2 C)`` weighs about as much as the loss's curvature.
+
+    At ``W = 0`` every sample has the same probabilities ``p0``, so
+    ``lambda = mean_k p0_k (1 - p0_k) * sum(s) * mean_j var_j`` (weighted column variances).
+    Scaling ``X`` by ``a`` scales it by ``1 / a^2``, as the l2 optimum; the sample weights
+    by ``c``: ``1 / c``. On standardized data it is close to ``c_min`` (:func:`c_min`, the
+    l1 scale, which moves like ``1 / a``). ``inf`` when ``X`` has no variation.
+    """
+    b0 = intercept_at_zero(Y, sw) if fit_intercept else np.zeros(Y.shape[1])
+    P0 = _proba(np.broadcast_to(b0, (1, Y.shape[1])))[0]
+    pq = float(np.mean(P0 * (1.0 - P0)))
+    var, _ = _column_moments(X, sw, fit_intercept)
+    lam = pq * float(sw.sum()) * float(np.mean(var)) if var.size else 0.0
+    return 1.0 / (2.0 * lam) if lam > 0 and np.isfinite(lam) else np.inf
+
+
+def column_scales(X, sw, fit_intercept):
+    """The data's own unit of each column: its weighted standard deviation (``(p, 1)``).
+
+    The inner solvers work in the coordinates ``V = W * scale`` (the coefficients of the
+    standardized columns): their stopping tests (scikit-learn's meaning of ``tol``, the
+    largest gradient entry of the mean-loss objective, on standardized data) and their
+    conditioning are then the same whatever the units of each column. Centered when an
+    intercept is fitted (the intercept absorbs the mean); a column without variation
+    takes its root mean square, an all-zero column the unit 1.
+    """
+    var, ms = _column_moments(X, sw, fit_intercept)
+    # Rounding leaves ~1e-16 ms in the variance of a constant column: use its rms there.
+    scale = np.sqrt(np.where(var > 1e-12 * ms, var, ms))
+    scale[~(np.isfinite(scale) & (scale > 0))] = 1.0
+    return scale[:, None]
+
+
 def _hess_matvec(X, P, sw, binary, fit_intercept):
     """``(V, vb) -> Hessian of sum_i s_i l_i`` applied to the direction ``(V, vb)``."""
     if binary:
@@ -160,15 +213,20 @@ def _hess_matvec(X, P, sw, binary, fit_intercept):
     return hv
 
 
-def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, lin=None):
+def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, lin=None,
+               col_scale=None):
     """Truncated Newton on ``sum s l + sum_k l2_k / 2 ||W_k||^2 + <lin, W>``.
 
     ``l2`` has shape ``(K,)`` (one per column of ``W``). With ``mask``, entries of ``W``
     off the mask stay 0 (a Newton polish on a fixed support with ``lin = alpha rho sign``).
-    Stops when the largest gradient entry is ``<= tol * sum(s)`` (scikit-learn's
-    ``newton-cg`` criterion on its mean-loss scaling). Returns ``(W, b, n_iter, ok)``.
+    The conjugate gradient and the stopping test work in the coordinates
+    ``V = W * col_scale`` (``(p, 1)``, see :func:`column_scales`; the identity if None):
+    stops when the largest gradient entry in them is ``<= tol * sum(s)`` (scikit-learn's
+    ``newton-cg`` criterion on its mean-loss scaling, for standardized columns). Returns
+    ``(W, b, n_iter, ok)``.
     """
     binary = Y.shape[1] == 1
+    d = 1.0 if col_scale is None else col_scale
     swsum = float(sw.sum())
     lin = 0.0 if lin is None else lin
     m = 1.0 if mask is None else mask
@@ -181,6 +239,7 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
         return f, (GW + l2 * W + lin) * m, gb, P
 
     f, gW, gb, P = value(W, b)
+    gW = gW / d  # the gradient in V = W * d
     for it in range(max_iter + 1):
         gmax = max(float(np.max(np.abs(gW), initial=0.0)), float(np.max(np.abs(gb), initial=0.0)))
         if gmax <= tol * swsum:
@@ -188,43 +247,58 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
         if it == max_iter or not np.isfinite(f):
             break
         hv = _hess_matvec(X, P, sw, binary, fit_intercept)
-        # Conjugate gradient on H d = -g, Eisenstat-Walker forcing term.
+        # Preconditioned conjugate gradient on H d = -g, Eisenstat-Walker forcing term.
+        # Jacobi-like preconditioner in V: the loss's curvature per output (the columns
+        # are standardized in V) plus the penalty's, l2 / d^2 (orders of magnitude apart
+        # across columns when their units differ).
+        # The same for every class (a class-dependent scaling would move the multinomial
+        # intercept along its free direction (1, ..., 1)).
+        curv = float(np.mean(sw @ (P * (1.0 - P))))
+        curv = curv if curv > 0 else 1.0
+        MW = curv + l2 / (d * d) * np.ones_like(W)
+        MW = np.where(MW > 0, MW, 1.0)
+        Mb = curv
         gnorm = np.sqrt(np.sum(gW * gW) + np.sum(gb * gb))
         eta = min(0.5, np.sqrt(gnorm / swsum)) * gnorm
         dW, db = np.zeros_like(W), np.zeros_like(b)
         rW, rb = -gW, -gb
-        pW, pb = rW.copy(), rb.copy()
-        rr = float(np.sum(rW * rW) + np.sum(rb * rb))
+        zW, zb = rW / MW, rb / Mb
+        pW, pb = zW.copy(), zb.copy()
+        rz = float(np.sum(rW * zW) + np.sum(rb * zb))
         for _ in range(max_cg):
-            HW, Hb = hv(pW * m, pb)
-            HW = (HW + l2 * pW) * m
+            HW, Hb = hv(pW / d * m, pb)
+            HW = (HW + l2 * (pW / d)) * m / d
             pHp = float(np.sum(pW * HW) + np.sum(pb * Hb))
-            if pHp <= 1e-300 * rr:  # flat direction (pure L1 polish): stop here
+            if pHp <= 1e-300 * rz:  # flat direction (pure L1 polish): stop here
                 if not np.any(dW) and not np.any(db):
                     dW, db = pW, pb
                 break
-            a = rr / pHp
+            a = rz / pHp
             dW += a * pW
             db += a * pb
             rW -= a * HW
             rb -= a * Hb
-            rr_new = float(np.sum(rW * rW) + np.sum(rb * rb))
-            if np.sqrt(rr_new) <= eta:
+            if np.sqrt(float(np.sum(rW * rW) + np.sum(rb * rb))) <= eta:
                 break
-            pW = rW + (rr_new / rr) * pW
-            pb = rb + (rr_new / rr) * pb
-            rr = rr_new
+            zW, zb = rW / MW, rb / Mb
+            rz_new = float(np.sum(rW * zW) + np.sum(rb * zb))
+            pW = zW + (rz_new / rz) * pW
+            pb = zb + (rz_new / rz) * pb
+            rz = rz_new
         slope = float(np.sum(gW * dW) + np.sum(gb * db))
         if slope >= 0:
             break
+        dW = dW / d  # back to W's units
         t = 1.0
         while True:
             f2, gW2, gb2, P2 = value(W + t * dW, b + t * db)
+            gW2 = gW2 / d
             if f2 <= f + 1e-4 * t * slope:
                 break
             # Near the solution the decrease (~ |g|^2 / h) falls below the rounding of
-            # ``f`` (a sum of n terms): accept a full Newton step that shrinks the gradient.
-            if (t == 1.0 and abs(f2 - f) <= 1e-12 * max(1.0, abs(f))
+            # ``f`` (a sum of n terms, each ~ its weight): accept a full Newton step that
+            # shrinks the gradient.
+            if (t == 1.0 and abs(f2 - f) <= 1e-12 * max(swsum, abs(f))
                     and np.sum(gW2 * gW2) + np.sum(gb2 * gb2) < gnorm ** 2):
                 break
             if t < 1e-10:
@@ -235,38 +309,46 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
     return W, b, it, False
 
 
-def _lbfgsb_enet(X, Y, sw, l1, l2, W, b, *, tol, max_iter, fit_intercept):
-    """scipy's L-BFGS-B on ``W = W+ - W-`` with ``W+-`` >= 0 (exact zeros)."""
+def _lbfgsb_enet(X, Y, sw, l1, l2, W, b, *, tol, max_iter, fit_intercept, col_scale=None):
+    """scipy's L-BFGS-B on ``W = W+ - W-`` with ``W+-`` >= 0 (exact zeros).
+
+    The variables are ``V+- = W+- * col_scale`` (see :func:`column_scales`), so that the
+    gradient test ``gtol = tol`` and the conditioning do not depend on the columns' units.
+    """
     p, K = W.shape
     pk = p * K
     swsum = float(sw.sum())
+    d = np.ones((p, 1)) if col_scale is None else col_scale
 
     def fun(u):
-        Wp = u[:pk].reshape(p, K)
-        Wm = u[pk:2 * pk].reshape(p, K)
-        Wd = Wp - Wm
+        Vp = u[:pk].reshape(p, K)
+        Vm = u[pk:2 * pk].reshape(p, K)
+        Wd = (Vp - Vm) / d
         bb = u[2 * pk:]
         loss, GW, gb, _ = _loss_grad(Wd, bb, X, Y, sw, fit_intercept)
-        f = loss + float(np.sum(l1 * (Wp + Wm))) + 0.5 * float(np.sum(l2 * Wd * Wd))
+        f = loss + float(np.sum(l1 * (Vp + Vm) / d)) + 0.5 * float(np.sum(l2 * Wd * Wd))
         G = GW + l2 * Wd
-        g = np.concatenate([(G + l1).ravel(), (l1 - G).ravel(), gb])
+        g = np.concatenate([((G + l1) / d).ravel(), ((l1 - G) / d).ravel(), gb])
         return f / swsum, g / swsum
 
-    u0 = np.concatenate([np.maximum(W, 0).ravel(), np.maximum(-W, 0).ravel(), b])
+    u0 = np.concatenate([(np.maximum(W, 0) * d).ravel(), (np.maximum(-W, 0) * d).ravel(), b])
     bounds = [(0.0, None)] * (2 * pk) + [(None, None) if fit_intercept else (0.0, 0.0)] * K
     res = minimize(fun, u0, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-16, "maxls": 50})
     u = res.x
-    W = u[:pk].reshape(p, K) - u[pk:2 * pk].reshape(p, K)
+    W = (u[:pk].reshape(p, K) - u[pk:2 * pk].reshape(p, K)) / d
     return W, u[2 * pk:].copy(), int(res.nit), bool(res.success)
 
 
-def _kkt_violation(W, b, X, Y, sw, l1, l2, fit_intercept):
-    """Largest violation of the optimality conditions, divided by ``sum(s)``."""
+def _kkt_violation(W, b, X, Y, sw, l1, l2, fit_intercept, col_scale=None):
+    """Largest violation of the optimality conditions, divided by ``sum(s)`` (in the
+    standardized coordinates ``W * col_scale``, see :func:`column_scales`)."""
     _, GW, gb, _ = _loss_grad(W, b, X, Y, sw, fit_intercept)
     G = GW + l2 * W
     on = W != 0
     v = np.where(on, np.abs(G + l1 * np.sign(W)), np.maximum(np.abs(G) - l1, 0.0))
+    if col_scale is not None:
+        v = v / col_scale
     return max(float(np.max(v, initial=0.0)), float(np.max(np.abs(gb), initial=0.0))) / sw.sum()
 
 
@@ -288,11 +370,11 @@ def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_i
 
     ``X`` dense or sparse ``(n, p)``, ``Y`` from :func:`one_hot` ``(n, K)`` (``K = 1``
     binary), ``alpha`` of shape ``(K,)`` (``1 / C``), ``rho = l1_ratio``. ``tol``:
-    scikit-learn's meaning (largest entry of the gradient of its mean-loss objective).
-    ``polish=False`` skips the active-set Newton polish of l1 / elastic-net solutions
-    (when only a validation loss is needed); ``refine=True`` (the final refit) adds up to
-    three Newton steps past ``tol`` to l2 solutions. Returns ``(W (p, K), b (K,), n_iter,
-    converged)``.
+    scikit-learn's meaning (largest entry of the gradient of its mean-loss objective) for
+    standardized columns (see :func:`column_scales`). ``polish=False`` skips the
+    active-set Newton polish of l1 / elastic-net solutions (when only a validation loss
+    is needed); ``refine=True`` (the final refit) adds up to three Newton steps past
+    ``tol`` to l2 solutions. Returns ``(W (p, K), b (K,), n_iter, converged)``.
     """
     with _one_blas_thread(X, Y.shape[1]):
         return _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, tol=tol, max_iter=max_iter,
@@ -308,30 +390,31 @@ def _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, *, tol, max_iter, fit_inter
         W0 = np.zeros((p, K))
         b0 = intercept_at_zero(Y, sw) if fit_intercept else np.zeros(K)
     W0, b0 = np.array(W0, float), np.array(b0, float)
+    d = column_scales(X, sw, fit_intercept)
     if rho == 0.0:
         W, b, n_iter, ok = _newton_cg(X, Y, sw, alpha, W0, b0, tol=tol, max_iter=max_iter,
-                                      fit_intercept=fit_intercept)
+                                      fit_intercept=fit_intercept, col_scale=d)
         if refine and ok:
             # Newton converges quadratically: up to 3 more steps at tol / 1000 make the
             # model exact to rounding. The gradient test alone leaves an error of
             # tol / lambda_min in W, 1e-6 relative at C ~ 3000 with tol=1e-10, enough for
             # weighted and repeated-row versions of one problem to differ.
             W, b, it2, _ = _newton_cg(X, Y, sw, alpha, W, b, tol=tol * 1e-3, max_iter=3,
-                                      fit_intercept=fit_intercept)
+                                      fit_intercept=fit_intercept, col_scale=d)
             n_iter += it2
         return W, b, n_iter, ok
     l1, l2 = alpha * rho, alpha * (1.0 - rho)
     W, b, n_iter, ok = _lbfgsb_enet(X, Y, sw, l1, l2, W0, b0, tol=tol, max_iter=max_iter,
-                                    fit_intercept=fit_intercept)
+                                    fit_intercept=fit_intercept, col_scale=d)
     if polish:
-        W, b, it2 = _polish(X, Y, sw, l1, l2, W, b, tol, fit_intercept)
+        W, b, it2 = _polish(X, Y, sw, l1, l2, W, b, tol, fit_intercept, col_scale=d)
         n_iter += it2
     if not ok:
-        ok = _kkt_violation(W, b, X, Y, sw, l1, l2, fit_intercept) <= tol
+        ok = _kkt_violation(W, b, X, Y, sw, l1, l2, fit_intercept, d) <= tol
     return W, b, n_iter, bool(ok)
 
 
-def _polish(X, Y, sw, l1, l2, W, b, tol, fit_intercept, max_rounds=6):
+def _polish(X, Y, sw, l1, l2, W, b, tol, fit_intercept, max_rounds=6, col_scale=None):
     """Active-set Newton after L-BFGS-B: the support's smooth problem, signs fixed.
 
     Each round solves the problem restricted to the support with ``sign(W)`` fixed by
@@ -340,7 +423,7 @@ def _polish(X, Y, sw, l1, l2, W, b, tol, fit_intercept, max_rounds=6):
     support, zeros that violate ``|G_j| <= l1`` enter it. The result is kept only if its
     optimality violation is not larger than L-BFGS-B's.
     """
-    viol = _kkt_violation(W, b, X, Y, sw, l1, l2, fit_intercept)
+    viol = _kkt_violation(W, b, X, Y, sw, l1, l2, fit_intercept, col_scale)
     n_iter = 0
     Wc, bc = W, b
     sign = np.sign(W)
@@ -350,7 +433,8 @@ def _polish(X, Y, sw, l1, l2, W, b, tol, fit_intercept, max_rounds=6):
             break
         Wp, bp, it, _ = _newton_cg(X, Y, sw, l2, np.where(mask, Wc, 0.0), bc,
                                    tol=min(tol, 1e-10) * 1e-2, max_iter=20,
-                                   fit_intercept=fit_intercept, mask=mask, lin=l1 * sign)
+                                   fit_intercept=fit_intercept, mask=mask, lin=l1 * sign,
+                                   col_scale=col_scale)
         n_iter += it
         flipped = mask & (np.sign(Wp) != sign)
         if flipped.any():
@@ -364,7 +448,7 @@ def _polish(X, Y, sw, l1, l2, W, b, tol, fit_intercept, max_rounds=6):
             sign = np.where(entering, -np.sign(G), sign)
             Wc, bc = Wp, bp
             continue
-        if _kkt_violation(Wp, bp, X, Y, sw, l1, l2, fit_intercept) <= viol:
+        if _kkt_violation(Wp, bp, X, Y, sw, l1, l2, fit_intercept, col_scale) <= viol:
             W, b = Wp, bp
         break
     return W, b, n_iter
@@ -539,7 +623,8 @@ def _pad_stack(arrays, shape):
 
 def _coo_stack(mats):
     """``(data (F, nnz), indices (F, nnz, 2))`` of sparse matrices, zero-padded."""
-    coos = [M.tocoo() for M in mats]
+    # (a small test fold may have been densified by host_matrix while training stays sparse)
+    coos = [M.tocoo() if sp.issparse(M) else sp.coo_matrix(M) for M in mats]
     nnz = size_bucket(max(max(M.nnz for M in coos), 1))
     data = np.zeros((len(coos), nnz))
     idx = np.zeros((len(coos), nnz, 2), dtype=np.int32)
@@ -613,7 +698,9 @@ class LogisticCVProblem:
         Inner solver accuracy (scikit-learn's meaning) and iteration cap. During tuning,
         solves use ``min(tol, 1e-6) * precision``.
     bounds : (float, float) or None
-        Search interval of ``C``; ``None``: from ``c_min`` (see :func:`c_min`).
+        Search interval of ``C``; ``None``: from ``c_min`` (l1, see :func:`c_min`) and
+        ``c_ridge`` (l2, see :func:`c_ridge`), as ``ImplicitLogisticRegressionCV``'s
+        'auto'.
     l1_ratio_bounds : (float, float)
     """
 
@@ -639,14 +726,34 @@ class LogisticCVProblem:
         self.sw = [np.asarray(f.sw_train, float) for f in folds]
         self.swt = [np.asarray(f.sw_test, float) for f in folds]
         self.n_features = self.X[0].shape[1]
-        cm = np.array([c_min(X, Y, s, fit_intercept) for X, Y, s in zip(self.X, self.Y, self.sw)])
-        finite = cm[np.isfinite(cm)]
+        # The data's own units of C (no absolute constant: rescaling X or the weights
+        # rescales them as the optimum). l1: c_min, the dead zone's edge (~ 1 / scale);
+        # l2: c_ridge, from the Hessian at the origin (~ 1 / scale^2).
+        folds_ = list(zip(self.X, self.Y, self.sw))
+        cm = np.array([c_min(X, Y, s, fit_intercept) for X, Y, s in folds_])
+        cr = np.array([c_ridge(X, Y, s, fit_intercept) for X, Y, s in folds_])
+        finite, finite_r = cm[np.isfinite(cm)], cr[np.isfinite(cr)]
         # Every fold's solution is nonzero for C > max_f c_min_f * rho (L1 dead zone).
         self.c_min = float(finite.max()) if finite.size else 1.0
+        self.c_ridge = float(finite_r.max()) if finite_r.size else self.c_min
         rho_hi = max(l1_ratio_bounds) if self.tune_l1_ratio else self.l1_ratio
+        rho_lo = min(l1_ratio_bounds) if self.tune_l1_ratio else self.l1_ratio
+        if rho_hi == 0:
+            self.c_scale = self.c_ridge
+        elif rho_lo == 1:
+            self.c_scale = self.c_min
+        else:  # elastic net: room for both terms' scales
+            self.c_scale = max(self.c_min, self.c_ridge)
         if bounds is None:
-            lower = 1.05 * self.c_min * rho_hi if rho_hi > 0 else 1e-3 * self.c_min
-            bounds = (lower, 1e4 * self.c_min)
+            lower = 1.05 * self.c_min * rho_hi if rho_hi > 0 else 1e-3 * self.c_scale
+            bounds = (lower, 1e4 * self.c_scale)
+        # The hypergradient kernel sees X / x_unit (a power of 2 near the columns' typical
+        # standard deviation: exact in floating point, 1 on standardized data), so that
+        # its linear system, whose W block scales like X^2 and intercept block does not,
+        # keeps the conditioning of standardized data whatever the units of X.
+        var = np.mean([np.mean(_column_moments(X, s, fit_intercept)[0]) for X, _, s in folds_])
+        self.x_unit = 2.0 ** np.round(np.log2(np.sqrt(var))) if np.isfinite(var) and var > 0 \
+            else 1.0
         self.bounds = bounds
         size = self.K if self.C_per_class else None
         self.hyperparameters = [Hyperparameter("C", bounds[0], bounds[1], "log", size)]
@@ -697,7 +804,7 @@ class LogisticCVProblem:
         """
         lo, hi = (float(np.min(b)) for b in self.bounds)
         l1 = self.l1_ratio > 0 or self.tune_l1_ratio
-        C = lo if l1 else max(lo, self.c_min * 10 ** -0.5)
+        C = lo if l1 else max(lo, self.c_scale * 10 ** -0.5)
         self._path_losses = []
         for _ in range(self.max_path):
             if C > hi:
@@ -793,9 +900,14 @@ class LogisticCVProblem:
             k = min(bucket(max(1, max(c.size for c in cols)), 64), self.n_features)
             Xs = _pad_stack([_columns(self.X[i], cols[i]) for i in range(F)], (n, k))
             Xts = _pad_stack([_columns(self.Xt[i], cols[i]) for i in range(F)], (m, k))
+            if self.x_unit != 1.0:
+                Xs /= self.x_unit
+                Xts /= self.x_unit
             return Xs, Ys, sws, Xts, Yts, swts, k, None
         if sp.issparse(self.X[0]):
             Xs, Xts, shapes = _coo_stack(self.X), _coo_stack(self.Xt), (n, k, m)
+            if self.x_unit != 1.0:
+                Xs, Xts = (Xs[0] / self.x_unit, Xs[1]), (Xts[0] / self.x_unit, Xts[1])
         else:
             if F * (n + m) * k > _MAX_DENSE_ENTRIES:
                 raise MemoryError(
@@ -805,6 +917,9 @@ class LogisticCVProblem:
                 )
             Xs = _pad_stack(self.X, (n, k))
             Xts = _pad_stack(self.Xt, (m, k))
+            if self.x_unit != 1.0:
+                Xs /= self.x_unit
+                Xts /= self.x_unit
             shapes = None
         # Constant during a fit: moved to the device once, not at every call
         # (``device_put``: ``jnp.asarray`` compiles a small copy kernel per shape).
@@ -839,8 +954,15 @@ class LogisticCVProblem:
         else:
             Ws = _pad_stack([W[c] for (W, _), c in zip(sols, cols)], (k, self.K))
         bs = np.stack([b for _, b in sols])
-        al = np.broadcast_to(alpha, (F, self.K)).copy()
-        rh = np.full(F, rho)
+        # In the kernel's units (X / g, W * g, see x_unit) the penalty
+        # alpha (rho |W| + (1 - rho) / 2 W^2) is alpha_g (rho_g |W g| + (1 - rho_g) / 2 (W g)^2)
+        # with alpha_g rho_g = alpha rho / g and alpha_g (1 - rho_g) = alpha (1 - rho) / g^2.
+        g = self.x_unit
+        Ws = Ws * g
+        mult = rho / g + (1.0 - rho) / g ** 2  # alpha_g / alpha
+        rho_g = rho / g / mult
+        al = np.broadcast_to(alpha * mult, (F, self.K)).copy()
+        rh = np.full(F, rho_g)
         # Conjugate gradient, warm-started from the previous outer step: its iterations
         # cost 2 products with X each, fewer than the k K + K products that Cholesky
         # needs to materialize the system (measured: 5 folds of 3000 x 100, 50 -> 8 ms).
@@ -850,9 +972,15 @@ class LogisticCVProblem:
             u = (np.zeros_like(Ws), np.zeros_like(bs))
         # A failed solve is retried with a ridge on that fold and reported (warning,
         # ``info["ridge"]``); one that fails again leaves the Evaluation not "converged".
-        loss_f, d_alpha, d_rho, uW, ub, ok, res, ridge = solve_with_fallback(
+        loss_f, d_alpha_g, d_rho_g, uW, ub, ok, res, ridge = solve_with_fallback(
             logistic_hypergrad, (Xs, Ys, sws, Xts, Yts, swts, Ws, bs, al, rh, u[0], u[1]),
             dict(binary=self.binary, fit_intercept=self.fit_intercept, solve=solve,
                  shapes=shapes), F, "linear system", max_residual=_ACCEPT_RESIDUAL)
         self._u = (uW, ub)
+        # Chain rule back to (alpha, rho): d alpha_g / d alpha = mult,
+        # d alpha_g / d rho = alpha (1 / g - 1 / g^2), d rho_g / d rho = g / (rho g + 1 - rho)^2.
+        d_alpha = d_alpha_g * mult
+        d_rho = d_rho_g * (g / (rho * g + 1.0 - rho) ** 2)
+        if g != 1.0:
+            d_rho = d_rho + (d_alpha_g * alpha).sum(axis=1) * (1.0 / g - 1.0 / g ** 2)
         return loss_f, d_alpha, d_rho, ok, res, ridge

@@ -56,7 +56,9 @@ class ImplicitRidgeCV(ImplicitLinearModelCV):
         'auto': best of a 7-value log grid spanning six decades around the data scale.
     bounds : 'auto' or (float, float), default='auto'
         Search interval of each alpha; 'auto' is ``[1e-6, 1e6]`` times the mean squared
-        column norm of the training folds.
+        (centered, weighted) column norm of the training folds, so that rescaling X or
+        the sample weights rescales the chosen alpha and nothing else (an X without
+        variation, where every alpha gives ``coef_ = 0``, takes the unit 1.0).
     alpha_per_feature : bool, default=False
         One alpha per feature from the adaptive family
         ``alpha_j = alpha * (mean(|w|) / |w_j|) ** gamma``, ``w`` the one-alpha ridge
@@ -121,16 +123,11 @@ n_features_in_, feature_names_in_ :
 
     def _make_tunable_problem(self, folds):
         b = check_bounds(self.bounds)
+        # 'auto' (None): six decades either side of the data's own scale (see
+        # RidgeCVProblem.gram_scale).
         if self.alpha_per_feature:
-            problem = AdaptiveRidgeCVProblem(folds, fit_intercept=self.fit_intercept)
-        else:
-            problem = RidgeCVProblem(folds, fit_intercept=self.fit_intercept)
-        if b is None:
-            b = (problem.data_scale * 1e-6, problem.data_scale * 1e6)
-        hp = problem.hyperparameters[0]
-        problem.hyperparameters = [type(hp)("alpha", b[0], b[1], "log", hp.size),
-                                   *problem.hyperparameters[1:]]
-        return problem
+            return AdaptiveRidgeCVProblem(folds, fit_intercept=self.fit_intercept, bounds=b)
+        return RidgeCVProblem(folds, fit_intercept=self.fit_intercept, bounds=b)
 
     def _store_params(self, best, result):
         self.alpha_ = best["alpha"]

@@ -157,13 +157,9 @@ def _sklearn_problem(final, folds, bounds):
             raise ValueError("Ridge(positive=True) is not supported by HypergradSearchCV.")
         if np.ndim(final.alpha) and "alpha" not in bounds:
             raise ValueError("Ridge with one alpha per target is not supported.")
-        problem = RidgeCVProblem(folds, fit_intercept=final.fit_intercept)
-        if bounds.get("alpha") is None:
-            # 'auto' as ImplicitRidgeCV: six decades either side of the data scale.
-            hp = problem.hyperparameters[0]
-            problem.hyperparameters = [Hyperparameter(
-                "alpha", problem.data_scale * 1e-6, problem.data_scale * 1e6, "log", hp.size)]
-        return problem
+        # 'auto' as ImplicitRidgeCV: six decades either side of the data scale.
+        return RidgeCVProblem(folds, fit_intercept=final.fit_intercept,
+                              bounds=_bounds_pair(bounds.get("alpha")))
     if kind is LogisticRegression:
         return _logistic_problem(final, folds, bounds)
     raise AssertionError(kind)  # pragma: no cover

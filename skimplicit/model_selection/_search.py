@@ -531,6 +531,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                 f"({problem.loss_name!r}, reported as {default!r})."
             )
         search_problem = restrict(problem, final, bounds, error_score=self.error_score)
+        search_problem.display_prefix = prefix  # verbose output in cv_results_' names
         check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
         result = tune(
             search_problem, max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,

@@ -304,7 +304,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     skimplicit.linear_model.ImplicitLassoCV : the same machinery for one estimator,
         without a pipeline.
     skimplicit.model_selection.tune : the outer loop.
-    skimplicit.model_selection.plot_search_trajectory : draw the evaluated points over a
+    skimplicit.inspection.plot_search_trajectory : draw the evaluated points over a
         CV curve.
 
     Notes

@@ -59,6 +59,7 @@ from scipy.special import expit
 from .._blas import one_blas_thread
 from ..implicit import LinearSolveWarning, root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
+from ..model_selection._progress import check_time
 from ..model_selection._tunable import Evaluation, Hyperparameter
 from ._hypergrad import Kernel, bucket
 
@@ -726,6 +727,7 @@ class LogisticCVProblem:
         # tolerances (finite-difference checks); path points only rank values of C.
         polish = with_grad or tol < 1e-8
         for i in range(self.n_folds):
+            check_time()  # max_time, between folds (raises _progress.TimeUp)
             W, b, it, ok = self._solve(i, alpha, rho, tol, polish)
             sols.append((W, b))
             iters.append(it)
@@ -736,6 +738,7 @@ class LogisticCVProblem:
             self._path_losses.append(float(loss_f.mean()))
             return Evaluation(loss=float(loss_f.mean()), grad=None, fold_losses=loss_f,
                               converged=bool(all(conv)), info=info)
+        check_time()  # before the hypergradient kernel (its first call compiles)
         loss_f, d_alpha, d_rho, ok, res = self._hypergrad(sols, alpha, rho)
         # d loss / d C_k = -alpha_k^2 d loss / d alpha_k (alpha = 1 / C), mean over folds.
         g_alpha = d_alpha.mean(axis=0)

@@ -83,8 +83,8 @@ def check_hypergradient(estimator, X, y, *, sample_weight=None, h=1e-4, params=N
     tolerances) is rebuilt exactly as ``fit`` builds it; at the chosen point
     (``tuning_result_.best_params``; an unfitted estimator is fitted first) the implicit
     hypergradient is compared with central finite differences of the CV loss along each
-    search coordinate (``log(alpha)`` for a log-scale hyperparameter; with more than 10
-    coordinates, e.g. one alpha per feature, along ``n_directions`` random unit
+    search coordinate (``log(alpha)`` for a log-scale hyperparameter; with a vector
+    hyperparameter, e.g. one alpha per feature, along ``n_directions`` random unit
     directions instead). The differences use the steps ``h`` and ``h / 2``: their
     Richardson extrapolation is the reference, their agreement says whether the finite
     differences themselves converged. Next to a bound, one-sided second-order differences
@@ -118,7 +118,7 @@ def check_hypergradient(estimator, X, y, *, sample_weight=None, h=1e-4, params=N
         smaller value isolates the error of the implicit hypergradient from the noise an
         inexact loss puts in the differences (``tol / h``).
     n_directions : int, default=3
-        Random directions when there are more than 10 search coordinates.
+        Random directions when a hyperparameter is a vector.
     random_state : int, RandomState or None, default=0
         For the random directions.
     **fit_params : dict
@@ -145,6 +145,11 @@ def check_hypergradient(estimator, X, y, *, sample_weight=None, h=1e-4, params=N
         fit_kw["sample_weight"] = sample_weight
     if not hasattr(estimator, "tuning_result_"):
         estimator = clone(estimator).fit(X, y, **fit_kw)
+    if not hasattr(estimator, "tuning_result_"):
+        raise ValueError(
+            f"{type(estimator).__name__} did not tune any hyperparameter (for "
+            "TaskDrivenDictionaryLearning: set tune_alpha or tune_C)."
+        )
     result = estimator.tuning_result_
     problem = _tuning_problem(estimator, X, y, fit_kw)
     hps = list(problem.hyperparameters)
@@ -181,7 +186,7 @@ def check_hypergradient(estimator, X, y, *, sample_weight=None, h=1e-4, params=N
                          for hp in hps])
     loss0 = float(ev.loss)
     d = z0.size
-    if d <= 10:
+    if all(hp.size is None for hp in hps):
         U = np.eye(d)
     else:
         U = check_random_state(random_state).standard_normal((n_directions, d))

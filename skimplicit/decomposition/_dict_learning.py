@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import check_cv
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -394,8 +394,11 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
     ----------
     n_components : int, default=None
         Number of atoms :math:`k`; ``None`` uses ``n_features``.
-    alpha : float, default=1.0
-        L1 penalty of the codes (initial value when ``tune_alpha``).
+    alpha : float or "auto", default="auto"
+        L1 penalty of the codes (initial value when ``tune_alpha``). ``"auto"``: 0.1
+        times the median norm of the samples, a scale-free choice (an atom aligned with
+        a typical sample correlates with it by that norm, so codes stay sparse without
+        vanishing, on 2 standardized features as on 64 raw pixel intensities).
     ridge_alpha : float, default=0.0
         L2 penalty :math:`\lambda_2` of the codes (elastic-net codes; > 0 makes the codes
         unique and better conditioned when atoms are nearly collinear).
@@ -442,7 +445,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
     intercept_ : ndarray of shape (1,) or (n_classes,)
     classes_ : ndarray of shape (n_classes,)
     alpha_ : float
-        L1 penalty of the codes used by the classifier (tuned or ``alpha``).
+        L1 penalty of the codes used by the classifier (tuned, ``alpha``, or its "auto" value).
     C_ : float
         Inverse regularization used (tuned or ``C``).
     init_components_ : ndarray of shape (n_components, n_features)
@@ -502,7 +505,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "ridge_alpha": [Interval(Real, 0, None, closed="left")],
         "C": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
@@ -519,7 +522,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         "verbose": ["verbose"],
     }
 
-    def __init__(self, n_components=None, *, alpha=1.0, ridge_alpha=0.0, C=1.0, max_iter=30,
+    def __init__(self, n_components=None, *, alpha="auto", ridge_alpha=0.0, C=1.0, max_iter=30,
                  tol=1e-6, cv=5, tune_alpha=False, tune_C=False, max_outer_iter=10,
                  init_max_iter=30, dict_init=None, transform_alpha=None,
                  transform_max_iter=1000, random_state=None, verbose=0):
@@ -573,6 +576,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             y_enc[:, None].astype(float)
         rng = check_random_state(self.random_state)
         l2 = float(self.ridge_alpha)
+        alpha = self._resolved_alpha(X)
         ws = _Workspace(X, Y, k)
 
         # 1. initialization
@@ -585,7 +589,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             n_init = 0
         else:
             D0, n_init = unsupervised_dictionary(
-                X, k, float(self.alpha), l2, max_iter=self.init_max_iter, rng=rng,
+                X, k, alpha, l2, max_iter=self.init_max_iter, rng=rng,
                 code_max_iter=self.transform_max_iter)
         self.init_components_ = D0.copy()
         if self.verbose:
@@ -598,10 +602,10 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             folds = list(cv.split(X, y))
 
         # 2. tuning of alpha and/or C (shared outer loop)
-        self.alpha_, self.C_ = float(self.alpha), float(self.C)
+        self.alpha_, self.C_ = alpha, float(self.C)
         if self.tune_alpha or self.tune_C:
             problem = CodesLogisticCVProblem(
-                ws, D0, folds, alpha=self.alpha, C=self.C, tune_alpha=self.tune_alpha,
+                ws, D0, folds, alpha=alpha, C=self.C, tune_alpha=self.tune_alpha,
                 tune_C=self.tune_C, l2=l2, code_max_iter=self.transform_max_iter)
             result = tune(problem, max_outer_iter=self.max_outer_iter,
                           verbose=self.verbose, random_state=rng)
@@ -646,6 +650,12 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             print(f"[TaskDrivenDictionaryLearning] supervised phase: {self.n_supervised_iter_}"
                   f" iterations (alpha={self.alpha_:.4g}, C={self.C_:.4g})", flush=True)
         return self
+
+    def _resolved_alpha(self, X):
+        if isinstance(self.alpha, str):  # "auto": 0.1 x the median sample norm
+            norm = float(np.median(np.linalg.norm(X, axis=1)))
+            return 0.1 * norm if norm > 0 else 1.0
+        return float(self.alpha)
 
     # -- codes and predictions -----------------------------------------------------------
     def _codes(self, X, alpha):

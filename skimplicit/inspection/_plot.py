@@ -160,7 +160,10 @@ def _new_axes(ax, width=7.0):
         return ax
     import matplotlib.pyplot as plt
 
-    _, ax = plt.subplots(figsize=(width, 4), layout="constrained")
+    # No layout engine (a later ``tight_layout`` must stay possible with a colour bar);
+    # room on the right for the legend, which sits outside the axes.
+    fig, ax = plt.subplots(figsize=(width, 4))
+    fig.subplots_adjust(left=0.12, right=0.72, bottom=0.14, top=0.95)
     return ax
 
 
@@ -283,7 +286,7 @@ def plot_search_trajectory(estimator, *, reference=None, params=None, ax=None, a
             else:
                 cs = ax.scatter(rx, ry, c=rl, s=12, cmap="viridis")
             ax.figure.colorbar(cs, ax=ax, label=traj.label + " (reference)",
-                               location="bottom", shrink=0.8, aspect=40)
+                               location="bottom", shrink=0.8, aspect=40, pad=0.15)
             xs.append(rx)
             ys.append(ry)
         xscale, yscale = traj.scale[kx], traj.scale[ky]

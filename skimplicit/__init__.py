@@ -9,6 +9,8 @@ solvers
     Jit-able, vmap-able, warm-startable inner solvers.
 linear_model, decomposition, model_selection
     The estimators.
+inspection
+    Plots of a fitted tuner's search and a hypergradient checker.
 """
 
 __version__ = "0.1.0.dev0"

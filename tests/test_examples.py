@@ -65,3 +65,14 @@ def test_svm_hyperparameter(tmp_path):
     assert number(r"max \|W - LinearSVC coef_\.T\| = (\S+)", out) < 1e-5
     tuned = number(r"validation hinge (\S+);", out)
     assert tuned <= 1.01 * number(r"best on the grid (\S+) at", out)
+
+
+def test_check_hypergradient(tmp_path):
+    out = run_example("plot_check_hypergradient.py", tmp_path)
+    assert (tmp_path / "check_hypergradient.png").stat().st_size > 0
+    # skimplicit's tuners: their hypergradients agree with finite differences ...
+    for name in ("ImplicitLassoCV", "ImplicitRidgeCV", "ImplicitLogisticRegressionCV"):
+        assert number(name + r" .*relative error (\S+)", out) < 1e-5
+    # ... and with an inexact inner solver the error shrinks linearly with its tolerance.
+    assert 0.8 < number(r"slope of log\(error\) against log\(tol\): (\S+)", out) < 1.3
+    assert number(r"tol 1e-09: relative error (\S+)", out) < 1e-7

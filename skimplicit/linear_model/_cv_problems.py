@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet
 
 from .._blas import one_blas_thread
+from ..model_selection._progress import check_time
 from ..model_selection._tunable import Evaluation, Hyperparameter
 from ..utils import nothing_to_tune
 from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad, solve_with_fallback
@@ -446,6 +447,7 @@ class EnetCVProblem:
         supp = np.flatnonzero(v)
         r = y - X[:, supp] @ (v[supp] * (1 if scale is None else scale[supp]))
         for rnd in range(50):
+            check_time()
             grad = X.T @ r / n
             if scale is not None:
                 grad *= scale
@@ -515,6 +517,7 @@ class EnetCVProblem:
         sols, conv, iters, exact = [], [], [], []
         inits, dist = self._warm_start(alpha_vec, l1_ratio)
         for i, init in enumerate(inits):
+            check_time()  # max_time, between folds (raises _progress.TimeUp)
             c, ok, it, ex = self._solve_fold(i, alpha, l1_ratio, tol, init, near=dist < 0.3)
             sols.append(c)
             conv.append(ok)
@@ -537,6 +540,7 @@ class EnetCVProblem:
                               converged=bool(all(conv)),
                               info={"n_iter": iters, "exact": exact,
                                     "support_size": [s.size for s in supports]})
+        check_time()  # before the hypergradient kernel (its first call compiles)
         n, m = self._rows
         Xs = _pad_stack([f.train_columns(s) for f, s in zip(self.folds, supports)], (n, k))
         ys = _pad_stack([f.train_target() for f in self.folds], (n,))

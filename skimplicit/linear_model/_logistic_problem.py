@@ -58,6 +58,7 @@ from scipy.special import expit
 from .._blas import one_blas_thread
 from ..implicit import root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
+from ..model_selection._progress import check_time
 from ..model_selection._tunable import Evaluation, Hyperparameter
 from ..utils import check_fold_classes
 from ._hypergrad import Kernel, bucket, solve_with_fallback
@@ -848,6 +849,7 @@ class LogisticCVProblem:
         # tolerances (finite-difference checks); path points only rank values of C.
         polish = with_grad or tol < 1e-8
         for i in range(self.n_folds):
+            check_time()  # max_time, between folds (raises _progress.TimeUp)
             W, b, it, ok = self._solve(i, alpha, rho, tol, polish)
             if with_grad and rho == 0.0 and ok:
                 # The l2 solution made exact to rounding by up to 3 more Newton steps
@@ -868,6 +870,7 @@ class LogisticCVProblem:
             self._path_losses.append(float(loss_f.mean()))
             return Evaluation(loss=float(loss_f.mean()), grad=None, fold_losses=loss_f,
                               converged=bool(all(conv)), info=info)
+        check_time()  # before the hypergradient kernel (its first call compiles)
         loss_f, d_alpha, d_rho, ok, res, ridge = self._hypergrad(sols, alpha, rho)
         # d loss / d C_k = -alpha_k^2 d loss / d alpha_k (alpha = 1 / C), mean over folds.
         g_alpha = d_alpha.mean(axis=0)

@@ -35,6 +35,7 @@ from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from . import _progress
 from ._tunable import Evaluation
 
 __all__ = ["tune", "TuningResult"]
@@ -90,6 +91,7 @@ class TuningResult:
     records: list = field(default_factory=list)
     n_iter: int = 0
     stop_reason: str = ""
+    hyperparameters: list = field(default_factory=list)
 
     def history(self, hyperparameters) -> dict:
         """Equal-length arrays, one entry per evaluation (the ``history_`` attribute)."""
@@ -136,7 +138,10 @@ class _Recorder:
         )
 
     def __call__(self, params, precision, with_grad=True):
-        ev = self.problem.evaluate(params, precision=precision, with_grad=with_grad)
+        try:  # ``self.verbose``: the run's _progress.Progress (time budget, reporting)
+            ev = self.verbose.evaluate(self.problem, params, precision, with_grad)
+        except _progress.TimeUp:
+            raise _Stop("max_time") from None
         self.n_eval += 1
         gz = self.grad_z(params, ev)
         rec = {
@@ -151,24 +156,10 @@ class _Recorder:
         self.records.append(rec)
         if np.isfinite(ev.loss) and (self.best is None or ev.loss < self.best["evaluation"].loss):
             self.best = rec
-        if self.verbose:
-            shown = ", ".join(_fmt(k, v) for k, v in params.items())
-            print(
-                f"[skimplicit] {self.phase:>8s} eval {len(self.records):3d} | {shown} | "
-                f"cv loss {ev.loss:.6g} | |grad| {rec['grad_norm']:.3g} | "
-                f"{rec['time']:.2f} s",
-                flush=True,
-            )
+        self.verbose.record(rec, self.n_eval)
         if self.max_time is not None and rec["time"] > self.max_time:
             raise _Stop("max_time")
         return ev, gz
-
-
-def _fmt(k, v):
-    v = np.asarray(v)
-    if v.ndim == 0:
-        return f"{k}={float(v):.4g}"
-    return f"{k}=[{v.size} values, mean {v.mean():.3g}]"
 
 
 def _descend(problem, hps, z0, bounds, *, max_outer_iter, outer_tol, max_time, t0,
@@ -399,9 +390,15 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
         Number of starts (the first is the best path point; then the path's other local
         minima; then uniform random points in the search box).
     max_time : float or None
-        Wall-clock budget in seconds (checked after each evaluation).
+        Wall-clock budget in seconds, checked after each evaluation and, once a finite
+        loss is known, within an evaluation where the inner solver allows (between
+        folds: :func:`~skimplicit.model_selection._progress.check_time`); the evaluation
+        cut short is dropped.
     verbose : int, default=0
-        One printed line per evaluation when > 0.
+        > 0: a header (what is tuned, folds, budget), one line per evaluation and a
+        summary line on stdout; >= 2 adds the inner solver's detail. The same records go
+        to the ``logging.getLogger("skimplicit")`` logger whatever ``verbose`` is (see
+        :mod:`~skimplicit.model_selection._progress`).
     random_state : int, RandomState or None
         For random restart points.
     n_jobs : int or None
@@ -436,11 +433,13 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     bounds = [b for hp in hps for b in hp.search_bounds()]
     t0 = time.perf_counter()
     rng = check_random_state(random_state)
+    progress = _progress.Progress(problem, hps, verbose=verbose, max_outer_iter=max_outer_iter,
+                                  n_restarts=n_restarts, max_time=max_time, t0=t0)
     kw = dict(max_outer_iter=max_outer_iter, outer_tol=outer_tol, max_time=max_time, t0=t0,
-              verbose=verbose, precision0=1.0)
+              verbose=progress, precision0=1.0)
 
     records, reasons, stop = [], [], None
-    path_rec = _Recorder(problem, hps, t0, max_time, verbose, "path")
+    path_rec = _Recorder(problem, hps, t0, max_time, progress, "path")
     try:
         if init is None:
             # ``initial_points`` may be a generator that adapts to the losses it sees.
@@ -517,8 +516,10 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
             stacklevel=2,
         )
     n_iter = sum(1 for r in records if r["phase"] != "path")
-    return TuningResult(
+    result = TuningResult(
         best_params=best["params"], best_loss=float(best["evaluation"].loss),
         best_evaluation=best["evaluation"], records=records, n_iter=n_iter,
-        stop_reason=stop_reason,
+        stop_reason=stop_reason, hyperparameters=hps,
     )
+    progress.summary(result)
+    return result

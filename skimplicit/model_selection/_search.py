@@ -306,7 +306,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     skimplicit.linear_model.ImplicitLassoCV : the same machinery for one estimator,
         without a pipeline.
     skimplicit.model_selection.tune : the outer loop.
-    skimplicit.model_selection.plot_search_trajectory : draw the evaluated points over a
+    skimplicit.inspection.plot_search_trajectory : draw the evaluated points over a
         CV curve.
 
     Notes
@@ -545,6 +545,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                 f"({problem.loss_name!r}, reported as {default!r})."
             )
         search_problem = restrict(problem, final, bounds, error_score=self.error_score)
+        search_problem.display_prefix = prefix  # verbose output in cv_results_' names
         check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
         # Nothing to tune (a constant target, no varying feature): one evaluation at the
         # strongest penalty in the bounds, as the estimators do.

@@ -284,6 +284,7 @@ class EnetCVProblem:
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
         self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
+        self.l1_ratio_bounds = tuple(float(b) for b in l1_ratio_bounds)
         self.alpha_max_l1 = min(f.alpha_max() for f in self.folds)
         if self.alpha_max_l1 <= 0:
             raise ValueError("The target is constant on a training fold: nothing to tune.")
@@ -329,39 +330,44 @@ class EnetCVProblem:
         self._solutions.append((np.log(alpha_vec), l1_ratio, list(coefs)))
         del self._solutions[:-64]
 
-    def initial_points(self):
-        """A warm-started coarse path, adapted to what it finds (a generator).
+    # Cover density: points per decade of alpha, and at most this many points.
+    COVER_PER_DECADE = 4
+    COVER_MAX = 25
 
-        Alphas from ``0.3 alpha_max`` down to ``1e-3 alpha_max`` (log-spaced, a factor 3.2
-        apart), stopping once the loss is 2 % worse than the best so far, or improves on it
-        by less than half (the curve flattens: its bottom is within a step or two, which
-        the descent's hypergradient steps reach for less than the path's next solve; small
-        alphas are the expensive solves). When ``l1_ratio`` is tuned, the path runs
-        at ``l1_ratio = 1`` (the cheapest solves); the descent then moves both (probing
-        smaller l1_ratio at a fixed l1 strength was measured useless: the added l2 term
-        at the path's alpha over-shrinks).
+    def initial_points(self):
+        """The coarse cover: the whole search interval of ``alpha``, strong to weak.
+
+        Log-spaced, ``COVER_PER_DECADE`` points a decade (at most ``COVER_MAX``), from the
+        top of the interval (clipped to ``alpha_max / l1_ratio``, above which every
+        coefficient is zero) down to its lower bound: warm-started in this order, the
+        early (strongly regularized, sparse) solves are cheap. It never stops early: real
+        validation curves have several basins. When ``l1_ratio`` is tuned, the cover runs
+        at the bound of ``l1_ratio`` nearest 1 (the cheapest solves, and inside the
+        user's bounds); the descent then moves both.
         """
         amax = self.alpha_max_l1
-        rho = 1.0 if self.tune_l1_ratio else self.l1_ratio
+        rho = self.l1_ratio_bounds[1] if self.tune_l1_ratio else self.l1_ratio
         lo, hi = np.min(self.hyperparameters[0].lower), np.max(self.hyperparameters[0].upper)
-
-        def point(a, r):
+        top = min(hi, amax / max(rho, 1e-12))
+        if top <= lo:  # the interval lies in the dead zone: cover it anyway
+            top = hi
+        n = int(np.clip(np.ceil(np.log10(top / lo) * self.COVER_PER_DECADE) + 1, 2,
+                        self.COVER_MAX))
+        points = []
+        for a in np.geomspace(top, lo, n):
             a = float(np.clip(a, lo, hi))
             p = {"alpha": a if not self.alpha_per_feature else np.full(self.n_features, a)}
             if self.tune_l1_ratio:
-                p["l1_ratio"] = r
-            return p
+                p["l1_ratio"] = rho
+            points.append(p)
+        return points
 
-        best = np.inf
-        for a in amax / rho * np.logspace(np.log10(0.3), -3, self.n_path):
-            yield point(a, rho)
-            loss = self._last_loss
-            if loss > 1.02 * best:
-                break
-            if loss < best:
-                if loss > 0.5 * best:
-                    break  # flattening: the descent's hypergradient steps take it from here
-                best = loss
+    def bound_hint(self, name, side):
+        """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
+        if name == "l1_ratio":
+            return None if side == "upper" and self.l1_ratio_bounds[1] >= 1 else \
+                "the estimator parameter `l1_ratio_bounds`"
+        return "the estimator parameter `bounds`"
 
     # -- inner solves -------------------------------------------------------------------
     def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False):
@@ -596,11 +602,27 @@ class RidgeCVProblem:
             ridge_hypergrad.prefetch(self._X, self._y, self._Xt, self._yt, self._swt,
                                      np.ones((len(self.folds), self.n_features)))
 
+    # The gradient comes with every (exact) evaluation: the cover has it at no extra cost.
+    cover_with_grad = True
+    COVER_PER_DECADE = 2
+    COVER_MAX = 41
+
+    def cover_alphas(self):
+        """The coarse cover of ``alpha``: its whole search interval, log-spaced from the
+        upper bound (strong) to the lower one, ``COVER_PER_DECADE`` points a decade."""
+        hp = self.hyperparameters[0]
+        lo, hi = float(np.min(hp.lower)), float(np.max(hp.upper))
+        n = int(np.clip(np.ceil(np.log10(hi / lo) * self.COVER_PER_DECADE) + 1, 2,
+                        self.COVER_MAX))
+        return np.clip(np.geomspace(hi, lo, n), lo, hi)
+
     def initial_points(self):
-        lo, hi = self.hyperparameters[0].lower, self.hyperparameters[0].upper
-        grid = np.clip(self.data_scale * np.logspace(-3, 3, 7), lo, hi)
         return [{"alpha": float(a) if not self.alpha_per_feature else np.full(self.n_features, a)}
-                for a in grid]
+                for a in self.cover_alphas()]
+
+    def bound_hint(self, name, side):
+        """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
+        return "the estimator parameter `bounds`"
 
     def fold_hypergrad(self, alpha):
         """Per fold: validation MSE, its gradient w.r.t. ``alpha (K, p)``, the solution,
@@ -657,11 +679,20 @@ class AdaptiveRidgeCVProblem:
         _, _, w, _, _ = self.inner.fold_hypergrad(self.base_alpha)
         self.log_weights = self.weights(w.reshape(w.shape[0], w.shape[1], -1))
 
+    cover_with_grad = True
+
+    def bound_hint(self, name, side):
+        """How to widen a bound: ``gamma``'s are fixed (0: one alpha; 2: Bayes-optimal)."""
+        return None if name == "gamma" else "the estimator parameter `bounds`"
+
     def initial_points(self):
-        """The one-alpha path (``gamma = 0``); then the folds' weights at its best point."""
+        """The one-alpha cover (``gamma = 0``, see :meth:`RidgeCVProblem.cover_alphas`);
+        then the folds' weights at its best point."""
         best = (np.inf, None)
-        lo, hi = self.hyperparameters[0].lower, self.hyperparameters[0].upper
-        for a in np.clip(self.data_scale * np.logspace(-3, 3, 7), lo, hi):
+        self.inner.hyperparameters = [Hyperparameter(
+            "alpha", self.hyperparameters[0].lower, self.hyperparameters[0].upper, "log",
+            self.n_features)]
+        for a in self.inner.cover_alphas():
             yield {"alpha": float(a), "gamma": 0.0}
             if self._last_loss < best[0]:
                 best = (self._last_loss, float(a))

@@ -64,8 +64,8 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
     gradient of that loss with respect to :math:`\log C` (and :math:`\rho`) is obtained by
     implicit differentiation of each fold's optimality conditions on its support, all
     folds in one batched JAX call, and fed to the shared outer loop
-    (:func:`skimplicit.model_selection.tune`): a short warm-started path of ``C`` values
-    upwards (stopped once the loss rises), then L-BFGS-B in log space.
+    (:func:`skimplicit.model_selection.tune`): a warm-started cover of the whole interval
+    of ``C`` upwards, then descents from its best basins in log space.
 
     Parameters
     ----------

@@ -45,7 +45,10 @@ implements :class:`~skimplicit.model_selection.TunableProblem`:
     losses, and (if ``with_grad``) its gradient per hyperparameter, natural units.
     ``precision`` in ``(0, 1]`` scales the inner tolerance.
 ``initial_points()``
-    a short warm-started path of candidate points (e.g. large to small penalties).
+    the coarse cover: points spanning the whole search interval, in a warm-started
+    order (large to small penalties); the descent starts from its best basins.
+``bound_hint(name, side)`` (optional)
+    how to widen that bound, for the warning when the best point sits on it.
 ``get_warm_start()`` / ``set_warm_start(state)`` (optional)
     the inner solutions kept between evaluations, so that restarts start alike.
 

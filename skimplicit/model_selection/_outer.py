@@ -274,7 +274,7 @@ XTOL_1D = 0.02
 
 
 def _bracketed_1d(fun, x, fx, gx, bounds, bracket, first_step, max_iter, pred_tol,
-                  xtol=XTOL_1D):
+                  xtol=XTOL_1D, n_probes=2):
     """Minimize along one search coordinate with values and derivatives (``fun(z)``).
 
     A safeguarded line-search "zoom": the best point ``x`` (value ``fx``, derivative
@@ -299,50 +299,71 @@ def _bracketed_1d(fun, x, fx, gx, bounds, bracket, first_step, max_iter, pred_to
             if known is not None:
                 end[:] = [known[0], known[1], nan]
     kept = None
-    for _ in range(max_iter):
-        if gx == 0:
+    probes = n_probes
+    seen = [(x, fx, gx)] + [(e[0], e[1], e[2]) for e in (lo, hi)]
+    while True:
+        for _ in range(max_iter):
+            if gx == 0:
+                break
+            end = lo if gx > 0 else hi
+            d = end[0] - x
+            if abs(d) < xtol:
+                break
+            u = None
+            if np.isfinite(end[2]) and np.sign(end[2]) != np.sign(gx):
+                if kept is end:  # Illinois: an end kept twice counts half (no one-sided crawl)
+                    end[2] *= 0.5
+                u = x - gx * d / (end[2] - gx)  # secant root of the derivative
+                curvature = (end[2] - gx) / d
+            elif np.isfinite(end[1]):
+                c = (end[1] - fx - gx * d) / (d * d)  # quadratic through fx, gx and f(end)
+                u = x - gx / (2 * c) if c > 0 else None
+                curvature = 2 * c
+            if u is not None and gx * gx / (2 * curvature) < pred_tol * abs(fx):
+                break  # the model's predicted decrease is below outer_tol
+            if abs(gx) * abs(d) < pred_tol * abs(fx):
+                break  # even a linear decrease over the whole side is below outer_tol
+            if not np.isfinite(end[1]):
+                # Towards a bound (its value unknown): the model's step, at most first_step,
+                # at least onto the bound when closer (a monotone loss ends there).
+                step = first_step if u is None else min(max((u - x) / d, 0.1) * abs(d), first_step)
+                u = x + np.sign(d) * min(step, abs(d))
+            else:
+                t = 0.5 if u is None else np.clip((u - x) / d, 0.1, 0.9)
+                u = x + max(t * abs(d), min(xtol, abs(d) / 2)) * np.sign(d)
+            fu, gu = fun(np.array([u]))
+            gu = float(np.asarray(gu)[0])
+            seen.append((u, fu, gu))
+            if fu < fx:
+                far = hi if end is lo else lo  # the old best closes the other side
+                far[:] = [x, fx, gx]
+                x, fx, gx = u, fu, gu
+                kept = end
+            else:
+                end[:] = [u, fu, gu]
+                kept = None
+        # Kinked (Lasso) curves have local minima inside one bracket of the cover: probe
+        # the middle of the widest gap between the points known (bracket ends included),
+        # and zoom again from there, between its neighbours, if it is better.
+        if probes <= 0:
             return
-        end = lo if gx > 0 else hi
-        d = end[0] - x
-        if abs(d) < xtol:
+        probes -= 1
+        known = sorted({(q[0], q[1], q[2]) for q in seen if np.isfinite(q[1])})
+        gaps = [(b[0] - a[0], a, b) for a, b in zip(known, known[1:])]
+        if not gaps:
             return
-        u = None
-        if np.isfinite(end[2]) and np.sign(end[2]) != np.sign(gx):
-            if kept is end:  # Illinois: an end kept twice counts half (no one-sided crawl)
-                end[2] *= 0.5
-            u = x - gx * d / (end[2] - gx)  # secant root of the derivative
-            curvature = (end[2] - gx) / d
-        elif np.isfinite(end[1]):
-            c = (end[1] - fx - gx * d) / (d * d)  # quadratic through fx, gx and f(end)
-            u = x - gx / (2 * c) if c > 0 else None
-            curvature = 2 * c
-        if u is not None and gx * gx / (2 * curvature) < pred_tol * abs(fx):
-            return  # the model's predicted decrease is below outer_tol
-        if abs(gx) * abs(d) < pred_tol * abs(fx):
-            return  # even a linear decrease over the whole side is below outer_tol
-        if not np.isfinite(end[1]):
-            # Towards a bound (its value unknown): the model's step, at most first_step,
-            # at least onto the bound when closer (a monotone loss ends there).
-            step = first_step if u is None else min(max((u - x) / d, 0.1) * abs(d), first_step)
-            u = x + np.sign(d) * min(step, abs(d))
-        else:
-            t = 0.5 if u is None else np.clip((u - x) / d, 0.1, 0.9)
-            u = x + max(t * abs(d), min(xtol, abs(d) / 2)) * np.sign(d)
+        width, a, b = max(gaps)
+        if width <= 4 * xtol:
+            return
+        u = 0.5 * (a[0] + b[0])
         fu, gu = fun(np.array([u]))
         gu = float(np.asarray(gu)[0])
+        seen.append((u, fu, gu))
         if fu < fx:
-            far = hi if end is lo else lo  # the old best closes the other side
-            far[:] = [x, fx, gx]
             x, fx, gx = u, fu, gu
-            kept = end
-        else:
-            end[:] = [u, fu, gu]
-            kept = None
-
-
-def _scaled(out, scale):
-    loss, g = out
-    return loss / scale, g / scale
+            lo[:] = list(a)
+            hi[:] = list(b)
+        kept = None
 
 
 def _scaled(out, scale):

@@ -634,17 +634,13 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
             outs = Parallel(n_jobs=n_jobs)(delayed(job)(k, st) for k, st in enumerate(starts))
         else:
             outs = []
-            best_so_far = min([r["evaluation"].loss for r in records
-                               if np.isfinite(r["evaluation"].loss)] + [np.inf])
+            # (every chosen basin is descended, as in parallel: results never depend
+            # on n_jobs)
             for k, st in enumerate(starts):
                 if stop in ("max_time", "interrupted"):
                     break
-                if k >= max(n_restarts, 1) and st[3] > best_so_far + basin_tol * abs(best_so_far):
-                    continue  # a basin the earlier descents already beat clearly
                 out = job(k, st)
                 outs.append(out)
-                fin = [r["evaluation"].loss for r in out[0] if np.isfinite(r["evaluation"].loss)]
-                best_so_far = min([best_so_far] + fin)
                 if out[1] in ("max_time", "interrupted"):
                     stop = out[1]
         if init_opens:

@@ -361,7 +361,7 @@ def test_restarts_in_threads_equal_sequential(diabetes):
     seq = HypergradSearchCV(pipe, bounds, n_jobs=1, **kw).fit(X, y)
     with parallel_config(backend="threading"):
         par = HypergradSearchCV(pipe, bounds, n_jobs=2, **kw).fit(X, y)
-    assert set(seq.cv_results_["phase"]) == {"path", "start 0", "start 1"}
+    assert {"path", "start 0", "start 1"} <= set(seq.cv_results_["phase"])
     np.testing.assert_array_equal(seq.cv_results_["mean_test_score"],
                                   par.cv_results_["mean_test_score"])
     assert seq.best_params_ == par.best_params_

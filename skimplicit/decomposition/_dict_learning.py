@@ -296,6 +296,11 @@ class CodesLogisticCVProblem:
     def set_warm_start(self, state):
         self._state = state
 
+    def bound_hint(self, name, side):
+        """No warning at a bound: ``alpha``'s are fixed fractions of ``alpha_max`` (above
+        it every code is empty) and ``C``'s are not an estimator parameter."""
+        return None
+
     def initial_points(self):
         # Warm-started paths: alpha decreasing (codes densify), C increasing. Tuned jointly,
         # a small grid: at a fixed C too large for the data, every alpha but the

@@ -102,7 +102,8 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     outer_tol : float, default=1e-4
         Relative decrease of the CV loss under which the descent stops.
     n_restarts : int, default=1
-        Number of starts (next local minima of the coarse path, then random points).
+        Least number of starts: the coarse cover's best basins (up to 3 within 5 % of
+        the best are always descended), then its next best points, then random points.
     max_time : float, default=None
         Time budget in seconds; the best point seen is kept.
     alpha_per_feature : bool, default=False

@@ -286,6 +286,7 @@ class EnetCVProblem:
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
         self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
+        self.l1_ratio_bounds = tuple(float(b) for b in l1_ratio_bounds)
         # A training fold with a constant target (or no varying feature) has alpha_max = 0
         # (its solution is zero for every alpha): the bounds come from the others. If
         # every fold is so there is nothing to tune (the estimators then evaluate one
@@ -337,50 +338,73 @@ class EnetCVProblem:
         self._solutions.append((np.log(alpha_vec), l1_ratio, list(coefs)))
         del self._solutions[:-64]
 
-    def initial_points(self):
-        """A warm-started coarse path, adapted to what it finds (a generator).
+    # Cover density: points per decade of alpha, and at most this many points per line;
+    # with l1_ratio tuned, the further lines (COVER_RATIOS within the bounds) are coarser.
+    COVER_PER_DECADE = 4
+    COVER_MAX = 25
+    COVER_RATIOS = (0.5, 0.1)
+    COVER_PER_DECADE_MIX = 2
 
-        Alphas from ``0.3 alpha_max`` down to ``1e-3 alpha_max`` (log-spaced, a factor 3.2
-        apart), stopping once the loss is 2 % worse than the best so far, or improves on it
-        by less than half (the curve flattens: its bottom is within a step or two, which
-        the descent's hypergradient steps reach for less than the path's next solve; small
-        alphas are the expensive solves). When ``l1_ratio`` is tuned, the path runs
-        at ``l1_ratio = 1`` (the cheapest solves); the descent then moves both (probing
-        smaller l1_ratio at a fixed l1 strength was measured useless: the added l2 term
-        at the path's alpha over-shrinks).
-        """
+    def _cover_line(self, rho, per_decade):
         amax = self.alpha_max_l1
-        rho = 1.0 if self.tune_l1_ratio else self.l1_ratio
         lo, hi = np.min(self.hyperparameters[0].lower), np.max(self.hyperparameters[0].upper)
-
-        def point(a, r):
+        top = min(hi, amax / max(rho, 1e-12))
+        if top <= lo:  # the interval lies in the dead zone: cover it anyway
+            top = hi
+        n = int(np.clip(np.ceil(np.log10(top / lo) * per_decade) + 1, 2, self.COVER_MAX))
+        points = []
+        for a in np.geomspace(top, lo, n):
             a = float(np.clip(a, lo, hi))
             p = {"alpha": a if not self.alpha_per_feature else np.full(self.n_features, a)}
             if self.tune_l1_ratio:
-                p["l1_ratio"] = r
-            return p
+                p["l1_ratio"] = rho
+            points.append(p)
+        return points
 
-        best = np.inf
-        for a in amax / rho * np.logspace(np.log10(0.3), -3, self.n_path):
-            yield point(a, rho)
-            loss = self._last_loss
-            if loss > 1.02 * best:
-                break
-            if loss < best:
-                if loss > 0.5 * best:
-                    break  # flattening: the descent's hypergradient steps take it from here
-                best = loss
+    def initial_points(self):
+        """The coarse cover: the whole search interval of ``alpha``, strong to weak.
+
+        Log-spaced, ``COVER_PER_DECADE`` points a decade (at most ``COVER_MAX``), from the
+        top of the interval (clipped to ``alpha_max / l1_ratio``, above which every
+        coefficient is zero) down to its lower bound: warm-started in this order, the
+        early (strongly regularized, sparse) solves are cheap. It never stops early: real
+        validation curves have several basins. When ``l1_ratio`` is tuned, the first line
+        runs at the bound of ``l1_ratio`` nearest 1 (the cheapest solves, inside the
+        user's bounds), then coarser lines (``COVER_PER_DECADE_MIX`` a decade) at the
+        ``COVER_RATIOS`` clipped to the bounds: the best mix can sit far from the Lasso
+        (measured: ``l1_ratio = 0.1`` 2.7 % better than any Lasso on a real data set),
+        further than a local descent from the first line goes.
+        """
+        if not self.tune_l1_ratio:
+            return self._cover_line(self.l1_ratio, self.COVER_PER_DECADE)
+        lo_r, hi_r = self.l1_ratio_bounds
+        points = self._cover_line(hi_r, self.COVER_PER_DECADE)
+        done = {round(hi_r, 12)}
+        for r in self.COVER_RATIOS:
+            r = float(np.clip(r, lo_r, hi_r))
+            if round(r, 12) not in done:
+                done.add(round(r, 12))
+                points += self._cover_line(r, self.COVER_PER_DECADE_MIX)
+        return points
+
+    def bound_hint(self, name, side):
+        """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
+        if name == "l1_ratio":
+            return None if side == "upper" and self.l1_ratio_bounds[1] >= 1 else \
+                "the estimator parameter `l1_ratio_bounds`"
+        return "the estimator parameter `bounds`"
 
     # -- inner solves -------------------------------------------------------------------
-    def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False):
+    def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False, cheap=False):
         """Coordinate descent on fold ``i`` from ``init``, then :meth:`_Fold.polish`.
 
         From the solution at a ``near`` point (within 35 % in alpha), the polish alone is
         tried first (no descent at all when a few active-set rounds certify an optimum).
         The descent runs at ``tol``; if its support does not polish into a certified
         optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
-        descent's solution is kept, with its convergence flag). Returns ``(coef,
-        converged, n_iter, exact)``.
+        descent's solution is kept, with its convergence flag); ``cheap`` (cover points,
+        which only rank values) skips that retry. Returns ``(coef, converged, n_iter,
+        exact)``.
         """
         alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
         fold = self.folds[i]
@@ -391,7 +415,7 @@ class EnetCVProblem:
                 return exact, True, 0, True
         coef = init
         n_iter = 0
-        for t in (tol, tol * 1e-2):
+        for t in ((tol,) if cheap else (tol, tol * 1e-2)):
             coef, converged, it = self._descend_fold(i, alpha, l1_ratio, t, coef)
             n_iter += it
             exact, self._grams[i] = fold.polish(coef, alpha_vec, l1_ratio, self.positive,
@@ -518,7 +542,10 @@ class EnetCVProblem:
         inits, dist = self._warm_start(alpha_vec, l1_ratio)
         for i, init in enumerate(inits):
             check_time()  # max_time, between folds (raises _progress.TimeUp)
-            c, ok, it, ex = self._solve_fold(i, alpha, l1_ratio, tol, init, near=dist < 0.3)
+            # Cover points (no gradient) only rank values: one descent at ``tol``, no
+            # tighter retry (a small alpha's dense support costs most there).
+            c, ok, it, ex = self._solve_fold(i, alpha, l1_ratio, tol, init, near=dist < 0.3,
+                                             cheap=not with_grad)
             sols.append(c)
             conv.append(ok)
             iters.append(it)
@@ -626,11 +653,27 @@ class RidgeCVProblem:
         scale = trace / max(n_features, 1)
         return float(scale) if np.isfinite(scale) and scale > 0 else 1.0
 
+    # The gradient comes with every (exact) evaluation: the cover has it at no extra cost.
+    cover_with_grad = True
+    COVER_PER_DECADE = 2
+    COVER_MAX = 41
+
+    def cover_alphas(self):
+        """The coarse cover of ``alpha``: its whole search interval, log-spaced from the
+        upper bound (strong) to the lower one, ``COVER_PER_DECADE`` points a decade."""
+        hp = self.hyperparameters[0]
+        lo, hi = float(np.min(hp.lower)), float(np.max(hp.upper))
+        n = int(np.clip(np.ceil(np.log10(hi / lo) * self.COVER_PER_DECADE) + 1, 2,
+                        self.COVER_MAX))
+        return np.clip(np.geomspace(hi, lo, n), lo, hi)
+
     def initial_points(self):
-        lo, hi = self.hyperparameters[0].lower, self.hyperparameters[0].upper
-        grid = np.clip(self.data_scale * np.logspace(-3, 3, 7), lo, hi)
         return [{"alpha": float(a) if not self.alpha_per_feature else np.full(self.n_features, a)}
-                for a in grid]
+                for a in self.cover_alphas()]
+
+    def bound_hint(self, name, side):
+        """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
+        return "the estimator parameter `bounds`"
 
     def fold_hypergrad(self, alpha):
         """Per fold: validation MSE, its gradient w.r.t. ``alpha (K, p)``, the solution,
@@ -688,11 +731,20 @@ class AdaptiveRidgeCVProblem:
         _, _, w, _, _ = self.inner.fold_hypergrad(self.base_alpha)
         self.log_weights = self.weights(w.reshape(w.shape[0], w.shape[1], -1))
 
+    cover_with_grad = True
+
+    def bound_hint(self, name, side):
+        """How to widen a bound: ``gamma``'s are fixed (0: one alpha; 2: Bayes-optimal)."""
+        return None if name == "gamma" else "the estimator parameter `bounds`"
+
     def initial_points(self):
-        """The one-alpha path (``gamma = 0``); then the folds' weights at its best point."""
+        """The one-alpha cover (``gamma = 0``, see :meth:`RidgeCVProblem.cover_alphas`);
+        then the folds' weights at its best point."""
         best = (np.inf, None)
-        lo, hi = self.hyperparameters[0].lower, self.hyperparameters[0].upper
-        for a in np.clip(self.data_scale * np.logspace(-3, 3, 7), lo, hi):
+        self.inner.hyperparameters = [Hyperparameter(
+            "alpha", self.hyperparameters[0].lower, self.hyperparameters[0].upper, "log",
+            self.n_features)]
+        for a in self.inner.cover_alphas():
             yield {"alpha": float(a), "gamma": 0.0}
             if self._last_loss < best[0]:
                 best = (self._last_loss, float(a))

@@ -710,7 +710,7 @@ class LogisticCVProblem:
     def __init__(self, folds, *, n_classes, fit_intercept=True, l1_ratio=0.0,
                  tune_l1_ratio=False, C_per_class=False, tol=1e-4, max_iter=1000,
                  bounds=None, l1_ratio_bounds=(0.05, 1.0), path_step=10 ** 0.5,
-                 max_path=12):
+                 max_path=25):
         self.n_classes = int(n_classes)
         self.binary = self.n_classes == 2
         self.K = 1 if self.binary else self.n_classes
@@ -718,6 +718,8 @@ class LogisticCVProblem:
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), bool(tune_l1_ratio)
         self.C_per_class = bool(C_per_class)
         self.tol, self.max_iter = tol, max_iter
+        self.l1_ratio_bounds = (tuple(float(b) for b in l1_ratio_bounds)
+                                if self.tune_l1_ratio else (0.0, 1.0))
         self.path_step, self.max_path = path_step, max_path
         self.n_folds = len(folds)
         self.X = [host_matrix(f.X_train) for f in folds]
@@ -797,28 +799,36 @@ class LogisticCVProblem:
 
     # -- coarse path ------------------------------------------------------------------------
     def initial_points(self):
-        """Half-decade steps of ``C`` upwards from the bottom of the search box.
+        """The coarse cover: the whole search interval of ``C``, strong to weak.
 
-        A generator: it stops at the first point worse than the best one once the loss
-        has left its small-``C`` plateau (larger ``C`` only overfits more, and costs more
-        to solve), so the path adapts to where the optimum lies.
+        Log-spaced steps of at most ``path_step`` (half a decade; wider when more than
+        ``max_path`` points would be needed), from the lower bound (small ``C``: cheap,
+        warm-starting the next) up to the upper bound, both included. It never stops
+        early: on nearly separable data the loss keeps falling up to the upper bound.
+        When ``l1_ratio`` is tuned the cover runs at the start value of ``l1_ratio``
+        clipped to its bounds.
         """
-        lo, hi = (float(np.min(b)) for b in self.bounds)
-        l1 = self.l1_ratio > 0 or self.tune_l1_ratio
-        C = lo if l1 else max(lo, self.c_scale * 10 ** -0.5)
+        lo, hi = (float(np.min(self.hyperparameters[0].lower)),
+                  float(np.max(self.hyperparameters[0].upper)))
+        step = max(np.log(self.path_step), np.log(hi / lo) / max(self.max_path - 1, 1))
+        n = max(2, int(np.ceil(np.log(hi / lo) / step - 1e-9)) + 1)
+        rho = float(np.clip(self.l1_ratio, *self.l1_ratio_bounds))
         self._path_losses = []
-        for _ in range(self.max_path):
-            if C > hi:
-                break
+        points = []
+        for C in np.geomspace(lo, hi, n):
+            C = float(np.clip(C, lo, hi))
             p = {"C": C if not self.C_per_class else np.full(self.K, C)}
             if self.tune_l1_ratio:
-                p["l1_ratio"] = self.l1_ratio
-            yield p
-            losses = self._path_losses
-            best = int(np.argmin(losses))
-            if losses[-1] > losses[best] and losses[best] < losses[0] * (1 - 1e-3):
-                break
-            C *= self.path_step
+                p["l1_ratio"] = rho
+            points.append(p)
+        return points
+
+    def bound_hint(self, name, side):
+        """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
+        if name == "l1_ratio":
+            return None if side == "upper" and self.l1_ratio_bounds[1] >= 1 else \
+                "the estimator parameter `l1_ratio_bounds`"
+        return "the estimator parameter `bounds`"
 
     # -- inner solves ----------------------------------------------------------------------
     def _alpha(self, C):

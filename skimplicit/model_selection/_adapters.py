@@ -334,6 +334,18 @@ class SearchProblem:
         if f is not None:
             f(state)
 
+    def bound_hint(self, name, side):
+        """How to widen a bound: ``param_bounds`` (none at a natural limit of the problem,
+        such as ``l1_ratio = 1``)."""
+        inner = getattr(self.problem, "bound_hint", None)
+        if inner is not None and inner(name, side) is None:
+            return None
+        return f"its entry in `param_bounds` (the {side} end)"
+
+    @property
+    def cover_with_grad(self):
+        return bool(getattr(self.problem, "cover_with_grad", False))
+
     def _clip(self, hp, value):
         v = np.clip(np.asarray(value, float), hp.lower, hp.upper)
         return float(v) if hp.size is None else np.broadcast_to(v, (hp.size,)).copy()

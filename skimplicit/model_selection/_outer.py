@@ -1,23 +1,33 @@
 """The one outer loop shared by every tuner of skimplicit.
 
 :func:`tune` minimizes a :class:`~skimplicit.model_selection.TunableProblem`'s validation
-loss over its hyperparameters:
+loss over its hyperparameters, globally first, locally then:
 
-1. **Start.** Without an explicit start, evaluate the problem's short warm-started coarse
-   path (``initial_points``) and start from its best point (restarts take the next best
-   local minima of the path, then random points). This handles the non-convex validation
-   curve and the dead zone above ``alpha_max`` (the problems' bounds exclude it).
-2. **Steps.** In search coordinates (log for scale parameters, linear for ratios), within
-   the bounds, fed the hypergradient: with one hyperparameter, a bracketed line search
-   between the path's neighbours of the start (:func:`_bracketed_1d`: secant or quadratic
-   steps, a 2 % wide bracket or a predicted gain below ``outer_tol`` ends it); with
+1. **Cover.** Evaluate the problem's coarse cover (``initial_points``): a batch of points
+   spanning the whole search interval, ordered from strong to weak regularization so
+   that evaluating them in turn is a warm-started path (a problem may evaluate the batch
+   itself, ``evaluate_cover``). Each point gives the loss and, where the problem says
+   it is cheap (``cover_with_grad``), the hypergradient. Points are clipped to the
+   bounds. The cover never stops early: real validation curves have several basins.
+2. **Basins.** The cover's local minima (and, with hypergradients, the intervals where
+   the derivative changes sign from negative to positive) are the basins; the best
+   ``n_basins`` whose cover loss is within ``basin_tol`` of the best are each descended
+   (more starts with ``n_restarts``: next best cover points, then random points). Flat
+   points (zero solution, zero hypergradient, the same loss as a neighbour) are not
+   starts; a user's start (``init``) in a flat region is left for the cover.
+3. **Descent.** In search coordinates (log for scale parameters, linear for ratios),
+   within the bounds, fed the hypergradient: with one hyperparameter, a bracketed line
+   search between the cover's neighbours of the start (:func:`_bracketed_1d`); with
    several, scipy's L-BFGS-B, its first step scaled to 0.5 in search coordinates. Both
-   only accept decreases, which keeps warm starts useful and is robust to kinks.
-3. **Inexact inner solves.** The inner accuracy requested (``precision``) shrinks
-   geometrically over the steps (HOAG's schedule): early steps are cheap, late ones exact.
-4. **Stopping.** no relative improvement of the best loss larger than ``outer_tol`` over 3
-   evaluations, a step below 1e-4 in search coordinates, ``max_outer_iter`` evaluations
-   per start, or ``max_time`` seconds overall.
+   only accept decreases, which keeps warm starts useful and is robust to kinks. Inner
+   solves tighten geometrically over the steps (HOAG's schedule).
+4. **Stopping, scale-invariant.** In log-hyperparameter space and relative to the loss:
+   the bracket narrower than 2 %, or the largest decrease a linear or quadratic model
+   predicts over the rest of the bracket (``|d loss / d z| * width``) below
+   ``outer_tol * loss``; no relative improvement larger than ``outer_tol`` over 3
+   evaluations; ``max_outer_iter`` evaluations per start; ``max_time`` seconds overall.
+   A best point on a bound is reported (warning naming the bound and how to widen it;
+   ``stop_reason`` "at upper bound of ..."), never as "converged".
 5. **Nothing lost.** Every evaluation is recorded; the best point seen is returned also
    when the budget runs out, an evaluation fails, or the user interrupts (Ctrl-C).
 """
@@ -142,6 +152,10 @@ class _Recorder:
             ev = self.verbose.evaluate(self.problem, params, precision, with_grad)
         except _progress.TimeUp:
             raise _Stop("max_time") from None
+        return self.record(params, ev, precision)
+
+    def record(self, params, ev, precision):
+        """Record an evaluation made elsewhere (a batch of the cover); ``(ev, grad_z)``."""
         self.n_eval += 1
         gz = self.grad_z(params, ev)
         rec = {
@@ -251,7 +265,7 @@ XTOL_1D = 0.02
 
 
 def _bracketed_1d(fun, x, fx, gx, bounds, bracket, first_step, max_iter, pred_tol,
-                  xtol=XTOL_1D):
+                  xtol=XTOL_1D, n_probes=2):
     """Minimize along one search coordinate with values and derivatives (``fun(z)``).
 
     A safeguarded line-search "zoom": the best point ``x`` (value ``fx``, derivative
@@ -264,8 +278,9 @@ def _bracketed_1d(fun, x, fx, gx, bounds, bracket, first_step, max_iter, pred_to
     the end (an end kept twice has its derivative halved: Illinois' rule against the
     one-sided crawl of the secant on kinked curves). Kinks and non-convexity cost
     steps, never a worse answer. Stops when the side to search is shorter than ``xtol``
-    (:data:`XTOL_1D`), when the model's predicted decrease is below ``pred_tol |fx|``,
-    at a zero derivative, or when ``fun`` stops the run (stall, budget).
+    (:data:`XTOL_1D`), when the model's predicted decrease, or the linear decrease
+    ``|gx| * |d|`` over the whole side, is below ``pred_tol |fx|`` (scale-invariant: in
+    log-hyperparameter space, relative to the loss), at a zero derivative, or when ``fun`` stops the run (stall, budget).
     """
     nan = float("nan")
     lo = [bounds[0], np.inf, nan]  # [z, f, g] of each end (f = inf: not evaluated)
@@ -275,43 +290,71 @@ def _bracketed_1d(fun, x, fx, gx, bounds, bracket, first_step, max_iter, pred_to
             if known is not None:
                 end[:] = [known[0], known[1], nan]
     kept = None
-    for _ in range(max_iter):
-        if gx == 0:
+    probes = n_probes
+    seen = [(x, fx, gx)] + [(e[0], e[1], e[2]) for e in (lo, hi)]
+    while True:
+        for _ in range(max_iter):
+            if gx == 0:
+                break
+            end = lo if gx > 0 else hi
+            d = end[0] - x
+            if abs(d) < xtol:
+                break
+            u = None
+            if np.isfinite(end[2]) and np.sign(end[2]) != np.sign(gx):
+                if kept is end:  # Illinois: an end kept twice counts half (no one-sided crawl)
+                    end[2] *= 0.5
+                u = x - gx * d / (end[2] - gx)  # secant root of the derivative
+                curvature = (end[2] - gx) / d
+            elif np.isfinite(end[1]):
+                c = (end[1] - fx - gx * d) / (d * d)  # quadratic through fx, gx and f(end)
+                u = x - gx / (2 * c) if c > 0 else None
+                curvature = 2 * c
+            if u is not None and gx * gx / (2 * curvature) < pred_tol * abs(fx):
+                break  # the model's predicted decrease is below outer_tol
+            if abs(gx) * abs(d) < pred_tol * abs(fx):
+                break  # even a linear decrease over the whole side is below outer_tol
+            if not np.isfinite(end[1]):
+                # Towards a bound (its value unknown): the model's step, at most first_step,
+                # at least onto the bound when closer (a monotone loss ends there).
+                step = first_step if u is None else min(max((u - x) / d, 0.1) * abs(d), first_step)
+                u = x + np.sign(d) * min(step, abs(d))
+            else:
+                t = 0.5 if u is None else np.clip((u - x) / d, 0.1, 0.9)
+                u = x + max(t * abs(d), min(xtol, abs(d) / 2)) * np.sign(d)
+            fu, gu = fun(np.array([u]))
+            gu = float(np.asarray(gu)[0])
+            seen.append((u, fu, gu))
+            if fu < fx:
+                far = hi if end is lo else lo  # the old best closes the other side
+                far[:] = [x, fx, gx]
+                x, fx, gx = u, fu, gu
+                kept = end
+            else:
+                end[:] = [u, fu, gu]
+                kept = None
+        # Kinked (Lasso) curves have local minima inside one bracket of the cover: probe
+        # the middle of the widest gap between the points known (bracket ends included),
+        # and zoom again from there, between its neighbours, if it is better.
+        if probes <= 0:
             return
-        end = lo if gx > 0 else hi
-        d = end[0] - x
-        if abs(d) < xtol:
+        probes -= 1
+        known = sorted({(q[0], q[1], q[2]) for q in seen if np.isfinite(q[1])})
+        gaps = [(b[0] - a[0], a, b) for a, b in zip(known, known[1:])]
+        if not gaps:
             return
-        u = None
-        if np.isfinite(end[2]) and np.sign(end[2]) != np.sign(gx):
-            if kept is end:  # Illinois: an end kept twice counts half (no one-sided crawl)
-                end[2] *= 0.5
-            u = x - gx * d / (end[2] - gx)  # secant root of the derivative
-            curvature = (end[2] - gx) / d
-        elif np.isfinite(end[1]):
-            c = (end[1] - fx - gx * d) / (d * d)  # quadratic through fx, gx and f(end)
-            u = x - gx / (2 * c) if c > 0 else None
-            curvature = 2 * c
-        if u is not None and gx * gx / (2 * curvature) < pred_tol * abs(fx):
-            return  # the model's predicted decrease is below outer_tol
-        if not np.isfinite(end[1]):
-            # Towards a bound (its value unknown): the model's step, at most first_step,
-            # at least onto the bound when closer (a monotone loss ends there).
-            step = first_step if u is None else min(max((u - x) / d, 0.1) * abs(d), first_step)
-            u = x + np.sign(d) * min(step, abs(d))
-        else:
-            t = 0.5 if u is None else np.clip((u - x) / d, 0.1, 0.9)
-            u = x + max(t * abs(d), min(xtol, abs(d) / 2)) * np.sign(d)
+        width, a, b = max(gaps)
+        if width <= 4 * xtol:
+            return
+        u = 0.5 * (a[0] + b[0])
         fu, gu = fun(np.array([u]))
         gu = float(np.asarray(gu)[0])
+        seen.append((u, fu, gu))
         if fu < fx:
-            far = hi if end is lo else lo  # the old best closes the other side
-            far[:] = [x, fx, gx]
             x, fx, gx = u, fu, gu
-            kept = end
-        else:
-            end[:] = [u, fu, gu]
-            kept = None
+            lo[:] = list(a)
+            hi[:] = list(b)
+        kept = None
 
 
 def _scaled(out, scale):
@@ -319,59 +362,148 @@ def _scaled(out, scale):
     return loss / scale, g / scale
 
 
-def _start_points(path_records, hps, bounds, n_restarts, rng):
-    """Best path point first, then the path's other local minima, then random points.
+def _z_of(hps, params):
+    return np.concatenate([hp.to_search(params[hp.name]) for hp in hps])
 
-    Returns ``(z, known, bracket)`` triples, ``known`` being the path's ``(loss, grad_z)``
-    there and, with one search coordinate, ``bracket`` the nearest path points below and
-    above ``z`` as ``(z, loss)`` (``None`` where there is none).
+
+def _is_flat(loss, gz, bounds, outer_tol):
+    """Whether a point is in a flat region: a known hypergradient so small that a linear
+    model over the whole search box changes the loss by less than ``outer_tol`` of it
+    (an exactly zero one: empty solutions, the dead zone of the Lasso)."""
+    gz = np.asarray(gz, float)
+    if not np.all(np.isfinite(gz)) or not np.isfinite(loss):
+        return False
+    width = np.array([b[1] - b[0] for b in bounds])
+    return float(np.sum(np.abs(gz) * width)) <= outer_tol * abs(loss)
+
+
+def _evaluate_cover(problem, rec, hps, bounds, with_grad):
+    """Evaluate the problem's cover (``initial_points``), every point clipped to the bounds.
+
+    A list is a batch: a problem with ``evaluate_cover(points, precision=, with_grad=)``
+    evaluates it at once (one call, e.g. on an accelerator), else point by point in its
+    order (a warm-started path). A generator is consumed one point at a time (it may adapt
+    to the losses it has seen, e.g. to set weights at the end).
     """
-    zs, known = [], []
-    if path_records:
-        losses = np.array([r["evaluation"].loss for r in path_records])
-        order = np.argsort(losses)
-        local = [
-            i for i in order
-            if (i == 0 or losses[i] <= losses[i - 1]) and (i == len(losses) - 1 or losses[i] <= losses[i + 1])
-        ]
-        ranked = local + [i for i in order if i not in local]
-        for i in ranked[:n_restarts]:
-            r = path_records[i]
-            zs.append(np.concatenate([hp.to_search(r["params"][hp.name]) for hp in hps]))
-            finite = np.all(np.isfinite(r["grad_z"]))
-            known.append((r["evaluation"].loss, r["grad_z"]) if finite else None)
     lo = np.array([b[0] for b in bounds])
     hi = np.array([b[1] for b in bounds])
-    while len(zs) < n_restarts:
-        zs.append(rng.uniform(lo, hi))
-        known.append(None)
-    pts = []
-    if lo.size == 1:
-        for r in path_records:
-            if np.isfinite(r["evaluation"].loss):
-                z = float(hps[0].to_search(r["params"][hps[0].name])[0])
-                pts.append((z, float(r["evaluation"].loss)))
-    out = []
-    for z, kn in zip(zs, known):
+
+    def clip(params):
+        z = _z_of(hps, params)
         zc = np.clip(z, lo, hi)
+        if np.array_equal(z, zc):
+            return params
+        out = dict(params)
+        out.update(rec.params_from_z(zc))
+        return out
+
+    points = problem.initial_points()
+    batch = getattr(problem, "evaluate_cover", None)
+    if isinstance(points, (list, tuple)) and batch is not None:
+        points = [clip(p) for p in points]
+        for params, ev in zip(points, batch(points, precision=1.0, with_grad=with_grad)):
+            rec.record(params, ev, 1.0)
+        return
+    for params in points:
+        rec(clip(params), 1.0, with_grad=with_grad)
+
+
+def _cover_starts(records, hps, bounds, outer_tol, n_basins, basin_tol):
+    """Start candidates from the cover: ``(z, known, bracket, loss)``, best first.
+
+    With one search coordinate the records are sorted along it: a basin is a local
+    minimum of the loss (not a flat point, whose loss equals a neighbour's exactly, and
+    not a flat region, see :func:`_is_flat`), or, with hypergradients, the better end of
+    an interval where the derivative goes from negative to positive. ``bracket`` holds
+    the neighbouring cover points ``(z, loss)``. With several coordinates, the local
+    minima along the cover's order. The best candidate comes first; then the others
+    whose loss is within ``basin_tol`` (relative) of the best, at most ``n_basins`` in
+    all; then (``extra``) the remaining candidates and cover points, best first.
+    """
+    recs = [r for r in records if np.isfinite(r["evaluation"].loss)]
+    if not recs:
+        return [], []
+    one_d = len(bounds) == 1
+    zs = [_z_of(hps, r["params"]) for r in recs]
+    if one_d:
+        order = np.argsort([z[0] for z in zs], kind="stable")
+        recs, zs = [recs[i] for i in order], [zs[i] for i in order]
+    L = np.array([r["evaluation"].loss for r in recs])
+    G = [r["grad_z"] for r in recs]
+    n = len(recs)
+
+    def flat(i):
+        same = (i > 0 and L[i] == L[i - 1]) or (i < n - 1 and L[i] == L[i + 1])
+        return same or _is_flat(L[i], G[i], bounds, outer_tol)
+
+    cand = set()
+    for i in range(n):
+        if (i == 0 or L[i] <= L[i - 1]) and (i == n - 1 or L[i] <= L[i + 1]) and not flat(i):
+            cand.add(i)
+    if one_d:
+        for i in range(n - 1):
+            g0, g1 = G[i][0], G[i + 1][0]
+            if np.isfinite(g0) and np.isfinite(g1) and g0 < 0 < g1:
+                j = i if L[i] <= L[i + 1] else i + 1
+                if not flat(j):
+                    cand.add(j)
+    ranked = sorted(cand, key=lambda i: L[i])
+    if not ranked:  # every point flat: the best one (the caller checks for a flat box)
+        ranked = [int(np.argmin(L))]
+    best = L[ranked[0]]
+    chosen = [i for i in ranked if L[i] <= best + basin_tol * abs(best)][:max(1, n_basins)]
+    extra = [i for i in ranked if i not in chosen]
+    extra += [i for i in np.argsort(L, kind="stable") if i not in chosen and i not in extra
+              and not flat(i)]
+
+    def start(i):
+        kn = (L[i], G[i]) if np.all(np.isfinite(G[i])) else None
         bracket = None
-        if any(abs(q[0] - zc[0]) < 1e-12 for q in pts):  # a path point: its neighbours
-            below = [q for q in pts if q[0] < zc[0]]
-            above = [q for q in pts if q[0] > zc[0]]
-            bracket = (max(below) if below else None, min(above) if above else None)
-        out.append((zc, kn if np.array_equal(zc, z) else None, bracket))
-    return out
+        if one_d:
+            bracket = ((float(zs[i - 1][0]), float(L[i - 1])) if i > 0 else None,
+                       (float(zs[i + 1][0]), float(L[i + 1])) if i < n - 1 else None)
+        return (zs[i], kn, bracket, L[i])
+
+    return [start(i) for i in chosen], [start(int(i)) for i in extra]
 
 
 def _run_start(problem, hps, start, bounds, kw, phase):
-    z0, known, bracket = start
+    z0, known, bracket = start[:3]
     rec, reason = _descend(problem, hps, z0, bounds, phase=phase, known=known,
                            bracket=bracket, **kw)
     return rec.records, reason, rec.n_eval
 
 
+def _bound_hint(problem, hp, side):
+    """How to widen ``hp``'s bound (``problem.bound_hint``), or ``None`` for a natural
+    limit (``l1_ratio = 1``) that needs no warning."""
+    hint = getattr(problem, "bound_hint", None)
+    if hint is not None:
+        return hint(hp.name, side)
+    return f"the bounds of {hp.name!r}"
+
+
+def _at_bounds(problem, hps, params):
+    """``(name, side, value, hint)`` of each scalar hyperparameter on one of its bounds."""
+    out = []
+    for hp in hps:
+        if hp.size is not None:
+            continue  # one value per feature or class: bounds are routinely active
+        z = float(hp.to_search(params[hp.name])[0])
+        (lo, hi), = hp.search_bounds()
+        tol = 1e-9 * max(1.0, abs(lo), abs(hi))
+        for side, b, bound in (("lower", lo, hp.lower), ("upper", hi, hp.upper)):
+            if abs(z - b) <= tol:
+                hint = _bound_hint(problem, hp, side)
+                if hint is not None:
+                    out.append((hp.name, side, float(np.min(bound) if side == "lower"
+                                                           else np.max(bound)), hint))
+    return out
+
+
 def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
-         max_time=None, verbose=0, random_state=None, n_jobs=None):
+         max_time=None, verbose=0, random_state=None, n_jobs=None, n_basins=3,
+         basin_tol=0.05):
     """Minimize a tunable problem's validation loss by hypergradient descent.
 
     Parameters
@@ -379,16 +511,18 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     problem : TunableProblem
         See :mod:`skimplicit.model_selection._tunable`.
     init : dict or None
-        Starting hyperparameters (natural units). ``None`` evaluates the problem's coarse
-        path first and starts from its best point.
+        Starting hyperparameters (natural units), clipped to the bounds. ``None``
+        evaluates the problem's coarse cover first and descends from its best basins. A
+        start in a flat region (zero hypergradient: an empty model) is left: the cover
+        runs and the descent starts from its basins.
     max_outer_iter : int, default=30
         Evaluations (each one inner solve per fold and one linear solve) per start, after
-        the coarse path.
+        the coarse cover.
     outer_tol : float, default=1e-4
         Relative decrease of the validation loss under which the descent stops.
     n_restarts : int, default=1
-        Number of starts (the first is the best path point; then the path's other local
-        minima; then uniform random points in the search box).
+        Least number of starts: the cover's basins (see ``n_basins``), then its next best
+        points, then uniform random points in the search box.
     max_time : float or None
         Wall-clock budget in seconds, checked after each evaluation and, once a finite
         loss is known, within an evaluation where the inner solver allows (between
@@ -402,12 +536,23 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     random_state : int, RandomState or None
         For random restart points.
     n_jobs : int or None
-        Restarts run through joblib (any backend, e.g. dask); results do not depend on it,
+        Starts run through joblib (any backend, e.g. dask); results do not depend on it,
         since every start begins from the same saved warm-start state.
+    n_basins : int, default=3
+        Most basins of the cover descended (besides ``n_restarts``).
+    basin_tol : float, default=0.05
+        A basin other than the best is descended when its cover loss is within this
+        relative distance of the best cover loss.
 
     Returns
     -------
     result : TuningResult
+
+    Raises
+    ------
+    ValueError
+        When every evaluation failed, or when the loss is the same at every point of the
+        cover and at the start (the bounds hold only a flat region: nothing to tune).
 
     Examples
     --------
@@ -419,8 +564,8 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     >>> class Toy:
     ...     hyperparameters = [Hyperparameter("alpha", 1e-4, 1e2)]
     ...     loss_name = "mse"
-    ...     def initial_points(self):  # a coarse path, strong to weak regularization
-    ...         return [{"alpha": a} for a in (10.0, 1.0, 0.01)]
+    ...     def initial_points(self):  # a coarse cover, strong to weak regularization
+    ...         return [{"alpha": a} for a in (100.0, 10.0, 1.0, 0.01, 1e-4)]
     ...     def evaluate(self, params, *, precision=1.0, with_grad=True):
     ...         z = np.log(params["alpha"] / 0.1)
     ...         grad = {"alpha": 2 * z / params["alpha"]} if with_grad else None
@@ -431,31 +576,47 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     """
     hps = list(problem.hyperparameters)
     bounds = [b for hp in hps for b in hp.search_bounds()]
+    lo_b = np.array([b[0] for b in bounds])
+    hi_b = np.array([b[1] for b in bounds])
     t0 = time.perf_counter()
     rng = check_random_state(random_state)
     progress = _progress.Progress(problem, hps, verbose=verbose, max_outer_iter=max_outer_iter,
                                   n_restarts=n_restarts, max_time=max_time, t0=t0)
     kw = dict(max_outer_iter=max_outer_iter, outer_tol=outer_tol, max_time=max_time, t0=t0,
               verbose=progress, precision0=1.0)
+    cover_grad = bool(getattr(problem, "cover_with_grad", False))
 
     records, reasons, stop = [], [], None
+    starts, init_flat = [], False
+    init_rec = _Recorder(problem, hps, t0, max_time, progress, "start 0")
     path_rec = _Recorder(problem, hps, t0, max_time, progress, "path")
     try:
-        if init is None:
-            # ``initial_points`` may be a generator that adapts to the losses it sees.
-            for params in problem.initial_points():
-                path_rec(params, 1.0, with_grad=False)
-            starts = _start_points(path_rec.records, hps, bounds, n_restarts, rng)
-        else:
-            z = np.concatenate([hp.to_search(init[hp.name]) for hp in hps])
-            starts = _start_points([], hps, bounds, n_restarts - 1, rng)
-            starts.insert(0, (np.clip(z, [b[0] for b in bounds], [b[1] for b in bounds]), None,
-                              None))
+        if init is not None:
+            z = np.clip(_z_of(hps, init), lo_b, hi_b)
+            ev, gz = init_rec(init_rec.params_from_z(z), 1.0)
+            init_flat = _is_flat(ev.loss, gz, bounds, outer_tol)
+            if not init_flat:
+                known = (ev.loss, gz) if np.isfinite(ev.loss) else None
+                starts = [(z, known, None, ev.loss)]
+        if init is None or init_flat:
+            # No start, or one in a flat region: cover the whole interval.
+            _evaluate_cover(problem, path_rec, hps, bounds, cover_grad)
+            cover = path_rec.records + (init_rec.records if init_flat else [])
+            _check_not_flat(problem, hps, cover)
+            chosen, extra = _cover_starts(path_rec.records, hps, bounds, outer_tol,
+                                          n_basins, basin_tol)
+            starts = chosen + extra[: max(0, n_restarts - len(chosen))]
+        while len(starts) < n_restarts:
+            starts.append((rng.uniform(lo_b, hi_b), None, None, np.inf))
     except _Stop as s:
         stop, starts = s.reason, []
     except KeyboardInterrupt:
         stop, starts = "interrupted", []
     records.extend(path_rec.records)
+    # A start kept opens its descent's records ("start 0"); a flat one precedes the cover.
+    init_opens = init is not None and not init_flat and bool(starts)
+    if not init_opens:
+        records[:0] = init_rec.records
 
     if starts:
         warm = problem.get_warm_start() if hasattr(problem, "get_warm_start") else None
@@ -468,10 +629,12 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
                     prob.set_warm_start(copy.deepcopy(warm))
             return _run_start(prob, hps, start, bounds, kw, f"start {k}")
 
-        if n_restarts > 1 and n_jobs not in (None, 1):
+        if len(starts) > 1 and n_jobs not in (None, 1):
             outs = Parallel(n_jobs=n_jobs)(delayed(job)(k, st) for k, st in enumerate(starts))
         else:
             outs = []
+            # (every chosen basin is descended, as in parallel: results never depend
+            # on n_jobs)
             for k, st in enumerate(starts):
                 if stop in ("max_time", "interrupted"):
                     break
@@ -479,6 +642,11 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
                 outs.append(out)
                 if out[1] in ("max_time", "interrupted"):
                     stop = out[1]
+        if init_opens:
+            if outs:
+                outs[0] = (init_rec.records + outs[0][0],) + tuple(outs[0][1:])
+            else:
+                records.extend(init_rec.records)
         for recs, reason, _ in outs:
             records.extend(recs)
             reasons.append(reason)
@@ -491,6 +659,18 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
         )
     best = min(finite, key=lambda r: r["evaluation"].loss)
     stop_reason = stop or ("; ".join(sorted(set(reasons))) if reasons else "path only")
+    at_bounds = _at_bounds(problem, hps, best["params"])
+    if at_bounds and stop is None:
+        others = [r for r in sorted(set(reasons)) if r != "converged"]
+        stop_reason = "; ".join(
+            [f"at {side} bound of {name} ({value:.4g})" for name, side, value, _ in at_bounds]
+            + others)
+    for name, side, value, hint in at_bounds:
+        warnings.warn(
+            f"The best {name} is at the {side} bound of its search interval ({value:.4g}): "
+            f"the validation loss may keep decreasing beyond it. To search further, widen "
+            f"{hint}.", UserWarning, stacklevel=2,
+        )
     if stop == "interrupted":
         warnings.warn(
             "Tuning interrupted: returning the best point seen so far.", UserWarning,
@@ -510,8 +690,9 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
         )
     if "zero hypergradient" in stop_reason:
         warnings.warn(
-            "The hypergradient was exactly zero at the start and after a probe step "
-            "(every solution empty?): the returned point comes from the coarse path only.",
+            "The hypergradient was exactly zero at the start of a descent and after a probe "
+            "step (every solution empty?): that descent stopped; the returned point is the "
+            f"best of the {len(finite)} points evaluated.",
             UserWarning,
             stacklevel=2,
         )
@@ -523,3 +704,24 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     )
     progress.summary(result)
     return result
+
+
+def _check_not_flat(problem, hps, records):
+    """Raise when every point evaluated has the same loss and no known slope: the bounds
+    hold a flat region only (e.g. every model empty), nothing to tune."""
+    losses = np.array([r["evaluation"].loss for r in records])
+    losses = losses[np.isfinite(losses)]
+    if losses.size < 2 or np.max(np.abs(losses)) <= 1e-9:
+        return  # (a perfect fit everywhere, e.g. a single class: nothing to improve)
+    grads = [r["grad_z"] for r in records]
+    if np.ptp(losses) <= 1e-12 * np.max(np.abs(losses)) and not any(
+            np.any(np.isfinite(g) & (g != 0)) for g in grads):
+        where = ", ".join(f"{hp.name} in [{np.min(hp.lower):.4g}, {np.max(hp.upper):.4g}]"
+                          for hp in hps)
+        hint = _bound_hint(problem, hps[0], "lower") or f"the bounds of {hps[0].name!r}"
+        raise ValueError(
+            f"The validation loss is the same ({losses[0]:.6g}) at every point evaluated "
+            f"over the search interval ({where}): the model does not change there (every "
+            f"coefficient zero?), so there is nothing to tune. Move {hint} to where the "
+            "loss changes."
+        )

@@ -45,7 +45,10 @@ implements :class:`~skimplicit.model_selection.TunableProblem`:
     losses, and (if ``with_grad``) its gradient per hyperparameter, natural units.
     ``precision`` in ``(0, 1]`` scales the inner tolerance.
 ``initial_points()``
-    a short warm-started path of candidate points (e.g. large to small penalties).
+    the coarse cover: points spanning the whole search interval, in a warm-started
+    order (large to small penalties); the descent starts from its best basins.
+``bound_hint(name, side)`` (optional)
+    how to widen that bound, for the warning when the best point sits on it.
 ``get_warm_start()`` / ``set_warm_start(state)`` (optional)
     the inner solutions kept between evaluations, so that restarts start alike.
 
@@ -243,8 +246,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     outer_tol : float, default=1e-4
         Relative decrease of the CV loss under which the descent stops.
     n_restarts : int, default=1
-        Number of starts: the best point of the coarse path, then its other local minima,
-        then random points within the bounds.
+        Least number of starts: the coarse cover's best basins (up to 3 within 5 % of the
+        best are always descended), then its next best points, then random points.
     max_time : float, default=None
         Time budget in seconds; the best point seen is kept.
     n_jobs : int, default=None

@@ -14,11 +14,19 @@ model family. It exposes:
     Pedregosa's HOAG). The problem keeps its own warm starts (inner solutions, linear
     systems, supports) between calls.
 ``initial_points()``
-    a short list (or a generator, which may adapt to the losses it has seen) of starting
-    candidates, ordered so that evaluating them in turn is a warm-started path (e.g. from
-    large to small regularization).
+    the coarse cover: a list (a batch) of points spanning the whole search interval,
+    ordered so that evaluating them in turn is a warm-started path (from strong to weak
+    regularization), or a generator consumed one point at a time (it may adapt to the
+    losses it has seen). The outer loop clips every point to the bounds and descends
+    from the cover's best basins.
 ``loss_name``
     what the loss is (``"mse"``, ``"log_loss"``), for messages and ``cv_results_``.
+
+Optional: ``cover_with_grad`` (evaluate the cover with hypergradients, where they come
+at no extra cost), ``evaluate_cover(points, *, precision, with_grad)`` (evaluate the
+cover's batch in one call, returning one :class:`Evaluation` per point) and
+``bound_hint(name, side)`` (how the user widens that bound, for the warning issued when
+the best point sits on it; ``None`` for a natural limit such as ``l1_ratio = 1``).
 
 That is all :func:`tune` needs. An estimator becomes tunable by
 :class:`~skimplicit.model_selection.HypergradSearchCV` by implementing

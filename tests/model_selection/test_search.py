@@ -122,9 +122,12 @@ def test_elastic_net_two_hyperparameters_hypergradient_matches_finite_difference
                           {"elasticnet__alpha": (1e-3, 10.0), "elasticnet__l1_ratio": (0.05, 1.0)},
                           cv=cv, max_outer_iter=6).fit(X, y)
     res = s.cv_results_
-    i = int(np.flatnonzero(res["phase"] != "path")[-1])
+    rs = np.asarray(res["param_elasticnet__l1_ratio"], float)
+    # A descent step strictly inside the bounds (the best point may sit on the lower one).
+    inside = np.flatnonzero((res["phase"] != "path") & (rs > 0.06) & (rs < 0.99))
+    i = int(inside[-1])
     a, r = res["param_elasticnet__alpha"][i], res["param_elasticnet__l1_ratio"][i]
-    assert 0.06 < r < 0.99 and s.best_params_["elasticnet__l1_ratio"] < 0.99
+    assert s.best_params_["elasticnet__l1_ratio"] < 0.99
 
     def cv_loss(alpha, l1_ratio):
         pipe = make_pipeline(StandardScaler(), ElasticNet(alpha=alpha, l1_ratio=l1_ratio, **tight))
@@ -148,7 +151,9 @@ def test_ridge_multi_output_pipeline_and_hypergradient(diabetes):
         return -_cv_split_scores(make_pipeline(StandardScaler(), Ridge(alpha=a)), X, Y).mean()
 
     assert -s.best_score_ == pytest.approx(cv_loss(alpha), rel=1e-10)
-    i = int(np.flatnonzero(s.cv_results_["phase"] != "path")[0])
+    # (the ridge cover has hypergradients too: the first record that has one)
+    i = int(np.flatnonzero(np.isfinite(
+        np.asarray(s.cv_results_["hypergradient_ridge__alpha"], float)))[0])
     a = s.cv_results_["param_ridge__alpha"][i]
     np.testing.assert_allclose(s.cv_results_["hypergradient_ridge__alpha"][i],
                                _fd(cv_loss, a, 1e-4 * a), rtol=1e-6)
@@ -356,7 +361,7 @@ def test_restarts_in_threads_equal_sequential(diabetes):
     seq = HypergradSearchCV(pipe, bounds, n_jobs=1, **kw).fit(X, y)
     with parallel_config(backend="threading"):
         par = HypergradSearchCV(pipe, bounds, n_jobs=2, **kw).fit(X, y)
-    assert set(seq.cv_results_["phase"]) == {"path", "start 0", "start 1"}
+    assert {"path", "start 0", "start 1"} <= set(seq.cv_results_["phase"])
     np.testing.assert_array_equal(seq.cv_results_["mean_test_score"],
                                   par.cv_results_["mean_test_score"])
     assert seq.best_params_ == par.best_params_

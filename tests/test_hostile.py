@@ -614,13 +614,11 @@ def test_invalid_bounds(name, bounds):
 
 @pytest.mark.parametrize("name", ["lasso", "enet", "search_lasso"])
 def test_bounds_above_alpha_max(name):
-    """Every solution in the bounds is zero (a flat CV loss): the zero model, with a
-    warning that says so (the flat-region handling itself is the outer loop's)."""
+    """Every solution in the user's bounds is zero (a flat CV loss, nothing else to
+    search): a clear error naming the bounds to move (issue 13), never the zero model."""
     est = _with_bounds(name, (1e3, 1e4))
-    with pytest.warns(UserWarning):
+    with pytest.raises(ValueError, match="nothing to tune.*(`bounds`|`param_bounds`)"):
         est.fit(X, y)
-    assert np.all(final(est).coef_ == 0)
-    assert 1e3 <= penalty(est) <= 1e4
 
 
 @pytest.mark.parametrize("name", ["lasso", "ridge", "logistic"])

@@ -112,6 +112,8 @@ class Hyperparameter:
         """Flat search coordinates -> natural value (float for a scalar)."""
         z = np.asarray(z, float)
         v = np.exp(z) if self.scale == "log" else z
+        # exp(log(lower)) can round one ulp outside the bounds: the value stays inside.
+        v = np.clip(v, self._vec(self.lower), self._vec(self.upper))
         return float(v[0]) if self.size is None else v.copy()
 
     def grad_to_search(self, value, grad) -> np.ndarray:

@@ -395,13 +395,22 @@ def _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, *, tol, max_iter, fit_inter
     if rho == 0.0:
         W, b, n_iter, ok = _newton_cg(X, Y, sw, alpha, W0, b0, tol=tol, max_iter=max_iter,
                                       fit_intercept=fit_intercept, col_scale=d)
-        if refine and ok:
-            # Newton converges quadratically: up to 3 more steps at tol / 1000 make the
-            # model exact to rounding. The gradient test alone leaves an error of
-            # tol / lambda_min in W, 1e-6 relative at C ~ 3000 with tol=1e-10, enough for
-            # weighted and repeated-row versions of one problem to differ.
+        if ok and n_iter == 0 and not np.any(W):
+            # An l2 solution is exactly zero only where the loss's gradient is: a zero
+            # start passing the gradient test (a tiny gradient relative to sum(s), e.g.
+            # class weights 1000 : 1e-4) takes Newton steps at tol / 1000 anyway, else
+            # the model, hence the validation loss, would be the same at every C.
             W, b, it2, _ = _newton_cg(X, Y, sw, alpha, W, b, tol=tol * 1e-3, max_iter=3,
                                       fit_intercept=fit_intercept, col_scale=d)
+            n_iter += it2
+        if refine and ok:
+            # Newton converges quadratically: up to 5 more steps at _REFINE_TOL make the
+            # model exact to rounding. The gradient test alone leaves an error of
+            # tol / lambda_min in W, 1e-6 relative at C ~ 3000 with tol=1e-10, enough for
+            # weighted and repeated-row versions of one problem to differ (tol / 1000 was
+            # not enough either: 2e-6 in the decision function at C ~ 1e4, tol=1e-4).
+            W, b, it2, _ = _newton_cg(X, Y, sw, alpha, W, b, tol=min(tol * 1e-3, _REFINE_TOL),
+                                      max_iter=5, fit_intercept=fit_intercept, col_scale=d)
             n_iter += it2
         return W, b, n_iter, ok
     l1, l2 = alpha * rho, alpha * (1.0 - rho)
@@ -747,6 +756,7 @@ class LogisticCVProblem:
             self.c_scale = self.c_min
         else:  # elastic net: room for both terms' scales
             self.c_scale = max(self.c_min, self.c_ridge)
+        self._data_bounds = bounds is None  # (scale with the data: see initial_points)
         if bounds is None:
             lower = 1.05 * self.c_min * rho_hi if rho_hi > 0 else 1e-3 * self.c_scale
             bounds = (lower, 1e4 * self.c_scale)
@@ -756,6 +766,12 @@ class LogisticCVProblem:
         # keeps the conditioning of standardized data whatever the units of X.
         var = np.mean([np.mean(_column_moments(X, s, fit_intercept)[0]) for X, _, s in folds_])
         self.x_unit = 2.0 ** np.round(np.log2(np.sqrt(var))) if np.isfinite(var) and var > 0 \
+            else 1.0
+        # Likewise a unit of the sample weights (a power of 2 near their mean: exact): the
+        # kernel sees s / w_unit and alpha / w_unit (the same solution), so that its system
+        # is scaled as with unit weights whatever the weights' units.
+        wmean = float(np.mean([np.mean(s) for s in self.sw]))
+        self.w_unit = 2.0 ** np.round(np.log2(wmean)) if np.isfinite(wmean) and wmean > 0 \
             else 1.0
         self.bounds = bounds
         size = self.K if self.C_per_class else None
@@ -815,7 +831,18 @@ class LogisticCVProblem:
         rho = float(np.clip(self.l1_ratio, *self.l1_ratio_bounds))
         self._path_losses = []
         points = []
-        for C in np.geomspace(lo, hi, n):
+        if self._data_bounds and np.isclose(lo, self.bounds[0], rtol=1e-12) and np.isclose(
+                hi, self.bounds[1], rtol=1e-12):
+            grid = np.geomspace(lo, hi, n)  # the data's own interval: scales with the data
+        else:
+            # Bounds set from outside (a search's param_bounds) are fixed numbers: the
+            # interior points sit on the data's grid c_scale * e^(k step) instead, so that
+            # rescaling X or the weights moves them as the optimum (all weights doubled:
+            # every point halved, the same descent), the bounds themselves included.
+            k = np.arange(np.ceil(np.log(lo / self.c_scale) / step + 0.25),
+                          np.floor(np.log(hi / self.c_scale) / step - 0.25) + 1)
+            grid = np.concatenate([[lo], self.c_scale * np.exp(k * step), [hi]])
+        for C in grid:
             C = float(np.clip(C, lo, hi))
             p = {"C": C if not self.C_per_class else np.full(self.K, C)}
             if self.tune_l1_ratio:
@@ -907,8 +934,8 @@ class LogisticCVProblem:
         n, m, k = self._padded_sizes()
         Ys = _pad_stack(self.Y, (n, self.K))
         Yts = _pad_stack(self.Yt, (m, self.K))
-        sws = _pad_stack(self.sw, (n,))
-        swts = _pad_stack(self.swt, (m,))
+        sws = _pad_stack(self.sw, (n,)) / self.w_unit
+        swts = _pad_stack(self.swt, (m,)) / self.w_unit  # (the loss is a weighted mean)
         if cols is not None:
             k = min(bucket(max(1, max(c.size for c in cols)), 64), self.n_features)
             Xs = _pad_stack([_columns(self.X[i], cols[i]) for i in range(F)], (n, k))
@@ -974,7 +1001,8 @@ class LogisticCVProblem:
         Ws = Ws * g
         mult = rho / g + (1.0 - rho) / g ** 2  # alpha_g / alpha
         rho_g = rho / g / mult
-        al = np.broadcast_to(alpha * mult, (F, self.K)).copy()
+        wu = self.w_unit  # the kernel's weights are s / wu, its penalty alpha / wu
+        al = np.broadcast_to(alpha * mult / wu, (F, self.K)).copy()
         rh = np.full(F, rho_g)
         # Conjugate gradient, warm-started from the previous outer step: its iterations
         # cost 2 products with X each, fewer than the k K + K products that Cholesky
@@ -992,8 +1020,8 @@ class LogisticCVProblem:
         self._u = (uW, ub)
         # Chain rule back to (alpha, rho): d alpha_g / d alpha = mult,
         # d alpha_g / d rho = alpha (1 / g - 1 / g^2), d rho_g / d rho = g / (rho g + 1 - rho)^2.
-        d_alpha = d_alpha_g * mult
+        d_alpha = d_alpha_g * mult / wu
         d_rho = d_rho_g * (g / (rho * g + 1.0 - rho) ** 2)
         if g != 1.0:
-            d_rho = d_rho + (d_alpha_g * alpha).sum(axis=1) * (1.0 / g - 1.0 / g ** 2)
+            d_rho = d_rho + (d_alpha_g * alpha / wu).sum(axis=1) * (1.0 / g - 1.0 / g ** 2)
         return loss_f, d_alpha, d_rho, ok, res, ridge

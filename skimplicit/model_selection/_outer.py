@@ -713,6 +713,13 @@ def _check_not_flat(problem, hps, records):
     losses = losses[np.isfinite(losses)]
     if losses.size < 2 or np.max(np.abs(losses)) <= 1e-9:
         return  # (a perfect fit everywhere, e.g. a single class: nothing to improve)
+    # Only an empty model at every point is surely flat: a nonzero one whose loss does
+    # not move is an inner tolerance matter (e.g. class weights 1000 : 1e-4, whose minor
+    # classes hardly count in the gradient test), not a reason to refuse the fit.
+    sizes = [r["evaluation"].info.get("support_size") for r in records
+             if isinstance(getattr(r["evaluation"], "info", None), dict)]
+    if any(s is not None and np.any(np.asarray(s) > 0) for s in sizes):
+        return
     grads = [r["grad_z"] for r in records]
     if np.ptp(losses) <= 1e-12 * np.max(np.abs(losses)) and not any(
             np.any(np.isfinite(g) & (g != 0)) for g in grads):

@@ -19,7 +19,7 @@ from sklearn.linear_model import ElasticNet
 
 from .._blas import one_blas_thread
 from ..model_selection._progress import check_time
-from ..model_selection._tunable import Evaluation, Hyperparameter
+from ..model_selection._tunable import Evaluation, Hyperparameter, estimator_bound_hint
 from ..utils import nothing_to_tune
 from ._hypergrad import bucket, enet_support_hypergrad, ridge_hypergrad, solve_with_fallback
 
@@ -389,10 +389,7 @@ class EnetCVProblem:
 
     def bound_hint(self, name, side):
         """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
-        if name == "l1_ratio":
-            return None if side == "upper" and self.l1_ratio_bounds[1] >= 1 else \
-                "the estimator parameter `l1_ratio_bounds`"
-        return "the estimator parameter `bounds`"
+        return estimator_bound_hint(name, side, self.l1_ratio_bounds)
 
     # -- inner solves -------------------------------------------------------------------
     def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False, cheap=False):

@@ -59,7 +59,7 @@ from .._blas import one_blas_thread
 from ..implicit import root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
 from ..model_selection._progress import check_time
-from ..model_selection._tunable import Evaluation, Hyperparameter
+from ..model_selection._tunable import Evaluation, Hyperparameter, estimator_bound_hint
 from ..utils import check_fold_classes
 from ._hypergrad import Kernel, bucket, solve_with_fallback
 
@@ -852,10 +852,7 @@ class LogisticCVProblem:
 
     def bound_hint(self, name, side):
         """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
-        if name == "l1_ratio":
-            return None if side == "upper" and self.l1_ratio_bounds[1] >= 1 else \
-                "the estimator parameter `l1_ratio_bounds`"
-        return "the estimator parameter `bounds`"
+        return estimator_bound_hint(name, side, self.l1_ratio_bounds)
 
     # -- inner solves ----------------------------------------------------------------------
     def _alpha(self, C):

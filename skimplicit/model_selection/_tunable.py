@@ -43,7 +43,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Hyperparameter", "Evaluation", "TunableProblem"]
+__all__ = ["Hyperparameter", "Evaluation", "TunableProblem", "estimator_bound_hint"]
 
 
 @dataclass(frozen=True)
@@ -190,3 +190,13 @@ class TunableProblem(Protocol):
                  with_grad: bool = True) -> Evaluation: ...
 
     def initial_points(self) -> list: ...
+
+
+def estimator_bound_hint(name, side, l1_ratio_bounds=(0.0, 1.0)):
+    """``bound_hint`` of the estimators' problems: the parameter that widens a bound of
+    ``alpha``/``C`` (``bounds``) or of ``l1_ratio`` (``l1_ratio_bounds``; ``None`` at
+    ``l1_ratio = 1``, a natural limit, not a bound to widen)."""
+    if name == "l1_ratio":
+        return None if side == "upper" and l1_ratio_bounds[1] >= 1 else \
+            "the estimator parameter `l1_ratio_bounds`"
+    return "the estimator parameter `bounds`"

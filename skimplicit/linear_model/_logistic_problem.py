@@ -241,10 +241,14 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
 
     f, gW, gb, P = value(W, b)
     gW = gW / d  # the gradient in V = W * d
+    best = (np.inf, W, b)  # the iterate with the smallest gradient (returned on failure:
+    # at the floating-point floor, e.g. C ~ 1e7 c_scale on separable data, steps wander)
     for it in range(max_iter + 1):
         gmax = max(float(np.max(np.abs(gW), initial=0.0)), float(np.max(np.abs(gb), initial=0.0)))
         if gmax <= tol * swsum:
             return W, b, it, True
+        if gmax < best[0]:
+            best = (gmax, W, b)
         if it == max_iter or not np.isfinite(f):
             break
         hv = _hess_matvec(X, P, sw, binary, fit_intercept)
@@ -304,10 +308,10 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
                 break
             if t < 1e-10:
                 # No decrease along a descent direction: the floating-point floor.
-                return W, b, it, gmax <= max(tol, 1e-10) * swsum
+                return best[1], best[2], it, best[0] <= max(tol, 1e-10) * swsum
             t *= 0.5
         W, b, f, gW, gb, P = W + t * dW, b + t * db, f2, gW2, gb2, P2
-    return W, b, it, False
+    return best[1], best[2], it, False
 
 
 def _lbfgsb_enet(X, Y, sw, l1, l2, W, b, *, tol, max_iter, fit_intercept, col_scale=None):
@@ -412,6 +416,14 @@ def _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, *, tol, max_iter, fit_inter
             W, b, it2, _ = _newton_cg(X, Y, sw, alpha, W, b, tol=min(tol * 1e-3, _REFINE_TOL),
                                       max_iter=5, fit_intercept=fit_intercept, col_scale=d)
             n_iter += it2
+        if K > 1 and np.all(alpha == alpha[0]):
+            # The multinomial loss is invariant to adding one vector to every class's
+            # coefficients (one number to every intercept): the exact optimum has mean
+            # zero over the classes (the penalty's minimum; b: the symmetric choice).
+            # Centering is exact and lowers the objective; an inexact solve at large C,
+            # where only the weak penalty pins that direction, would leave it arbitrary.
+            W = W - W.mean(axis=1, keepdims=True)
+            b = b - b.mean()
         return W, b, n_iter, ok
     l1, l2 = alpha * rho, alpha * (1.0 - rho)
     W, b, n_iter, ok = _lbfgsb_enet(X, Y, sw, l1, l2, W0, b0, tol=tol, max_iter=max_iter,
@@ -757,6 +769,7 @@ class LogisticCVProblem:
         else:  # elastic net: room for both terms' scales
             self.c_scale = max(self.c_min, self.c_ridge)
         self._data_bounds = bounds is None  # (scale with the data: see initial_points)
+        self._n_extended, self.max_extend = 0, 2  # (see extend_bound)
         if bounds is None:
             lower = 1.05 * self.c_min * rho_hi if rho_hi > 0 else 1e-3 * self.c_scale
             bounds = (lower, 1e4 * self.c_scale)
@@ -849,6 +862,28 @@ class LogisticCVProblem:
                 p["l1_ratio"] = rho
             points.append(p)
         return points
+
+    def extend_bound(self, name, side):
+        """Grow the data-derived upper bound of ``C`` by ``10^1.5``, at most
+        ``max_extend`` times (to ``1e7 c_scale``): on nearly separable data the validation
+        loss keeps falling with ``C`` past ``1e4 c_scale`` (see :func:`~skimplicit.
+        model_selection._outer._grow_bounds`). Not further: the penalty is then the only
+        curvature along the data's separating directions, and the condition number
+        (~ ``C / c_scale``) reaches 1e7, beyond which a solution is no longer determined
+        to 1e-7 in floating point. l2 only: the l1 / elastic-net solver (L-BFGS-B and an
+        active-set polish) does not reach that precision there (scikit-learn's
+        sample-weight equivalence checks fail at 1e7 c_scale). Bounds set by the user
+        never move."""
+        if name != "C" or side != "upper" or not self._data_bounds \
+                or self._n_extended >= self.max_extend or self.tune_l1_ratio \
+                or self.l1_ratio > 0:
+            return False
+        hp = self.hyperparameters[0]
+        upper = 10 ** 1.5 * float(np.max(hp.upper))
+        self.hyperparameters[0] = Hyperparameter("C", hp.lower, upper, "log", hp.size)
+        self.bounds = (self.bounds[0], upper)
+        self._n_extended += 1
+        return True
 
     def bound_hint(self, name, side):
         """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""

@@ -273,8 +273,9 @@ def _bracketed_1d(fun, x, fx, gx, bounds, bracket, first_step, max_iter, pred_to
     the bounds, value unknown). The derivative's sign says which side holds the
     minimum; the trial point there is the secant root of the derivative when that end's
     derivative has the other sign, else the minimizer of the quadratic through ``fx``,
-    ``gx`` and that end's value, else a step of ``first_step``; it is kept within 10-90 %
-    of the side. A better trial becomes ``x`` (the old ``x`` an end); a worse one becomes
+    ``gx`` and that end's value, else a step of ``first_step`` (towards a bound, whose
+    value is unknown, doubled after each better step of that kind); it is kept within
+    10-90 % of the side. A better trial becomes ``x`` (the old ``x`` an end); a worse one becomes
     the end (an end kept twice has its derivative halved: Illinois' rule against the
     one-sided crawl of the secant on kinked curves). Kinks and non-convexity cost
     steps, never a worse answer. Stops when the side to search is shorter than ``xtol``
@@ -290,6 +291,7 @@ def _bracketed_1d(fun, x, fx, gx, bounds, bracket, first_step, max_iter, pred_to
             if known is not None:
                 end[:] = [known[0], known[1], nan]
     kept = None
+    reach = first_step  # the longest step towards a bound (unknown value) now allowed
     probes = n_probes
     seen = [(x, fx, gx)] + [(e[0], e[1], e[2]) for e in (lo, hi)]
     while True:
@@ -317,14 +319,20 @@ def _bracketed_1d(fun, x, fx, gx, bounds, bracket, first_step, max_iter, pred_to
             if not np.isfinite(end[1]):
                 # Towards a bound (its value unknown): the model's step, at most first_step,
                 # at least onto the bound when closer (a monotone loss ends there).
-                step = first_step if u is None else min(max((u - x) / d, 0.1) * abs(d), first_step)
+                # Each better step of this kind doubles the next (a monotone loss, e.g.
+                # ~ 1/C on nearly separable data, is crossed in log-many steps).
+                step = reach if u is None else min(max((u - x) / d, 0.1) * abs(d), reach)
                 u = x + np.sign(d) * min(step, abs(d))
+                towards_bound = True
             else:
                 t = 0.5 if u is None else np.clip((u - x) / d, 0.1, 0.9)
                 u = x + max(t * abs(d), min(xtol, abs(d) / 2)) * np.sign(d)
+                towards_bound = False
             fu, gu = fun(np.array([u]))
             gu = float(np.asarray(gu)[0])
             seen.append((u, fu, gu))
+            if towards_bound:
+                reach = 2 * reach if fu < fx else first_step
             if fu < fx:
                 far = hi if end is lo else lo  # the old best closes the other side
                 far[:] = [x, fx, gx]
@@ -651,6 +659,28 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
             records.extend(recs)
             reasons.append(reason)
 
+    # Data-derived bounds that the best point presses against (still improving outwards)
+    # grow, and a descent continues from that point (see :func:`_grow_bounds`).
+    k = len(starts)
+    while stop not in ("max_time", "interrupted") and _grow_bounds(problem, hps, records,
+                                                                    outer_tol):
+        hps = list(problem.hyperparameters)
+        bounds = [b for hp in hps for b in hp.search_bounds()]
+        best = min((r for r in records if np.isfinite(r["evaluation"].loss)),
+                   key=lambda r: r["evaluation"].loss)
+        z, gz, loss = _z_of(hps, best["params"]), best["grad_z"], best["evaluation"].loss
+        known = (loss, gz) if np.all(np.isfinite(gz)) else None
+        try:
+            recs, reason, _ = _run_start(problem, hps, (z, known, None, loss), bounds, kw,
+                                         f"start {k}")
+        except KeyboardInterrupt:
+            stop, recs, reason = "interrupted", [], "interrupted"
+        k += 1
+        records.extend(recs)
+        reasons.append(reason)
+        if reason in ("max_time", "interrupted"):
+            stop = reason
+
     finite = [r for r in records if np.isfinite(r["evaluation"].loss)]
     if not finite:
         raise ValueError(
@@ -704,6 +734,35 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     )
     progress.summary(result)
     return result
+
+
+def _grow_bounds(problem, hps, records, outer_tol):
+    """Grow the bounds the best point sits on, where the problem allows it.
+
+    A problem may derive a bound from the data (e.g. the largest ``C`` of a logistic
+    regression, in units of the data's curvature): on nearly separable data the
+    validation loss can keep falling beyond it. ``problem.extend_bound(name, side)``
+    widens such a bound (returns whether it did; a bound the user set is never moved).
+    It is asked when the best point is on the bound and the hypergradient there points
+    outwards with a predicted gain over one decade above ``outer_tol`` of the loss (or is
+    unknown). Returns whether a bound grew.
+    """
+    extend = getattr(problem, "extend_bound", None)
+    finite = [r for r in records if np.isfinite(r["evaluation"].loss)]
+    if extend is None or not finite:
+        return False
+    best = min(finite, key=lambda r: r["evaluation"].loss)
+    offsets = np.cumsum([0] + [hp.n_values for hp in hps])
+    index = {hp.name: offsets[i] for i, hp in enumerate(hps)}
+    loss, gz = best["evaluation"].loss, np.asarray(best["grad_z"], float)
+    grown = False
+    for name, side, _, _ in _at_bounds(problem, hps, best["params"]):
+        g = gz[index[name]]
+        gain = (-g if side == "upper" else g) * np.log(10.0)  # predicted, one decade out
+        if np.isfinite(g) and gain <= outer_tol * abs(loss):
+            continue
+        grown |= bool(extend(name, side))
+    return grown
 
 
 def _check_not_flat(problem, hps, records):

@@ -138,6 +138,46 @@ def test_nearly_separable_warns_and_returns_the_upper_bound():
     assert "converged" not in est.tuning_result_.stop_reason
 
 
+def test_automatic_upper_bound_of_C_grows_on_nearly_separable_data():
+    # The automatic interval ends at 1e4 c_scale; the CV log-loss of nearly separable data
+    # keeps falling past it (Stat2Data's LostLetter and Political: 2.6x and 13x the grid's
+    # loss when the search stopped there). The bound grows (10^1.5 at a time, at most
+    # twice) and the descent goes on from the best point: here to an interior optimum
+    # near 3500 (27x the first bound), with no bound warning.
+    r = np.random.RandomState(0)
+    X = r.randn(200, 3)
+    y = (X[:, 0] + 0.02 * r.randn(200) > 0).astype(int)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est = ImplicitLogisticRegressionCV(cv=cv).fit(X, y)
+    h = est.history_
+    C = np.asarray(h["C"], float)
+    first = np.max(C[h["phase"] == "path"])  # the cover ends on the automatic bound
+    assert first * 10 < est.C_ < first * 10 ** 1.5
+    assert est.tuning_result_.stop_reason == "converged"
+    loss = np.asarray(h["loss"], float)
+    assert np.min(loss) < 0.7 * np.min(loss[C <= first * (1 + 1e-12)])
+
+
+def test_automatic_upper_bound_of_C_grows_at_most_to_1e7_c_scale():
+    # Separable data: the loss falls with C forever; the bound grows twice (to 1e3 x
+    # the first one, 1e7 c_scale: the numerical limit, see extend_bound) and the best
+    # point there is returned with the bound warning.
+    r = np.random.RandomState(0)
+    X = r.randn(120, 2)
+    y = (X[:, 0] > 0).astype(int)
+    X[:, 0] += np.where(y == 1, 0.5, -0.5)  # a margin of 1
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    with pytest.warns(UserWarning, match="upper bound"):
+        est = ImplicitLogisticRegressionCV(cv=cv).fit(X, y)
+    h = est.history_
+    C = np.asarray(h["C"], float)
+    first = np.max(C[h["phase"] == "path"])
+    assert est.C_ == pytest.approx(first * 10 ** 3, rel=1e-9)
+    assert est.tuning_result_.stop_reason.startswith("at upper bound of C")
+
+
 # -- every returned hyperparameter inside the user's bounds ----------------------------------
 
 REG = make_regression(n_samples=80, n_features=10, n_informative=5, noise=5.0, random_state=2)

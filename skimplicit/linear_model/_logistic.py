@@ -125,9 +125,17 @@ class _RecordingProblem(LogisticCVProblem):
     """The tunable problem, recording each fold's solution in ``info["coefs"]`` (for
     ``coefs_paths_`` and the user's scorer) and taking the user's ``Cs`` as its cover."""
 
-    def __init__(self, folds, *, cover=None, **kwargs):
+    def __init__(self, folds, *, cover=None, hints=None, **kwargs):
         super().__init__(folds, **kwargs)
         self._cover = cover
+        self._hints = hints or {}
+
+    def bound_hint(self, name, side):
+        """The parameter that set the bound (``Cs``, ``l1_ratios``), else the default."""
+        hint = super().bound_hint(name, side)
+        if hint is None or name not in self._hints:
+            return hint
+        return self._hints[name]
 
     def initial_points(self):
         if self._cover is None:
@@ -141,13 +149,11 @@ class _RecordingProblem(LogisticCVProblem):
         return ev
 
 
-
 class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
     r"""Logistic regression with ``C`` (and ``l1_ratio``) tuned by hypergradient descent.
 
-    A drop-in for :class:`sklearn.linear_model.LogisticRegressionCV` (scikit-learn >= 1.8
-    vocabulary: ``l1_ratio`` chooses the penalty). On each training fold and in the final
-    refit it minimizes scikit-learn's ``LogisticRegression`` objective
+    A drop-in for :class:`sklearn.linear_model.LogisticRegressionCV`. On each training
+    fold and in the final refit it minimizes scikit-learn's ``LogisticRegression`` objective
 
     .. math::
         C \sum_i s_i \, \ell(y_i, x_i^\top W + b)
@@ -166,18 +172,89 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
     which for equal :math:`C_k = C` is the one above divided by :math:`C`.
 
     ``C`` is chosen to minimize the mean over the (stratified) folds of the held-out
-    log-loss, weighted by the test samples' ``sample_weight``. Instead of a grid, the
-    gradient of that loss with respect to :math:`\log C` (and :math:`\rho`) is obtained by
-    implicit differentiation of each fold's optimality conditions on its support, all
-    folds in one batched JAX call, and fed to the shared outer loop
-    (:func:`skimplicit.model_selection.tune`): a warm-started cover of the whole interval
-    of ``C`` upwards, then descents from its best basins in log space.
+    log-loss (or Brier score), weighted by the test samples' ``sample_weight``. Instead of
+    a grid, the gradient of that loss with respect to :math:`\log C` (and :math:`\rho`)
+    is obtained by implicit differentiation of each fold's optimality conditions on its
+    support, all folds in one batched JAX call, and fed to the shared outer loop
+    (:func:`skimplicit.model_selection.tune`): a warm-started cover of the interval of
+    ``C`` upwards, then descents from its best basins in log space.
+
+    Every parameter of scikit-learn 1.9's ``LogisticRegressionCV`` is accepted, with the
+    defaults scikit-learn moves to after its deprecations and no ``FutureWarning``; the
+    differences are listed in the user guide ("Differences from scikit-learn").
 
     Parameters
     ----------
-    l1_ratio : float in [0, 1] or 'tune', default=0.0
-        0: l2 penalty, 1: l1, in between: elastic net; 'tune' tunes it with ``C``
-        (within ``l1_ratio_bounds``, starting from 0.5).
+    Cs : int or array-like of float, default=10
+        An int sets the interval of ``C`` only: the automatic one (see ``bounds``), not
+        scikit-learn's fixed grid ``logspace(-4, 4, Cs)`` (used only when a training fold
+        misses a class, see below). A list sets the interval ``[min(Cs), max(Cs)]``
+        (unless ``bounds`` is given) and its points are the coarse cover evaluated before
+        the descents; a single value is evaluated as it is (nothing to tune).
+    l1_ratios : array-like of float in [0, 1], default=(0.0,)
+        One value fixes the penalty's mix (0: l2, 1: l1, in between: elastic net);
+        several are tuned continuously over ``[min, max]`` together with ``C`` (the listed
+        values are coarse starts when ``Cs`` is a list). ``None`` (deprecated, with
+        scikit-learn's ``FutureWarning``) is l2.
+    fit_intercept : bool, default=True
+    cv : int, cross-validation generator or iterable, default=None
+        ``None``: 5-fold ``StratifiedKFold``; an int: that many stratified folds.
+    dual : bool, default=False
+        scikit-learn's errors for the solvers and penalties without a dual; ``dual=True``
+        (liblinear, l2) solves the primal problem, whose solution is the same.
+    penalty : {'l1', 'l2', 'elasticnet'}, default='deprecated'
+        Deprecated as in scikit-learn (a ``FutureWarning``): use ``l1_ratios``.
+    scoring : str, callable or None, default='neg_log_loss'
+        ``'neg_log_loss'`` and ``'neg_brier_score'`` are tuned through their
+        hypergradients (chain rule). Any other scorer (a string such as ``'accuracy'`` or
+        ``'roc_auc'``, a callable ``scorer(estimator, X, y)``, ``None`` for accuracy) is
+        not differentiable: the descent follows the log-loss hypergradient and the point
+        is then selected by this scorer among the points evaluated (each fold's model
+        scored as ``LogisticRegressionCV`` scores it). Also used by :meth:`score`.
+    solver : {'lbfgs', 'liblinear', 'newton-cg', 'newton-cholesky', 'sag', 'saga'}, \
+default='lbfgs'
+        Accepted with scikit-learn's errors for the penalties (``l1_ratios``) and
+        ``dual`` it does not support, and for ``liblinear`` with three classes or more;
+        the inner solver is then chosen by the penalty (Newton-CG for l2, L-BFGS-B with
+        an active-set Newton polish otherwise). Ignored when ``l1_ratio`` is set.
+    tol : float, default=1e-6
+        Inner tolerance of the final refit, with scikit-learn's meaning (largest entry of
+        the gradient of its mean-loss objective) on standardized columns: the solvers
+        work with the coefficients of the columns divided by their (weighted) standard
+        deviations, so the tolerance means the same whatever the units of each column
+        (scikit-learn's absolute test stops at once on data scaled by 1e-6, and almost
+        never on data scaled by 1e6); during tuning, inner solves use
+        ``min(tol, 1e-6)``, tightened over the outer steps. Tighter than scikit-learn's
+        default 1e-4 (at which coefficients can be off by percents), since Newton's
+        method gets there in one or two more steps. Values below 1e-13 (under the
+        rounding of the gradient) act as 1e-13.
+    max_iter : int, default=1000
+        Iteration cap of the inner solver (Newton steps for l2, L-BFGS-B iterations
+        otherwise).
+    class_weight : dict or 'balanced', default=None
+        Weights of the classes in the training loss (as in ``LogisticRegressionCV``,
+        'balanced' computed once on the whole ``y``); the validation loss is weighted by
+        ``sample_weight`` only.
+    n_jobs : int, default=None
+        Restarts run in parallel through joblib.
+    verbose : int, default=0
+        One line per evaluation of the CV loss when > 0.
+    refit : bool, default=True
+        True: refit on the whole data at the point of best mean score. False, as
+        scikit-learn: each fold's best point, ``coef_`` the mean of their fold models,
+        ``C_`` and ``l1_ratio_`` the means of their values.
+    intercept_scaling : float, default=1.0
+        Validated as in scikit-learn; unused: the intercept is never penalized
+        (liblinear's synthetic feature penalizes it).
+    random_state : int, RandomState instance or None, default=None
+        For random restarts.
+    use_legacy_attributes : bool, default=False
+        The layout of ``C_``, ``l1_ratio_``, ``scores_``, ``coefs_paths_`` and ``n_iter_``:
+        scikit-learn's new one (False) or its legacy one (True: per-class dicts and
+        arrays of ``C_`` repeated).
+    l1_ratio : float in [0, 1], 'tune' or None, default=None
+        skimplicit's own vocabulary, overriding ``l1_ratios`` (and ``solver``): a fixed
+        mix, or 'tune' to tune it within ``l1_ratio_bounds`` starting from 0.5.
     C_init : 'auto', float or array-like of shape (n_classes,), default='auto'
         Starting ``C``; 'auto' starts from the best point of the coarse path.
     C_per_class : bool, default=False
@@ -193,33 +270,7 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
         the mean eigenvalue of the loss's Hessian at the origin (it scales like
         ``1 / X^2``, as the l2 optimum), both the largest over the training folds.
     l1_ratio_bounds : (float, float), default=(0.05, 1.0)
-        Search interval of ``l1_ratio`` when tuned.
-    fit_intercept : bool, default=True
-    class_weight : dict or 'balanced', default=None
-        Weights of the classes in the training loss (as in ``LogisticRegressionCV``,
-        'balanced' computed once on the whole ``y``); the validation loss is weighted by
-        ``sample_weight`` only.
-    cv : int, cross-validation generator or iterable, default=None
-        ``None``: 5-fold ``StratifiedKFold``; an int: that many stratified folds.
-    max_iter : int, default=1000
-        Iteration cap of the inner solver (Newton steps for ``l1_ratio=0``, L-BFGS-B
-        iterations otherwise).
-    tol : float, default=1e-6
-        Inner tolerance of the final refit, with scikit-learn's meaning (largest entry of
-        the gradient of its mean-loss objective) on standardized columns: the solvers
-        work with the coefficients of the columns divided by their (weighted) standard
-        deviations, so the tolerance means the same whatever the units of each column
-        (scikit-learn's absolute test stops at once on data scaled by 1e-6, and almost
-        never on data scaled by 1e6); during tuning, inner solves use
-        ``min(tol, 1e-6)``, tightened over the outer steps. Tighter than scikit-learn's
-        default 1e-4 (at which coefficients can be off by percents), since Newton's
-        method gets there in one or two more steps.
-    n_jobs : int, default=None
-        Restarts run in parallel through joblib.
-    verbose : int, default=0
-        One line per evaluation of the CV loss when > 0.
-    random_state : int, RandomState instance or None, default=None
-        For random restarts.
+        Search interval of ``l1_ratio`` when ``l1_ratio='tune'``.
     max_outer_iter : int, default=30
         Hypergradient evaluations per start after the coarse path.
     outer_tol : float, default=1e-4
@@ -233,17 +284,37 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
     Attributes
     ----------
     C_ : float or ndarray of shape (n_classes,)
-        The chosen ``C`` (an array with ``C_per_class=True``).
-    l1_ratio_ : float
+        The chosen ``C`` (an array with ``C_per_class=True``; with
+        ``use_legacy_attributes=True``, of shape (1,) or (n_classes,), repeated).
+    l1_ratio_ : float or ndarray
+        The chosen ``l1_ratio`` (legacy layout: repeated as ``C_``).
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
     intercept_ : ndarray of shape (1,) or (n_classes,)
     classes_ : ndarray of shape (n_classes,)
-    n_iter_ : ndarray of shape (1,)
+    Cs_ : ndarray of shape (n_points,)
+        The values of ``C`` evaluated, increasing (``(n_points, n_classes)`` with
+        ``C_per_class=True``).
+    l1_ratios_ : ndarray of shape (1,) or (n_points,)
+        The fixed ``l1_ratio`` (``[None]`` for ``l1_ratios=None``), or, when it is tuned,
+        the ``l1_ratio`` of each evaluated point (``Cs_[j], l1_ratios_[j]``: point ``j``).
+    scores_ : ndarray of shape (n_folds, 1, n_points) or dict
+        The score of each fold's model at each point (``-`` the loss for the
+        differentiable scorings). Legacy: a dict over ``classes_`` (``classes_[1]`` only
+        for binary problems) of ``(n_folds, n_points, 1)`` arrays, ``(n_folds, n_points)``
+        for ``l1_ratios=None``.
+    coefs_paths_ : ndarray of shape (n_folds, 1, n_points, n_classes or 1, n_dof) or dict
+        Each fold's coefficients (intercept last) at each point. Legacy: a dict over the
+        classes of ``(n_folds, n_points, 1, n_dof)`` arrays (without the third axis for
+        ``l1_ratios=None``).
+    n_iter_ : ndarray of shape (n_folds, 1, n_points)
+        Inner iterations of each fold at each point (legacy: ``(1, n_folds, n_points, 1)``).
+    n_iter_refit_ : int
         Inner iterations of the final refit.
     n_outer_iter_ : int
         Hypergradient evaluations after the coarse path.
     cv_loss_, cv_loss_std_ : float
-        Mean and standard deviation over the folds of the held-out log-loss at ``C_``.
+        Mean and standard deviation over the folds of the held-out loss (log-loss, or
+        Brier score) at ``C_``.
     history_ : dict of ndarray
         One entry per evaluation: ``C``, ``grad_C``, (``l1_ratio``, ``grad_l1_ratio``),
         ``loss``, ``loss_std``, ``grad_norm``, ``time``, ``precision``, ``converged``,
@@ -269,6 +340,13 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
     support otherwise; one BLAS thread for folds of moderate size), the hypergradient
     in JAX (float64), compiled once per fit (folds padded to bucketed shapes).
 
+    A training fold without samples of some class: with ``neg_log_loss`` its held-out
+    loss is infinite (that class is fitted a probability 0) and ``fit`` raises, naming
+    the fold and the class. With any other scoring such folds are scored as
+    scikit-learn scores them, the missing class fitted in the limit (probability 0,
+    intercept ``-inf``), over the grid of ``Cs`` (an int: ``logspace(-4, 4, Cs)``) and
+    ``l1_ratios``, without a descent.
+
     References
     ----------
     Blondel et al., "Efficient and Modular Implicit Differentiation", NeurIPS 2022.
@@ -284,7 +362,7 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
     >>> from skimplicit.linear_model import ImplicitLogisticRegressionCV
     >>> X, y = load_breast_cancer(return_X_y=True)
     >>> clf = make_pipeline(StandardScaler(), ImplicitLogisticRegressionCV(cv=3)).fit(X, y)
-    >>> bool(clf.score(X, y) > 0.95)
+    >>> bool(clf.score(X, y) > -0.1)  # scoring: neg_log_loss, as LogisticRegressionCV
     True
     >>> clf[-1].coef_.shape
     (1, 30)
@@ -551,8 +629,14 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
                 K = n_classes
                 cover = [{**p, "C": np.full(K, p["C"])} for p in cover]
         lo_hi = rho_bounds if tune_rho else (0.05, 1.0)
+        hints = {}
+        if Cs_list is not None and self.bounds == "auto":
+            hints["C"] = "the estimator parameter `Cs` (its smallest and largest values)"
+        if tune_rho and self.l1_ratio is None:
+            hints["l1_ratio"] = ("the estimator parameter `l1_ratios` (its smallest and "
+                                 "largest values)")
         problem = _RecordingProblem(
-            folds, cover=cover, n_classes=n_classes, fit_intercept=self.fit_intercept,
+            folds, cover=cover, hints=hints, n_classes=n_classes, fit_intercept=self.fit_intercept,
             l1_ratio=(float(np.clip(0.5, *lo_hi)) if tune_rho else rhos[0]),
             tune_l1_ratio=tune_rho, C_per_class=self.C_per_class, tol=self._tol(),
             max_iter=self.max_iter, bounds=bounds, l1_ratio_bounds=lo_hi,

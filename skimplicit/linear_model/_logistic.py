@@ -569,7 +569,7 @@ default='lbfgs'
                 "The given class_weight dict must have the class labels as keys; "
                 f"classes={self.classes_} but key={self.class_weight.keys()}"
             )
-        sample_weight_given = sample_weight is not None
+        sample_weight_in = sample_weight
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         sw_train = sample_weight
         if self.class_weight is not None:
@@ -578,12 +578,13 @@ default='lbfgs'
             sw_train = sample_weight * cw[y_enc]
         self._check_weights(sw_train, y_enc, "the data")
         if _routing_enabled():
-            routed = process_routing(self, "fit", sample_weight=sample_weight, **params)
+            routed = process_routing(self, "fit", sample_weight=sample_weight_in, **params)
             groups = routed.splitter.split.get("groups")
             score_params = dict(routed.scorer.score) if "scorer" in routed else {}
         else:
             groups = params.get("groups")
-            score_params = {"sample_weight": sample_weight} if sample_weight_given else {}
+            score_params = ({"sample_weight": sample_weight}
+                            if sample_weight_in is not None else {})
         cv = check_cv(self.cv, y, classifier=True)
         splits = list(cv.split(X, y, groups))
         check_fold_weights(splits, sample_weight)
@@ -677,18 +678,21 @@ default='lbfgs'
         points = [by_key[k] for k in sorted(by_key)]
         X_tests = [X[te] for _, te in splits]
         y_tests = [y[te] for _, te in splits]
-        self._points = []
-        for C, rho, ev in points:
-            coefs = [_embed(W, b, self.fit_intercept) for W, b in ev.info["coefs"]]
-            if loss is not None:
-                scores = -np.asarray(ev.fold_losses, float)
-            else:
-                scorer = self._labelled_scorer(self._get_scorer())
-                scores = np.array([self._score(scorer, coefs[f], X, X_tests[f], y_tests[f], te)
-                                   for f, (_, te) in enumerate(splits)])
-            self._points.append(dict(C=C, l1_ratio=rho, coefs=coefs,
-                                     n_iter=np.asarray(ev.info["n_iter"]), scores=scores,
-                                     loss=np.asarray(ev.fold_losses, float)))
+        coefs = [[_embed(W, b, self.fit_intercept) for W, b in ev.info["coefs"]]
+                 for _, _, ev in points]
+        if loss is not None:
+            scores = [-np.asarray(ev.fold_losses, float) for _, _, ev in points]
+        else:
+            # Fold by fold, C increasing within a fold: the order in which
+            # LogisticRegressionCV calls the scorer.
+            scorer = self._labelled_scorer(self._get_scorer())
+            by_fold = [[self._score(scorer, coefs[j][f], X, X_tests[f], y_tests[f], te)
+                        for j in range(len(points))] for f, (_, te) in enumerate(splits)]
+            scores = list(np.array(by_fold, float).T)
+        self._points = [dict(C=C, l1_ratio=rho, coefs=coefs[j],
+                             n_iter=np.asarray(ev.info["n_iter"]), scores=scores[j],
+                             loss=np.asarray(ev.fold_losses, float))
+                        for j, (C, rho, ev) in enumerate(points)]
 
     def _score(self, scorer, coef, X, X_test, y_test, test):
         """The user's scorer on one fold's model, as ``_log_reg_scoring_path`` calls it

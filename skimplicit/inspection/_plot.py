@@ -190,9 +190,12 @@ def _grid_curve(grid, key, scale):
             alphas, path = alphas[i], path[i]
         return alphas, path.mean(axis=-1)
     if hasattr(grid, "Cs_") and hasattr(grid, "scores_"):
-        scores = np.asarray(next(iter(grid.scores_.values())), float)
-        return np.asarray(grid.Cs_, float), -scores.reshape(scores.shape[0], -1,
-                                                            len(grid.Cs_)).mean(axis=(0, 1))
+        if isinstance(grid.scores_, dict):  # legacy: (n_folds, n_cs[, n_l1_ratios])
+            scores = np.asarray(next(iter(grid.scores_.values())), float)
+            scores = np.moveaxis(scores.reshape(scores.shape[0], len(grid.Cs_), -1), 1, 2)
+        else:  # use_legacy_attributes=False: (n_folds, n_l1_ratios, n_cs)
+            scores = np.asarray(grid.scores_, float)
+        return np.asarray(grid.Cs_, float), -scores.mean(axis=(0, 1))
     raise TypeError(
         "grid must be a fitted LassoCV/ElasticNetCV (alphas_, mse_path_), a fitted search "
         "with cv_results_, a LogisticRegressionCV (Cs_, scores_) or a pair (values, losses); "

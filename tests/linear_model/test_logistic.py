@@ -188,7 +188,7 @@ def test_multiclass_string_labels_per_class_and_probabilities(digits):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_allclose(est.predict_log_proba(X), np.log(proba), atol=1e-10)
     assert set(est.predict(X)) <= set(labels)
-    assert est.score(X, labels) > 0.9
+    assert np.mean(est.predict(X) == labels) > 0.9  # (score: scoring's neg_log_loss)
     with pytest.raises(ValueError, match="at least 3 classes"):
         ImplicitLogisticRegressionCV(C_per_class=True).fit(X, y % 2)
 
@@ -227,7 +227,7 @@ def test_pipeline_pickle_and_parallel_cross_val_score(cancer):
     pipe.fit(X, y)
     again = pickle.loads(pickle.dumps(pipe))
     np.testing.assert_array_equal(again.predict_proba(X), pipe.predict_proba(X))
-    scores = cross_val_score(clone(pipe), X, y, cv=2, n_jobs=2)
+    scores = cross_val_score(clone(pipe), X, y, cv=2, n_jobs=2, scoring="accuracy")
     assert np.all(scores > 0.9)
 
 
@@ -321,7 +321,8 @@ def test_metadata_routing(cancer):
         est = ImplicitLogisticRegressionCV(cv=GroupKFold(4), max_outer_iter=3)
         est.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
         out = cross_validate(est, X, y, cv=2, params={"sample_weight": sw, "groups": groups})
-        assert np.all(out["test_score"] > 0.9)
+        # score() is scoring's held-out neg_log_loss (LogisticRegressionCV's meaning).
+        assert np.all(out["test_score"] > -0.3)
         # groups reach the inner splitter: GroupKFold without them fails.
         with pytest.raises(ValueError, match="groups"):
             ImplicitLogisticRegressionCV(cv=GroupKFold(4)).fit(X, y)

@@ -120,8 +120,7 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
             # As scikit-learn's CV estimators: ``groups`` (any parameter) needs routing.
             _raise_for_params(params, self, "fit")
             groups = None
-        cv = check_cv(self.cv)
-        splits = list(cv.split(X, y, groups))
+        splits = self._splits(X, y, groups)
         check_fold_weights(splits, sample_weight)
         folds = split_folds(X, y, sample_weight, splits)
         self._check_and_prepare(X, y, sample_weight)
@@ -137,10 +136,16 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         self.cv_loss_ = result.best_loss
         self.cv_loss_std_ = float(np.std(result.best_evaluation.fold_losses))
         self._store_params(result.best_params, result)
-        if len(results) > 1:
+        if len(results) > 1 or getattr(self, "_always_store_results", False):
+            self._problems = problems
             self._store_results(results, best)
         self._refit(X, y, sample_weight)
+        self.__dict__.pop("_problems", None)
         return self
+
+    def _splits(self, X, y, groups):
+        """The ``(train, test)`` index pairs of ``cv``."""
+        return list(check_cv(self.cv).split(X, y, groups))
 
     def _check_and_prepare(self, X, y, sample_weight):
         """Validation that needs the data (subclasses), before the problems are built."""

@@ -621,7 +621,9 @@ class RidgeCVProblem:
     loss_name = "mse"
 
     def __init__(self, folds, *, fit_intercept=True, alpha_per_feature=False,
-                 bounds=None):
+                 bounds=None, starts=None):
+        # The user's alphas (a list): the cover's points instead of the log-spaced line.
+        self.starts = None if starts is None else np.sort(np.asarray(starts, float))[::-1]
         folds = [d._replace(X_train=_dense(d.X_train), X_test=_dense(d.X_test)) for d in folds]
         self.folds = make_folds(folds, fit_intercept, normalize_weights=False)
         self.n_features = folds[0].X_train.shape[1]
@@ -672,6 +674,8 @@ class RidgeCVProblem:
         upper bound (strong) to the lower one, ``COVER_PER_DECADE`` points a decade."""
         hp = self.hyperparameters[0]
         lo, hi = float(np.min(hp.lower)), float(np.max(hp.upper))
+        if self.starts is not None:
+            return np.clip(self.starts, lo, hi)
         n = int(np.clip(np.ceil(np.log10(hi / lo) * self.COVER_PER_DECADE) + 1, 2,
                         self.COVER_MAX))
         return np.clip(np.geomspace(hi, lo, n), lo, hi)
@@ -679,6 +683,15 @@ class RidgeCVProblem:
     def initial_points(self):
         return [{"alpha": float(a) if not self.alpha_per_feature else np.full(self.n_features, a)}
                 for a in self.cover_alphas()]
+
+    def fold_predictions(self, alpha):
+        """Per fold, the test predictions (in the data's units) at ``alpha``."""
+        _, _, w, _, _ = self.fold_hypergrad(alpha)
+        cols = np.arange(self.n_features)
+        out = []
+        for f, wk in zip(self.folds, w):
+            out.append(f.test_columns(cols) @ wk + f.y_mean)
+        return out
 
     def bound_hint(self, name, side):
         """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
@@ -722,9 +735,11 @@ class AdaptiveRidgeCVProblem:
 
     loss_name = "mse"
 
-    def __init__(self, folds, *, fit_intercept=True, bounds=None, gamma_max=2.0):
-        self.inner = RidgeCVProblem(folds, fit_intercept=fit_intercept, alpha_per_feature=True,
-                                    bounds=bounds)
+    def __init__(self, folds, *, fit_intercept=True, bounds=None, gamma_max=2.0, inner=None):
+        # ``inner``: the one-alpha-per-feature problem (default: K-fold; the estimator
+        # passes the exact leave-one-out problem for ``cv=None``).
+        self.inner = inner if inner is not None else RidgeCVProblem(
+            folds, fit_intercept=fit_intercept, alpha_per_feature=True, bounds=bounds)
         self.data_scale = self.inner.data_scale
         bounds = (self.inner.hyperparameters[0].lower, self.inner.hyperparameters[0].upper)
         self.n_features = self.inner.n_features

@@ -50,7 +50,7 @@ def _fit(est, X, y):
 # ``*_bound``: the optimum (alpha ~ 0.1 on diabetes) lies below the lower bound 1.
 TUNERS = {
     "lasso": lambda d, b: (ImplicitLassoCV(cv=3, tol=1e-10), *d),
-    "enet": lambda d, b: (ImplicitElasticNetCV(cv=3, tol=1e-10), *d),
+    "enet": lambda d, b: (ImplicitElasticNetCV(cv=3, l1_ratio="tune", tol=1e-10), *d),
     "ridge": lambda d, b: (ImplicitRidgeCV(cv=3), *d),
     "logistic": lambda d, b: (ImplicitLogisticRegressionCV(cv=3, tol=1e-10), *b),
     "search_1d_bound": lambda d, b: (

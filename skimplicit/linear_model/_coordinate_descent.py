@@ -52,8 +52,9 @@ def fit_enet(X, y, sample_weight, alpha, l1_ratio, *, fit_intercept, positive, t
 
 def enet_alpha_max(X, y, sample_weight, *, l1_ratio=1.0, fit_intercept=True, positive=False):
     """scikit-learn's ``alpha_max`` (``_alpha_grid``'s first value) on the whole data: the
-    smallest ``alpha`` whose elastic-net solution is zero (floored at the float64
-    resolution, as scikit-learn does for a constant target)."""
+    smallest ``alpha`` whose elastic-net solution is zero. Not floored at the float64
+    resolution as scikit-learn's grid is (data scaled by 1e-12 keeps its interval, scaled);
+    only a zero ``alpha_max`` (nothing to tune: a constant target) takes the resolution."""
     sw = np.asarray(sample_weight, float)
     yc = y - np.average(y, weights=sw) if fit_intercept else y
     yw = yc * sw
@@ -63,7 +64,7 @@ def enet_alpha_max(X, y, sample_weight, *, l1_ratio=1.0, fit_intercept=True, pos
         Xyw = Xyw - x_mean * yw.sum()
     top = max(0.0, float(np.max(Xyw))) if positive else float(np.max(np.abs(Xyw)))
     amax = top / (sw.sum() * l1_ratio)
-    return max(amax, float(np.finfo(np.float64).resolution))
+    return amax if amax > 0 and np.isfinite(amax) else float(np.finfo(np.float64).resolution)
 
 
 def check_alphas(alphas):

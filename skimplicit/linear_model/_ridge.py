@@ -286,8 +286,7 @@ n_features_in_, feature_names_in_ :
         return [self._make_tunable_problem(folds)]
 
     def _make_tunable_problem(self, folds):
-        if not hasattr(self, "_starts"):  # built outside fit (HypergradSearchCV)
-            self._given, self._starts = self._check_alphas()
+        self._given, self._starts = self._check_alphas()
         b = self._interval()
         if self.alpha_per_feature:
             return AdaptiveRidgeCVProblem(folds, fit_intercept=self.fit_intercept, bounds=b)

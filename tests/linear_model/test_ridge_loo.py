@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_regression
 from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.metrics import mean_squared_error, r2_score, root_mean_squared_error
 
 from skimplicit.linear_model import ImplicitRidgeCV
 from skimplicit.linear_model._ridge_loo import KINDS, RidgeLOOProblem
@@ -114,3 +115,23 @@ def test_ridgecv_loo_matches_dense_grid_and_per_target():
         assert alone.alpha_ == ours.alpha_[t]
     np.testing.assert_allclose(ours.coef_, Ridge(alpha=ours.alpha_).fit(X, y).coef_,
                                rtol=1e-8)
+
+
+def test_ridgecv_loo_per_feature_and_scorers():
+    X, y, sw = _data(60, 15, targets=2, seed=4)
+    one = ImplicitRidgeCV().fit(X, y, sample_weight=sw)
+    fam = ImplicitRidgeCV(alpha_per_feature=True).fit(X, y, sample_weight=sw)
+    # The family contains the one-alpha model (gamma = 0): its leave-one-out loss is
+    # not higher.
+    assert fam.alpha_.shape == (15,) and 0 <= fam.gamma_ <= 2
+    assert fam.cv_loss_ <= one.cv_loss_ * (1 + 1e-10)
+    # Chain-rule scorers: best_score_ is the scorer's value at alpha_ and no evaluated
+    # alpha scores better.
+    metrics = {"r2": r2_score,
+               "neg_root_mean_squared_error": lambda a, b: -root_mean_squared_error(a, b),
+               "neg_mean_squared_error": lambda a, b: -mean_squared_error(a, b)}
+    for scoring, metric in metrics.items():
+        est = ImplicitRidgeCV(scoring=scoring, store_cv_results=True).fit(X, y)
+        preds = est.cv_results_  # LOO predictions, (n, targets, n_alphas)
+        scores = [metric(y, preds[..., k]) for k in range(preds.shape[-1])]
+        assert est.best_score_ >= max(scores) - 1e-12 * abs(max(scores))

@@ -408,8 +408,10 @@ def _secant_polish(problem, result, max_iter=40):
     The outer loop stops within about 2 % in ``log alpha``; from its best point, a
     safeguarded secant (Illinois) search on ``d loss / d log alpha`` between the nearest
     evaluated points where it changes sign (none: nothing to do, e.g. a best point on a
-    bound). Its evaluations are recorded (phase "polish"); the best point is replaced
-    only by a lower loss.
+    bound). Its evaluations are recorded (phase "polish", counted as outer steps); the
+    best point is replaced only by a lower loss. The best point is then stationary to
+    rounding error: a finite-difference check of the hypergradient is meaningful away
+    from it (``check_hypergradient(..., params=...)``), not at it.
     """
     hp = problem.hyperparameters[0]
     recs = [r for r in result.records
@@ -443,6 +445,7 @@ def _secant_polish(problem, result, max_iter=40):
                                "time": time.perf_counter() - t0, "phase": "polish",
                                "precision": 1.0, "grad_norm": abs(gc),
                                "grad_z": np.array([gc])})
+        result.n_iter += 1  # an outer step (n_outer_iter_, the trajectory's numbering)
         if np.isfinite(ev.loss) and ev.loss <= result.best_loss:
             result.best_params, result.best_loss, result.best_evaluation = params, ev.loss, ev
         if not np.isfinite(gc) or gc == 0:

@@ -60,7 +60,7 @@ def make(method, cv):
     return {
         "ImplicitLassoCV": lambda: ImplicitLassoCV(cv=cv),
         "LassoCV": lambda: LassoCV(alphas=100, cv=cv),
-        "ImplicitElasticNetCV": lambda: ImplicitElasticNetCV(cv=cv),
+        "ImplicitElasticNetCV": lambda: ImplicitElasticNetCV(l1_ratio="tune", cv=cv),
         "ElasticNetCV": lambda: ElasticNetCV(l1_ratio=L1_RATIOS, alphas=100, cv=cv),
         "ImplicitRidgeCV": lambda: ImplicitRidgeCV(cv=cv),
         "ImplicitRidgeCV(per-feature)": lambda: ImplicitRidgeCV(cv=cv, alpha_per_feature=True),

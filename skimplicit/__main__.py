@@ -51,7 +51,7 @@ def main(argv=None):
         "GridSearchCV(Lasso, 100 alphas)": lambda: GridSearchCV(
             Lasso(), {"alpha": amax * np.logspace(0, -3, 100)}, cv=cv,
             scoring="neg_mean_squared_error"),
-        "ImplicitElasticNetCV": lambda: ImplicitElasticNetCV(cv=cv),
+        "ImplicitElasticNetCV(l1_ratio='tune')": lambda: ImplicitElasticNetCV(l1_ratio="tune", cv=cv),
         "ElasticNetCV(7 l1_ratios, alphas=100)": lambda: ElasticNetCV(
             l1_ratio=l1_ratios, alphas=100, cv=cv),
     }

@@ -133,7 +133,7 @@ def test_docs_build_without_gallery(tmp_path):
     # The front page, the user guide, the benchmarks page and a page per example.
     for page in ["index", "api", "benchmarks", "auto_examples/index", "user_guide/method",
                  "user_guide/choosing", "user_guide/pitfalls", "user_guide/gpu",
-                 "user_guide/parallel", "user_guide/tunable"]:
+                 "user_guide/parallel", "user_guide/tunable", "user_guide/differences"]:
         assert (html / f"{page}.html").is_file(), page
     for script in sorted((ROOT / "examples").glob("plot_*.py")):
         assert (html / "auto_examples" / f"{script.stem}.html").is_file(), script.name

@@ -63,7 +63,7 @@ DICTL = dict(n_components=4, alpha=0.3, max_iter=3, init_max_iter=5, max_outer_i
 # name -> (factory(**final_step_params), is_classifier)
 ESTIMATORS = {
     "lasso": (lambda **kw: ImplicitLassoCV(cv=3, **kw), False),
-    "enet": (lambda **kw: ImplicitElasticNetCV(cv=3, **kw), False),
+    "enet": (lambda **kw: ImplicitElasticNetCV(cv=3, l1_ratio="tune", **kw), False),
     "ridge": (lambda **kw: ImplicitRidgeCV(cv=3, **kw), False),
     "search_lasso": (lambda **kw: HypergradSearchCV(
         make_pipeline(StandardScaler(), Lasso(**kw)), {"lasso__alpha": "auto"}, cv=3), False),

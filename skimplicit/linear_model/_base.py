@@ -17,12 +17,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
+    _raise_for_params,
     _routing_enabled,
     process_routing,
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..model_selection._constant import tune_or_constant
+from ..model_selection._constant import constant_target_result, tune_or_constant
 from ..utils import check_fold_weights, check_sample_weight
 from ._cv_problems import split_folds
 
@@ -109,38 +110,70 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=np.float64)
         if not self._multi_output and y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
+        # scikit-learn's refits see None (not ones) when no weights are given.
+        self._sw_given = sample_weight is not None and not np.isscalar(sample_weight)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         if _routing_enabled():
             routed = process_routing(self, "fit", **params)
             groups = routed.splitter.split.get("groups")
         else:
-            unknown = set(params) - {"groups"}
-            if unknown:
-                raise TypeError(f"fit() got unexpected keyword arguments {sorted(unknown)}")
-            groups = params.get("groups")
-        cv = check_cv(self.cv)
-        splits = list(cv.split(X, y, groups))
+            # As scikit-learn's CV estimators: ``groups`` (any parameter) needs routing.
+            _raise_for_params(params, self, "fit")
+            groups = None
+        splits = self._splits(X, y, groups)
         check_fold_weights(splits, sample_weight)
         folds = split_folds(X, y, sample_weight, splits)
-        problem = self._make_tunable_problem(folds)
-        # Nothing to tune (a constant y, no varying feature): one evaluation at the
-        # strongest penalty in the bounds (every penalty fits the same constant model),
-        # as HypergradSearchCV does.
-        result = tune_or_constant(
-            problem, folds, fit_intercept=getattr(self, "fit_intercept", True),
-            init=self._init_point(problem),
-            max_outer_iter=self.max_outer_iter,
-            outer_tol=self.outer_tol, n_restarts=self.n_restarts, max_time=self.max_time,
-            verbose=self.verbose, random_state=self.random_state, n_jobs=self.n_jobs,
-        )
+        self._check_and_prepare(X, y, sample_weight)
+        # One problem, or one per value of a discrete hyperparameter (a list of l1_ratio):
+        # each tuned by the outer loop, the best kept.
+        problems = self._make_tunable_problems(folds)
+        results = [self._tune(problem, folds) for problem in problems]
+        best = int(np.argmin([r.best_loss for r in results]))
+        problem, result = problems[best], results[best]
         self.tuning_result_ = result
         self.history_ = result.history(problem.hyperparameters)
         self.n_outer_iter_ = result.n_iter
         self.cv_loss_ = result.best_loss
         self.cv_loss_std_ = float(np.std(result.best_evaluation.fold_losses))
         self._store_params(result.best_params, result)
+        if len(results) > 1 or getattr(self, "_always_store_results", False):
+            self._problems = problems
+            self._store_results(results, best)
         self._refit(X, y, sample_weight)
+        self.__dict__.pop("_problems", None)
         return self
+
+    def _splits(self, X, y, groups):
+        """The ``(train, test)`` index pairs of ``cv``."""
+        return list(check_cv(self.cv).split(X, y, groups))
+
+    def _check_and_prepare(self, X, y, sample_weight):
+        """Validation that needs the data (subclasses), before the problems are built."""
+
+    def _make_tunable_problems(self, folds):
+        return [self._make_tunable_problem(folds)]
+
+    def _store_results(self, results, best):
+        """Attributes over several tuned problems (subclasses)."""
+
+    def _tune(self, problem, folds):
+        """The outer loop on ``problem``; one evaluation when its search space is a point
+        (``alphas`` of one value, ``eps=1``), as for a target with nothing to tune."""
+        if all(np.all(np.asarray(hp.lower) == np.asarray(hp.upper))
+               for hp in problem.hyperparameters):
+            result = constant_target_result(problem)
+            result.stop_reason = "a single point"
+            return result
+        # Nothing to tune (a constant y, no varying feature): one evaluation at the
+        # strongest penalty in the bounds (every penalty fits the same constant model),
+        # as HypergradSearchCV does.
+        return tune_or_constant(
+            problem, folds, fit_intercept=getattr(self, "fit_intercept", True),
+            init=self._init_point(problem),
+            max_outer_iter=self.max_outer_iter,
+            outer_tol=self.outer_tol, n_restarts=self.n_restarts, max_time=self.max_time,
+            verbose=self.verbose, random_state=self.random_state, n_jobs=self.n_jobs,
+        )
 
     def _init_point(self, problem):
         if isinstance(self.alpha_init, str):
@@ -151,11 +184,31 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
     def _default_init(self, hp):
         return np.sqrt(hp.lower * hp.upper) if hp.scale == "log" else 0.5 * (hp.lower + hp.upper)
 
+    @staticmethod
+    def _path_records(result, names=("alpha",)):
+        """The evaluated points, one per distinct point (the tightest inner precision,
+        then the lowest loss, of repeated evaluations), by decreasing mean alpha."""
+        best = {}
+        for r in result.records:
+            # (equal to 12 digits: a point clipped to a bound from two sides)
+            key = tuple(np.round(np.concatenate([
+                np.ravel(np.log(np.asarray(r["params"][n], float)) if n == "alpha"
+                         else np.asarray(r["params"][n], float))
+                for n in names if n in r["params"]]), 12))
+            rank = (r["precision"], r["evaluation"].loss)
+            if key not in best or rank < best[key][0]:
+                best[key] = (rank, r)
+        return sorted((r for _, r in best.values()),
+                      key=lambda r: (-float(np.mean(r["params"]["alpha"])),
+                                     r["evaluation"].loss))
+
     def _path_attributes(self, result, names=("alpha",)):
-        """``alphas_`` and ``mse_path_``: the points visited and their per-fold losses."""
-        recs = sorted(result.records, key=lambda r: -float(np.mean(r["params"]["alpha"])))
+        """``alphas_`` and ``mse_path_``: the points evaluated and their per-fold losses
+        (see :meth:`_path_records`)."""
+        recs = self._path_records(result, names)
         self.alphas_ = np.array([np.asarray(r["params"]["alpha"], float) for r in recs])
         self.mse_path_ = np.array([r["evaluation"].fold_losses for r in recs])
+        return recs
 
     # -- prediction ----------------------------------------------------------------------
     def _decision_function(self, X):

@@ -8,7 +8,8 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import ElasticNet
+import sklearn.linear_model._coordinate_descent as _sk_cd
+from sklearn.utils import check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import ImplicitLinearModelCV, check_bounds
@@ -17,36 +18,116 @@ from ._cv_problems import EnetCVProblem
 __all__ = ["ImplicitLassoCV", "ImplicitElasticNetCV"]
 
 
-def fit_enet(X, y, sample_weight, alpha, l1_ratio, *, fit_intercept, positive, tol, max_iter):
-    """scikit-learn's ElasticNet at ``alpha`` (a scalar or one per feature: weighted Lasso).
+def fit_enet(X, y, sample_weight, alpha, l1_ratio, *, fit_intercept, positive, tol, max_iter,
+             precompute=False):
+    """scikit-learn's Lasso (``l1_ratio = 1``) or ElasticNet at ``alpha`` (a scalar or one
+    per feature: weighted Lasso), looked up in scikit-learn's module when called, with
+    ``precompute`` as ``LassoCV`` sets it on its refit ('auto' -> False) and
+    ``sample_weight=None`` passed on as such.
 
     Per-feature alphas are exact by rescaling columns: with ``w_j = (a / alpha_j) v_j`` and
     ``a = min alpha``, ``sum_j alpha_j |w_j| = a ||v||_1`` (l1_ratio = 1 only).
     """
     scale = None
     a = alpha
+    if isinstance(precompute, str):
+        precompute = False
     if np.ndim(alpha):
         a = float(np.min(alpha))
         scale = a / np.asarray(alpha, float)
         X = X @ sp.diags(scale) if sp.issparse(X) else X * scale
-    est = ElasticNet(alpha=a, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-                     positive=positive, tol=tol, max_iter=max_iter)
-    est.fit(X, y, sample_weight=sample_weight)
+        if not isinstance(precompute, bool):  # a Gram matrix of the unscaled X
+            precompute = False
+    common = dict(alpha=a, fit_intercept=fit_intercept, positive=positive, tol=tol,
+                  max_iter=max_iter, precompute=precompute)
+    est = (_sk_cd.Lasso(**common) if l1_ratio == 1
+           else _sk_cd.ElasticNet(l1_ratio=l1_ratio, **common))
+    if sample_weight is None:
+        est.fit(X, y)
+    else:
+        est.fit(X, y, sample_weight=sample_weight)
     coef = est.coef_ * scale if scale is not None else est.coef_
     return coef, est.intercept_, est.n_iter_, est.dual_gap_
 
 
+def enet_alpha_max(X, y, sample_weight, *, l1_ratio=1.0, fit_intercept=True, positive=False):
+    """scikit-learn's ``alpha_max`` (``_alpha_grid``'s first value) on the whole data: the
+    smallest ``alpha`` whose elastic-net solution is zero. Not floored at the float64
+    resolution as scikit-learn's grid is (data scaled by 1e-12 keeps its interval, scaled);
+    only a zero ``alpha_max`` (nothing to tune: a constant target) takes the resolution."""
+    sw = np.asarray(sample_weight, float)
+    yc = y - np.average(y, weights=sw) if fit_intercept else y
+    yw = yc * sw
+    Xyw = np.asarray(X.T @ yw).ravel()
+    if fit_intercept:
+        x_mean = np.asarray(X.T @ sw).ravel() / sw.sum()
+        Xyw = Xyw - x_mean * yw.sum()
+    top = max(0.0, float(np.max(Xyw))) if positive else float(np.max(np.abs(Xyw)))
+    amax = top / (sw.sum() * l1_ratio)
+    return amax if amax > 0 and np.isfinite(amax) else float(np.finfo(np.float64).resolution)
+
+
+def check_alphas(alphas):
+    """``alphas`` as scikit-learn validates a list (each a real >= 0); returns the positive
+    values, sorted decreasing, or raises when there is none (``alpha = 0``, no penalty,
+    is not a point of a log-scale search)."""
+    for index, alpha in enumerate(alphas):
+        check_scalar(alpha, f"alphas[{index}]", target_type=Real, min_val=0.0,
+                     include_boundaries="left")
+    pos = np.unique(np.asarray(alphas, float))
+    pos = pos[pos > 0][::-1]
+    if pos.size == 0:
+        raise ValueError(
+            f"alphas must contain a positive value (alpha = 0 is not searched in log "
+            f"scale); got {list(alphas)!r}."
+        )
+    return pos
+
+
 class _EnetTunerMixin:
-    """What ImplicitLassoCV and ImplicitElasticNetCV share beyond the base class."""
+    """What ImplicitLassoCV and ImplicitElasticNetCV share beyond the base class.
+
+    The search interval of ``alpha`` (with ``bounds='auto'``): an int ``alphas`` (the
+    grid's length in scikit-learn) and ``eps`` set it to ``[eps, 1] * alpha_max``,
+    ``alpha_max`` as scikit-learn computes it on the whole data; a list of ``alphas``
+    sets it to ``[min, max]`` of its positive values, which are the coarse cover's points
+    (the outer loop's starts). Explicit ``bounds`` override the interval.
+    """
+
+    def _check_and_prepare(self, X, y, sample_weight):
+        self._data_alpha_max = enet_alpha_max(
+            X, y, sample_weight, fit_intercept=self.fit_intercept, positive=self.positive)
+
+    def _alpha_interval(self, rho_lo, rho_hi):
+        """``(bounds, starts)`` of alpha for l1_ratio in ``[rho_lo, rho_hi]``."""
+        starts = None
+        if not isinstance(self.alphas, Integral):
+            starts = check_alphas(self.alphas)
+        b = check_bounds(self.bounds)
+        if b is not None:
+            return b, starts
+        if starts is not None:
+            return (float(starts[-1]), float(starts[0])), starts
+        if rho_lo == 0:
+            raise ValueError(
+                "Automatic alpha grid generation is not supported for l1_ratio=0. Please "
+                "supply a grid by providing your estimator with the appropriate `alphas=` "
+                "argument."
+            )
+        amax = getattr(self, "_data_alpha_max", None)
+        if amax is None:  # a problem built outside fit (HypergradSearchCV): the folds' own
+            return None, None
+        return (self.eps * amax / rho_hi, amax / rho_lo), None
 
     def _refit(self, X, y, sample_weight):
         with warnings.catch_warnings():
             warnings.simplefilter("always", ConvergenceWarning)
             self.coef_, self.intercept_, self.n_iter_, self.dual_gap_ = fit_enet(
-                X, y, sample_weight, self.alpha_, self.l1_ratio_,
-                fit_intercept=self.fit_intercept, positive=self.positive, tol=self.tol,
-                max_iter=self.max_iter,
+                X, y, sample_weight if self._sw_given else None, self.alpha_,
+                self.l1_ratio_, fit_intercept=self.fit_intercept, positive=self.positive,
+                tol=self.tol, max_iter=self.max_iter, precompute=self.precompute,
             )
+        self.__dict__.pop("_data_alpha_max", None)
 
 
 class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
@@ -69,10 +150,19 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
 
     Parameters
     ----------
+    eps : float, default=1e-3
+        With an int ``alphas`` (and ``bounds='auto'``): the search interval of alpha is
+        ``[eps * alpha_max, alpha_max]`` (scikit-learn's grid spans the same interval).
+    alphas : int or array-like, default=100
+        An int sets the search interval only (``eps`` above; the number of points
+        evaluated is the outer loop's). A list sets the interval to ``[min, max]`` of its
+        positive values, which are evaluated first (the coarse cover, the outer loop's
+        starts); zeros are ignored (no log-scale point).
     fit_intercept : bool, default=True
     precompute : 'auto', bool or array-like, default='auto'
-        Accepted for compatibility with :class:`~sklearn.linear_model.LassoCV`; the
-        inner solver chooses by itself.
+        As in :class:`~sklearn.linear_model.LassoCV`: a bool is passed to the inner
+        coordinate descent on each fold and to the refit; 'auto' is ``False``; a Gram
+        matrix is used by the refit only.
     max_iter : int, default=1000
         Maximum epochs of the inner coordinate descent.
     tol : float, default=1e-4
@@ -85,7 +175,8 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     verbose : int, default=0
         One line per outer step when > 0.
     n_jobs : int, default=None
-        Restarts run in parallel through joblib.
+        Restarts run in parallel through joblib (the folds of one evaluation are
+        solved in turn: unlike ``LassoCV``, there is no grid to spread).
     positive : bool, default=False
         Force nonnegative coefficients.
     random_state : int, RandomState instance or None, default=None
@@ -94,9 +185,7 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         Starting alpha; 'auto' starts from the best point of a 4-value warm-started
         path from ``alpha_max`` down to ``alpha_max / 100``.
     bounds : 'auto' or (float, float), default='auto'
-        Search interval of alpha; 'auto' is ``[1e-4, 0.9] * alpha_max`` where
-        ``alpha_max`` is the smallest over the training folds (above it every fold's
-        solution is 0 and the hypergradient vanishes).
+        Search interval of alpha; 'auto' is set by ``alphas`` and ``eps`` (above).
     max_outer_iter : int, default=30
         Hypergradient evaluations per start after the coarse path.
     outer_tol : float, default=1e-4
@@ -109,8 +198,9 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     alpha_per_feature : bool, default=False
         Tune one alpha per feature (the weighted Lasso), with one linear solve per
         hypergradient whatever their number.
-    selection : {'cyclic'}, default='cyclic'
-        Accepted for compatibility (the inner solver is cyclic).
+    selection : {'cyclic', 'random'}, default='cyclic'
+        Accepted for compatibility (the inner solver is cyclic: the solutions are the
+        same optimum).
 
     Attributes
     ----------
@@ -131,8 +221,9 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     history_ : dict of ndarray
         One entry per evaluation: ``alpha``, ``grad_alpha``, ``loss``, ``loss_std``,
         ``grad_norm``, ``time``, ``precision``, ``converged``, ``phase``.
-    alphas_ : ndarray
-        Alphas visited (coarse path and descent), in decreasing order.
+    alphas_ : ndarray of shape (n_alphas,)
+        Alphas evaluated (coarse cover and descent), in decreasing order (``n_alphas``:
+        the number of evaluations, not the ``alphas`` parameter).
     mse_path_ : ndarray of shape (n_alphas, n_folds)
         Validation MSE per fold at ``alphas_``, as in ``LassoCV``.
     tuning_result_ : TuningResult
@@ -177,14 +268,18 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "positive": ["boolean"],
-        "selection": [StrOptions({"cyclic"})],
+        "selection": [StrOptions({"cyclic", "random"})],
+        "eps": [Interval(Real, 0, None, closed="neither")],
+        "alphas": [Interval(Integral, 1, None, closed="left"), "array-like"],
     }
 
-    def __init__(self, *, fit_intercept=True, precompute="auto", max_iter=1000, tol=1e-4,
-                 copy_X=True, cv=None, verbose=0, n_jobs=None, positive=False,
-                 random_state=None, alpha_init="auto", bounds="auto", max_outer_iter=30,
-                 outer_tol=1e-4, n_restarts=1, max_time=None, alpha_per_feature=False,
-                 selection="cyclic"):
+    def __init__(self, *, eps=1e-3, alphas=100, fit_intercept=True, precompute="auto",
+                 max_iter=1000, tol=1e-4, copy_X=True, cv=None, verbose=0, n_jobs=None,
+                 positive=False, random_state=None, selection="cyclic", alpha_init="auto",
+                 bounds="auto", max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
+                 max_time=None, alpha_per_feature=False):
+        self.eps = eps
+        self.alphas = alphas
         self.fit_intercept = fit_intercept
         self.precompute = precompute
         self.max_iter = max_iter
@@ -205,10 +300,11 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         self.selection = selection
 
     def _make_tunable_problem(self, folds):
+        bounds, starts = self._alpha_interval(1.0, 1.0)
         return EnetCVProblem(
             folds, fit_intercept=self.fit_intercept, l1_ratio=1.0,
             alpha_per_feature=self.alpha_per_feature, positive=self.positive, tol=self.tol,
-            max_iter=self.max_iter, bounds=check_bounds(self.bounds),
+            max_iter=self.max_iter, bounds=bounds, starts=starts, precompute=self.precompute,
         )
 
     def _store_params(self, best, result):
@@ -218,7 +314,7 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
 
 
 class ImplicitElasticNetCV(_EnetTunerMixin, ImplicitLinearModelCV):
-    r"""Elastic net with ``alpha`` and ``l1_ratio`` tuned by hypergradient descent.
+    r"""Elastic net with ``alpha`` (and, opt-in, ``l1_ratio``) tuned by hypergradients.
 
     A drop-in for :class:`sklearn.linear_model.ElasticNetCV` with scikit-learn's
     objective on each training fold and in the refit,
@@ -227,30 +323,42 @@ class ImplicitElasticNetCV(_EnetTunerMixin, ImplicitLinearModelCV):
         \frac{1}{2 n} \|y - X w - b\|_2^2 + \alpha \rho \|w\|_1
         + \frac{\alpha (1 - \rho)}{2} \|w\|_2^2, \qquad \rho = \text{l1\_ratio},
 
-    where both :math:`\log\alpha` and :math:`\rho` are moved by the hypergradient of
-    the mean validation MSE (one batched linear solve on the folds' supports per step),
-    instead of a grid of ``l1_ratio`` values times a path of alphas.
+    where :math:`\log\alpha` (and, with ``l1_ratio="tune"``, :math:`\rho`) is moved by
+    the hypergradient of the mean validation MSE (one batched linear solve on the
+    folds' supports per step), instead of a path over a grid of alphas.
 
     Parameters
     ----------
-    l1_ratio : 'tune' or float in (0, 1], default='tune'
-        A float fixes the mix (only alpha is tuned).
+    l1_ratio : float in [0, 1], array-like of such floats, or 'tune', default=0.5
+        As in ``ElasticNetCV``: a float fixes the mix; a list is searched as
+        ``ElasticNetCV`` does (alpha tuned for each value, the best pair kept).
+        ``l1_ratio = 0`` (ridge) needs a list of ``alphas``, as in scikit-learn.
+        ``'tune'`` (opt-in) moves ``l1_ratio`` continuously within ``l1_ratio_bounds``
+        together with alpha.
     l1_ratio_bounds : (float, float), default=(0.01, 1.0)
-        Search interval of ``l1_ratio`` when tuned (linear scale).
-    fit_intercept, precompute, max_iter, tol, copy_X, cv, verbose, n_jobs, positive, \
-random_state, alpha_init, bounds, max_outer_iter, outer_tol, n_restarts, max_time, \
+        Search interval of ``l1_ratio`` with ``l1_ratio='tune'`` (linear scale).
+    eps, alphas, fit_intercept, precompute, max_iter, tol, copy_X, cv, verbose, n_jobs, \
+positive, random_state, alpha_init, bounds, max_outer_iter, outer_tol, n_restarts, max_time, \
 selection :
-        As in :class:`ImplicitLassoCV` ('auto' bounds of alpha: ``[1e-4, 0.9 / rho_min]
-        * alpha_max`` with ``alpha_max`` computed for ``l1_ratio = 1``).
+        As in :class:`ImplicitLassoCV` (``alpha_max`` of ``l1_ratio``:
+        ``alpha_max(l1_ratio=1) / l1_ratio``; with 'tune', the interval spans the
+        bounds of ``l1_ratio``).
 
     Attributes
     ----------
     alpha_ : float
     l1_ratio_ : float
+    alphas_ : ndarray of shape (n_alphas,)
+        Alphas evaluated, decreasing; with a list of ``l1_ratio``, the union over its
+        values.
+    mse_path_ : ndarray of shape (n_alphas, n_folds) or (n_l1_ratio, n_alphas, n_folds)
+        Validation MSE per fold at ``alphas_``; with a list of ``l1_ratio``, one layer
+        per value, NaN where that value did not evaluate that alpha.
     coef_, intercept_, n_iter_, dual_gap_, n_outer_iter_, cv_loss_, cv_loss_std_, \
-history_, alphas_, mse_path_, tuning_result_, n_features_in_, feature_names_in_ :
-        As in :class:`ImplicitLassoCV`; ``history_`` also holds ``l1_ratio`` and
-        ``grad_l1_ratio``, and ``l1_ratios_`` the l1_ratio of each row of ``alphas_``.
+history_, tuning_result_, n_features_in_, feature_names_in_ :
+        As in :class:`ImplicitLassoCV` (for the chosen ``l1_ratio_``); with 'tune',
+        ``history_`` also holds ``l1_ratio`` and ``grad_l1_ratio``, and ``l1_ratios_``
+        the l1_ratio of each row of ``alphas_``.
 
     See Also
     --------
@@ -262,23 +370,25 @@ history_, alphas_, mse_path_, tuning_result_, n_features_in_, feature_names_in_ 
     >>> from sklearn.datasets import load_diabetes
     >>> from skimplicit.linear_model import ImplicitElasticNetCV
     >>> X, y = load_diabetes(return_X_y=True)
-    >>> reg = ImplicitElasticNetCV(cv=3).fit(X, y)
+    >>> reg = ImplicitElasticNetCV(cv=3, l1_ratio="tune").fit(X, y)
     >>> bool(0 < reg.l1_ratio_ <= 1)
     True
     """
 
     _parameter_constraints: dict = {
         **ImplicitLassoCV._parameter_constraints,
-        "l1_ratio": [StrOptions({"tune"}), Interval(Real, 0, 1, closed="right")],
+        "l1_ratio": [StrOptions({"tune"}), Interval(Real, 0, 1, closed="both"), "array-like"],
         "l1_ratio_bounds": [tuple, list],
     }
 
-    def __init__(self, *, l1_ratio="tune", l1_ratio_bounds=(0.01, 1.0), fit_intercept=True,
-                 precompute="auto", max_iter=1000, tol=1e-4, copy_X=True, cv=None, verbose=0,
-                 n_jobs=None, positive=False, random_state=None, alpha_init="auto",
-                 bounds="auto", max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
-                 max_time=None, selection="cyclic"):
+    def __init__(self, *, l1_ratio=0.5, eps=1e-3, alphas=100, fit_intercept=True,
+                 precompute="auto", max_iter=1000, tol=1e-4, cv=None, copy_X=True, verbose=0,
+                 n_jobs=None, positive=False, random_state=None, selection="cyclic",
+                 l1_ratio_bounds=(0.01, 1.0), alpha_init="auto", bounds="auto",
+                 max_outer_iter=30, outer_tol=1e-4, n_restarts=1, max_time=None):
         self.l1_ratio = l1_ratio
+        self.eps = eps
+        self.alphas = alphas
         self.l1_ratio_bounds = l1_ratio_bounds
         self.fit_intercept = fit_intercept
         self.precompute = precompute
@@ -298,28 +408,71 @@ history_, alphas_, mse_path_, tuning_result_, n_features_in_, feature_names_in_ 
         self.max_time = max_time
         self.selection = selection
 
-    def _make_tunable_problem(self, folds):
-        tuned = isinstance(self.l1_ratio, str)
+    def _l1_ratios(self):
+        """The fixed values of ``l1_ratio`` (a list, validated), or None for 'tune'."""
+        if isinstance(self.l1_ratio, str):
+            return None
+        ratios = np.atleast_1d(np.asarray(self.l1_ratio, dtype=float))
+        if ratios.ndim != 1 or ratios.size == 0 or not np.all((ratios >= 0) & (ratios <= 1)):
+            raise ValueError(
+                f"l1_ratio must be 'tune', a float in [0, 1] or a non-empty list of such "
+                f"floats; got {self.l1_ratio!r}."
+            )
+        return [float(r) for r in ratios]
+
+    def _problem(self, folds, l1_ratio):
+        tuned = l1_ratio is None
         lo, hi = (float(b) for b in self.l1_ratio_bounds)
-        if not 0 < lo < hi <= 1:
+        if tuned and not 0 < lo < hi <= 1:
             raise ValueError(
                 f"l1_ratio_bounds must satisfy 0 < low < high <= 1; got {self.l1_ratio_bounds}."
             )
+        bounds, starts = (self._alpha_interval(lo, hi) if tuned
+                          else self._alpha_interval(l1_ratio, l1_ratio))
         return EnetCVProblem(
             folds, fit_intercept=self.fit_intercept,
-            l1_ratio=0.7 if tuned else self.l1_ratio, tune_l1_ratio=tuned,
+            l1_ratio=0.7 if tuned else l1_ratio, tune_l1_ratio=tuned,
             positive=self.positive, tol=self.tol, max_iter=self.max_iter,
-            bounds=check_bounds(self.bounds), l1_ratio_bounds=(lo, hi),
+            bounds=bounds, l1_ratio_bounds=(lo, hi), starts=starts,
+            precompute=self.precompute,
         )
+
+    def _make_tunable_problem(self, folds):
+        ratios = self._l1_ratios()
+        return self._problem(folds, None if ratios is None else ratios[0])
+
+    def _make_tunable_problems(self, folds):
+        ratios = self._l1_ratios()
+        if ratios is None:
+            return [self._problem(folds, None)]
+        return [self._problem(folds, r) for r in ratios]
 
     def _default_init(self, hp):
         return 0.7 if hp.name == "l1_ratio" else super()._default_init(hp)
 
     def _store_params(self, best, result):
         self.alpha_ = best["alpha"]
-        self.l1_ratio_ = float(best.get("l1_ratio", self.l1_ratio))
-        self._path_attributes(result)
-        recs = sorted(result.records, key=lambda r: -float(np.mean(r["params"]["alpha"])))
-        self.l1_ratios_ = np.array(
-            [float(r["params"].get("l1_ratio", self.l1_ratio_)) for r in recs]
-        )
+        self.l1_ratio_ = (float(best["l1_ratio"]) if "l1_ratio" in best
+                          else self._l1_ratios()[0])
+        recs = self._path_attributes(result, ("alpha", "l1_ratio"))
+        if isinstance(self.l1_ratio, str):
+            self.l1_ratios_ = np.array(
+                [float(r["params"].get("l1_ratio", self.l1_ratio_)) for r in recs]
+            )
+
+    def _store_results(self, results, best):
+        """A list of ``l1_ratio``: ``l1_ratio_`` the best value; ``alphas_`` the union of
+        the alphas evaluated, ``mse_path_`` one layer per value (NaN where not evaluated)."""
+        self.l1_ratio_ = self._l1_ratios()[best]
+        per = []
+        for r in results:
+            per.append({float(rec["params"]["alpha"]): rec["evaluation"].fold_losses
+                        for rec in self._path_records(r)})
+        alphas = np.array(sorted(set().union(*per), reverse=True))
+        n_folds = len(results[0].best_evaluation.fold_losses)
+        path = np.full((len(results), alphas.size, n_folds), np.nan)
+        for i, d in enumerate(per):
+            for j, a in enumerate(alphas):
+                if a in d:
+                    path[i, j] = d[a]
+        self.alphas_, self.mse_path_ = alphas, path

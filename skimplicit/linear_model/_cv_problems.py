@@ -274,7 +274,8 @@ class EnetCVProblem:
 
     def __init__(self, folds, *, fit_intercept=True, l1_ratio=1.0,
                  tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
-                 max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6):
+                 max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6,
+                 starts=None, precompute=False):
         self.n_features = folds[0].X_train.shape[1]
         self._n_folds = len(folds)
         self._rows = (max(d.X_train.shape[0] for d in folds),
@@ -286,6 +287,11 @@ class EnetCVProblem:
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
         self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
+        # The user's alphas (a list): the cover's points instead of the log-spaced line.
+        self.starts = None if starts is None else np.sort(np.asarray(starts, float))[::-1]
+        # scikit-learn's ``precompute`` for the inner coordinate descent (a Gram matrix
+        # given by the user is of the whole data, not of a fold: not used on the folds).
+        self.precompute = precompute if isinstance(precompute, bool) else False
         self.l1_ratio_bounds = tuple(float(b) for b in l1_ratio_bounds)
         # A training fold with a constant target (or no varying feature) has alpha_max = 0
         # (its solution is zero for every alpha): the bounds come from the others. If
@@ -348,6 +354,11 @@ class EnetCVProblem:
     def _cover_line(self, rho, per_decade):
         amax = self.alpha_max_l1
         lo, hi = np.min(self.hyperparameters[0].lower), np.max(self.hyperparameters[0].upper)
+        if self.starts is not None:  # the user's alphas, strong to weak
+            grid = np.clip(self.starts, lo, hi)
+            return [{"alpha": float(a) if not self.alpha_per_feature
+                     else np.full(self.n_features, float(a)),
+                     **({"l1_ratio": rho} if self.tune_l1_ratio else {})} for a in grid]
         top = min(hi, amax / max(rho, 1e-12))
         if top <= lo:  # the interval lies in the dead zone: cover it anyway
             top = hi
@@ -449,7 +460,8 @@ class EnetCVProblem:
 
     def _cd(self, X, y, a, l1_ratio, tol, v0, sw, intercept):
         est = ElasticNet(alpha=a, l1_ratio=l1_ratio, fit_intercept=self.fit_intercept and intercept,
-                         precompute=False, warm_start=True, positive=self.positive,
+                         precompute=self.precompute, warm_start=True,
+                         positive=self.positive,
                          tol=tol, max_iter=self.max_iter, selection="cyclic")
         if v0 is not None:
             est.coef_ = np.array(v0, dtype=float)
@@ -609,7 +621,9 @@ class RidgeCVProblem:
     loss_name = "mse"
 
     def __init__(self, folds, *, fit_intercept=True, alpha_per_feature=False,
-                 bounds=None):
+                 bounds=None, starts=None):
+        # The user's alphas (a list): the cover's points instead of the log-spaced line.
+        self.starts = None if starts is None else np.sort(np.asarray(starts, float))[::-1]
         folds = [d._replace(X_train=_dense(d.X_train), X_test=_dense(d.X_test)) for d in folds]
         self.folds = make_folds(folds, fit_intercept, normalize_weights=False)
         self.n_features = folds[0].X_train.shape[1]
@@ -660,6 +674,8 @@ class RidgeCVProblem:
         upper bound (strong) to the lower one, ``COVER_PER_DECADE`` points a decade."""
         hp = self.hyperparameters[0]
         lo, hi = float(np.min(hp.lower)), float(np.max(hp.upper))
+        if self.starts is not None:
+            return np.clip(self.starts, lo, hi)
         n = int(np.clip(np.ceil(np.log10(hi / lo) * self.COVER_PER_DECADE) + 1, 2,
                         self.COVER_MAX))
         return np.clip(np.geomspace(hi, lo, n), lo, hi)
@@ -667,6 +683,15 @@ class RidgeCVProblem:
     def initial_points(self):
         return [{"alpha": float(a) if not self.alpha_per_feature else np.full(self.n_features, a)}
                 for a in self.cover_alphas()]
+
+    def fold_predictions(self, alpha):
+        """Per fold, the test predictions (in the data's units) at ``alpha``."""
+        _, _, w, _, _ = self.fold_hypergrad(alpha)
+        cols = np.arange(self.n_features)
+        out = []
+        for f, wk in zip(self.folds, w):
+            out.append(f.test_columns(cols) @ wk + f.y_mean)
+        return out
 
     def bound_hint(self, name, side):
         """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
@@ -710,9 +735,11 @@ class AdaptiveRidgeCVProblem:
 
     loss_name = "mse"
 
-    def __init__(self, folds, *, fit_intercept=True, bounds=None, gamma_max=2.0):
-        self.inner = RidgeCVProblem(folds, fit_intercept=fit_intercept, alpha_per_feature=True,
-                                    bounds=bounds)
+    def __init__(self, folds, *, fit_intercept=True, bounds=None, gamma_max=2.0, inner=None):
+        # ``inner``: the one-alpha-per-feature problem (default: K-fold; the estimator
+        # passes the exact leave-one-out problem for ``cv=None``).
+        self.inner = inner if inner is not None else RidgeCVProblem(
+            folds, fit_intercept=fit_intercept, alpha_per_feature=True, bounds=bounds)
         self.data_scale = self.inner.data_scale
         bounds = (self.inner.hyperparameters[0].lower, self.inner.hyperparameters[0].upper)
         self.n_features = self.inner.n_features

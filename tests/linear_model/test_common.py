@@ -9,7 +9,7 @@ FAST = dict(cv=3, max_outer_iter=4)
 ESTIMATORS = [
     ImplicitLassoCV(**FAST),
     ImplicitLassoCV(alpha_per_feature=True, **FAST),
-    ImplicitElasticNetCV(**FAST),
+    ImplicitElasticNetCV(l1_ratio="tune", **FAST),
     ImplicitElasticNetCV(l1_ratio=0.5, **FAST),
     ImplicitRidgeCV(**FAST),
     ImplicitRidgeCV(alpha_per_feature=True, **FAST),

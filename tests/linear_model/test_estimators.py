@@ -54,7 +54,7 @@ def test_lasso_matches_or_beats_lassocv(diabetes):
 
 def test_elastic_net_tunes_both(diabetes):
     X, y = diabetes
-    est = ImplicitElasticNetCV(cv=CV).fit(X, y)
+    est = ImplicitElasticNetCV(cv=CV, l1_ratio="tune").fit(X, y)
     assert 0 < est.l1_ratio_ <= 1 and est.alpha_ > 0
     assert np.isfinite(est.history_["grad_l1_ratio"][-1])
     ref = ElasticNet(alpha=est.alpha_, l1_ratio=est.l1_ratio_).fit(X, y)
@@ -127,12 +127,19 @@ def test_pipeline_clone_pickle_and_parallel_cross_val(diabetes):
 
 
 def test_groups_are_routed_to_the_splitter(diabetes):
+    """As scikit-learn's CV estimators: ``groups`` (any fit parameter) needs metadata
+    routing; with it, it reaches the splitter."""
+    from sklearn import config_context
+
     X, y = diabetes
     groups = np.arange(len(y)) % 4
-    est = ImplicitLassoCV(cv=GroupKFold(4), max_outer_iter=3).fit(X, y, groups=groups)
-    assert est.mse_path_.shape[1] == 4
-    with pytest.raises(TypeError, match="unexpected keyword"):
+    with pytest.raises(ValueError, match="only supported if enable_metadata_routing=True"):
+        ImplicitLassoCV(cv=GroupKFold(4), max_outer_iter=3).fit(X, y, groups=groups)
+    with pytest.raises(ValueError, match="only supported if enable_metadata_routing=True"):
         ImplicitLassoCV(cv=3).fit(X, y, foo=1)
+    with config_context(enable_metadata_routing=True):
+        est = ImplicitLassoCV(cv=GroupKFold(4), max_outer_iter=3).fit(X, y, groups=groups)
+    assert est.mse_path_.shape[1] == 4
 
 
 @pytest.mark.parametrize("Est", [ImplicitLassoCV, ImplicitElasticNetCV, ImplicitRidgeCV])

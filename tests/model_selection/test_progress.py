@@ -26,7 +26,7 @@ def _lines(text):
 
 def test_verbose_header_lines_and_summary(diabetes, capsys):
     X, y = diabetes
-    est = ImplicitElasticNetCV(cv=3, verbose=1, max_time=100).fit(X, y)
+    est = ImplicitElasticNetCV(cv=3, l1_ratio="tune", verbose=1, max_time=100).fit(X, y)
     lines = _lines(capsys.readouterr().out)
     result = est.tuning_result_
     header, *evals, summary = lines

@@ -57,16 +57,17 @@ def two_basins():
 
 @pytest.mark.parametrize("make", [
     lambda: ImplicitLassoCV(cv=CV),
-    lambda: ImplicitElasticNetCV(cv=CV),
+    lambda: ImplicitElasticNetCV(cv=CV, l1_ratio="tune"),
 ], ids=["lasso", "enet"])
 def test_two_basins_the_deeper_one_is_found(two_basins, make):
     X, y, best, _ = two_basins
     est = make().fit(X, y)
     assert est.cv_loss_ <= 1.01 * best
-    # The cover ran over the whole interval (not stopped once the loss "flattened").
+    # The cover ran over the whole interval, down to eps * alpha_max (not stopped once
+    # the loss "flattened").
     h = est.history_
     path = h["alpha"][h["phase"] == "path"]
-    assert path.min() <= 1e-4 * alpha_max(X, y)
+    assert path.min() <= est.eps * alpha_max(X, y) * (1 + 1e-9)
 
 
 def test_two_basins_hypergrad_search(two_basins):
@@ -192,7 +193,7 @@ def _check_inside(est, names_bounds):
 
 def test_l1_ratio_bounds_are_kept():
     X, y = REG
-    est = ImplicitElasticNetCV(cv=CV, l1_ratio_bounds=(0.1, 0.9)).fit(X, y)
+    est = ImplicitElasticNetCV(cv=CV, l1_ratio="tune", l1_ratio_bounds=(0.1, 0.9)).fit(X, y)
     assert 0.1 <= est.l1_ratio_ <= 0.9
     _check_inside(est, {"l1_ratio": (0.1, 0.9)})
 
@@ -222,7 +223,7 @@ def test_enet_alpha_and_l1_ratio_bounds(side):
     X, y = REG
     free = ImplicitLassoCV(cv=CV).fit(X, y).alpha_
     b = (free * 3, free * 30) if side == "lower" else (free / 300, free / 30)
-    est = ImplicitElasticNetCV(cv=CV, bounds=b, l1_ratio_bounds=(0.2, 0.6))
+    est = ImplicitElasticNetCV(cv=CV, l1_ratio="tune", bounds=b, l1_ratio_bounds=(0.2, 0.6))
     with pytest.warns(UserWarning, match="bound of its search interval"):
         est.fit(X, y)
     assert est.tuning_result_.stop_reason.startswith("at ")
@@ -279,10 +280,10 @@ def test_search_param_bounds(side):
 def test_enet_start_in_the_dead_zone_is_left():
     X, y = REG
     amax = alpha_max(X, y)
-    ref = ImplicitElasticNetCV(cv=CV).fit(X, y)
+    ref = ImplicitElasticNetCV(cv=CV, l1_ratio="tune").fit(X, y)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est = ImplicitElasticNetCV(cv=CV, alpha_init=20 * amax).fit(X, y)
+        est = ImplicitElasticNetCV(cv=CV, l1_ratio="tune", alpha_init=20 * amax).fit(X, y)
     assert not any("coarse path only" in str(w.message) for w in caught)
     assert np.count_nonzero(est.coef_) > 0
     assert est.cv_loss_ <= 1.01 * ref.cv_loss_

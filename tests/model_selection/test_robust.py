@@ -304,3 +304,23 @@ def test_bounds_holding_only_a_flat_region_raise():
     amax = alpha_max(X, y)
     with pytest.raises(ValueError, match="nothing to tune.*`bounds`"):
         ImplicitLassoCV(cv=CV, bounds=(2 * amax, 10 * amax)).fit(X, y)
+
+
+def test_automatic_lower_bound_of_ridge_alpha_grows_on_ill_conditioned_data():
+    # The signal lives in the difference of two nearly equal columns (eigenvalue ~1e-6 of
+    # the data's scale): any shrinkage there costs, the loss keeps falling towards the
+    # least-squares limit below the automatic lower bound (1e-6 of the scale), which
+    # grows (10^1.5 at a time, at most twice: 1e-9 of the scale); the warning then names
+    # the final bound.
+    r = np.random.RandomState(0)
+    z, u = r.randn(400), r.randn(400)
+    X = np.c_[z, z + 1e-3 * u, r.randn(400)]
+    y = 1e3 * (X[:, 1] - X[:, 0]) + 0.01 * r.randn(400)
+    with pytest.warns(UserWarning, match="lower bound of its search interval"):
+        est = ImplicitRidgeCV(cv=KFold(5, shuffle=True, random_state=0)).fit(X, y)
+    h = est.history_
+    alpha = np.asarray(h["alpha"], float)
+    first = np.min(alpha[h["phase"] == "path"])  # the cover ends on the automatic bound
+    assert est.alpha_ == pytest.approx(first / 1e3, rel=1e-9)
+    loss = np.asarray(h["loss"], float)
+    assert np.min(loss) < 0.5 * np.min(loss[alpha >= first * (1 - 1e-12)])

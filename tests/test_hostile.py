@@ -597,9 +597,9 @@ def test_string_target_rejected(name):
 # =======================================================================================
 def _with_bounds(name, bounds):
     if name == "search_lasso":
-        return make(name).set_params(param_bounds={"lasso__alpha": bounds})
+        return make(name).set_params(param_grid={"lasso__alpha": bounds})
     if name == "search_logistic":
-        return make(name).set_params(param_bounds={"C": bounds})
+        return make(name).set_params(param_grid={"C": bounds})
     return make(name, bounds=bounds)
 
 

@@ -438,7 +438,7 @@ class SearchProblem:
         inner = getattr(self.problem, "bound_hint", None)
         if inner is not None and inner(name, side) is None:
             return None
-        return f"its entry in `param_bounds` (the {side} end)"
+        return f"its entry in `param_grid` (the {side} end)"
 
     @property
     def cover_with_grad(self):

@@ -133,6 +133,15 @@ def _estimator_has(attr):
     return check
 
 
+def _search_has_score(self):
+    """``score`` is available with a scorer (as GridSearchCV), else if the estimator has it."""
+    if self.scoring is not None:
+        if self.refit is False:
+            return _estimator_has("score")(self)
+        return True
+    return _estimator_has("score")(self)
+
+
 def _scorer_name(scoring):
     """The name of the differentiable-loss scorer ``scoring`` stands for, else ``None``.
 
@@ -180,6 +189,13 @@ def _one_point_result(problem):
                         records=[rec], n_iter=0, stop_reason="nothing to tune")
 
 
+def _point_key(params):
+    """A point's identity: its values to 12 significant digits (a descent's start,
+    ``exp(log(alpha))``, can differ from the cover's ``alpha`` in the last bit)."""
+    return tuple((k, tuple(f"{x:.12g}" for x in np.ravel(np.asarray(v, float))))
+                 for k, v in sorted(params.items()))
+
+
 def _dedupe(records, best_evaluation):
     """The records without repeats of a point, and the row of ``best_evaluation``.
 
@@ -189,8 +205,7 @@ def _dedupe(records, best_evaluation):
     """
     rows, seen, best = [], {}, 0
     for r in records:
-        key = b"".join(np.round(np.asarray(v, float), 12).tobytes()
-                       for _, v in sorted(r["params"].items()))
+        key = _point_key(r["params"])
         if key in seen:
             i = seen[key]
             first = rows[i]
@@ -842,7 +857,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         self._check_fitted("score_samples")
         return self.best_estimator_.score_samples(X)
 
-    @available_if(_estimator_has("score"))
+    @available_if(_search_has_score)
     def score(self, X, y=None, **params):
         """Score of the refit best estimator on ``(X, y)``.
 

@@ -617,7 +617,7 @@ def test_bounds_above_alpha_max(name):
     """Every solution in the user's bounds is zero (a flat CV loss, nothing else to
     search): a clear error naming the bounds to move (issue 13), never the zero model."""
     est = _with_bounds(name, (1e3, 1e4))
-    with pytest.raises(ValueError, match="nothing to tune.*(`bounds`|`param_bounds`)"):
+    with pytest.raises(ValueError, match="nothing to tune.*(`bounds`|`param_grid`)"):
         est.fit(X, y)
 
 

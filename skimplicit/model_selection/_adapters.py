@@ -15,7 +15,7 @@ Three kinds of final step are understood:
   :func:`tuned_final_step`.
 
 :class:`SearchProblem` then restricts a problem to the hyperparameters named in
-``param_bounds`` (the others are held at the estimator's own values), with the user's
+``param_grid`` (the others are held at the estimator's own values), with the user's
 bounds and scales, and turns a failed evaluation into ``error_score``.
 """
 
@@ -143,7 +143,8 @@ def parse_param_grid(param_grid, prefix, final):
                 )
             pts = [float(v) for v in distinct]
             if not all(np.isfinite(pts)):
-                raise ValueError(f"param_grid[{key!r}] must hold finite numbers; got {pts}.")
+                raise ValueError(f"param_grid[{key!r}] (the bounds and starts) must hold "
+                                 f"finite numbers; got {pts}.")
             bounds[name] = (min(pts), max(pts), None)
             starts[name] = pts
             continue
@@ -163,7 +164,8 @@ def parse_param_grid(param_grid, prefix, final):
         lo, hi = float(lo), float(hi)
         if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
             raise ValueError(
-                f"param_grid[{key!r}] must satisfy low < high (finite); got ({lo}, {hi})."
+                f"The bounds (low, high) in param_grid[{key!r}] must satisfy low < high "
+                f"(finite); got ({lo}, {hi})."
             )
         if scale is not None and scale not in ("log", "linear"):
             raise ValueError(
@@ -384,7 +386,7 @@ def restrict(problem, final, bounds, *, error_score="raise", starts=None, allow_
         new_all.append(hp)
     if not tuned and not allow_empty:
         raise ValueError(
-            "param_bounds names no hyperparameter to tune; tunable by hypergradients: "
+            "param_grid names no hyperparameter to tune; tunable by hypergradients: "
             f"{sorted(own)}."
         )
     # The problem's own path clips to its first hyperparameter's bounds: keep them in sync.
@@ -433,7 +435,7 @@ class SearchProblem:
             f(state)
 
     def bound_hint(self, name, side):
-        """How to widen a bound: ``param_bounds`` (none at a natural limit of the problem,
+        """How to widen a bound: ``param_grid`` (none at a natural limit of the problem,
         such as ``l1_ratio = 1``)."""
         inner = getattr(self.problem, "bound_hint", None)
         if inner is not None and inner(name, side) is None:

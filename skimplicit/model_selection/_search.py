@@ -249,9 +249,11 @@ def _column(values):
 class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     r"""Tune a pipeline's final-step hyperparameters by hypergradient descent on K-fold CV.
 
-    A drop-in for :class:`~sklearn.model_selection.GridSearchCV` where a grid is replaced by
-    bounds: ``GridSearchCV(pipe, {"lasso__alpha": alphas})`` becomes
-    ``HypergradSearchCV(pipe, {"lasso__alpha": (1e-3, 1e1)})``. Instead of refitting the
+    A drop-in for :class:`~sklearn.model_selection.GridSearchCV`:
+    ``GridSearchCV(pipe, {"lasso__alpha": alphas})`` becomes
+    ``HypergradSearchCV(pipe, {"lasso__alpha": alphas})``, where the list ``alphas`` is
+    read as the interval ``[min, max]`` searched and the coarse starts of the descent
+    (or give ``(1e-3, 1e1)``). Instead of refitting the
     pipeline at every grid point, the gradient of the mean validation loss with respect
     to the hyperparameters (the *hypergradient*) is computed by implicit differentiation
     of the final step's optimality conditions, for all folds in one batched JAX call, and
@@ -279,25 +281,46 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     estimator : estimator object
         A :class:`~sklearn.pipeline.Pipeline` or a bare estimator whose final step is
         scikit-learn's ``Lasso``, ``ElasticNet``, ``Ridge`` or ``LogisticRegression``
-        (any solver but ``liblinear``, which penalizes the intercept), or any estimator
-        implementing the tunable protocol (see Notes); skimplicit's CV estimators do.
-    param_bounds : dict
-        GridSearchCV-style names of the final step's hyperparameters mapped to
-        ``(low, high)``, ``(low, high, "log" | "linear")`` or ``"auto"`` (the problem's
-        own bounds; for the Lasso ``[1e-4, 0.9] * alpha_max`` of the training folds),
+        (any solver but ``liblinear``, which penalizes the intercept), ``LinearSVC``
+        (``loss="squared_hinge"``), ``LinearSVR`` (``loss="squared_epsilon_insensitive"``),
+        ``RidgeClassifier`` (a subclass that overrides neither ``fit`` nor the prediction
+        methods counts as its parent), or any estimator implementing the tunable protocol
+        (see Notes); skimplicit's CV estimators do. Others raise a ``TypeError`` naming
+        this list.
+    param_grid : dict (or a list of one dict)
+        GridSearchCV's second argument, GridSearchCV-style names of the final step's
+        hyperparameters mapped to:
+
+        * a **list** (or 1-D array) of numbers: the hyperparameter is tuned within
+          ``[min, max]`` of the list, and the list's values are the coarse cover the
+          descent starts from (evaluated first, in the given order, repeats dropped;
+          several lists: their product, in GridSearchCV's order);
+        * a list of **one** value (of any type, for any parameter of the pipeline): held
+          there, as a one-point grid;
+        * a tuple ``(low, high)`` or ``(low, high, "log" | "linear")``: tuned within it,
+          from the problem's own coarse cover;
+        * ``"auto"``: the problem's own bounds (for the Lasso ``[1e-4, 0.9] *
+          alpha_max`` of the training folds).
+
         e.g. ``{"elasticnet__alpha": (1e-4, 1e1), "elasticnet__l1_ratio": (0.01, 1.0)}``
-        or ``{"logisticregression__C": (1e-3, 1e3)}``. ``alpha`` and ``C`` are searched in
-        log scale and ``l1_ratio`` in linear scale unless a third element says otherwise. The final step's hyperparameters not named here
-        keep the estimator's values. Above ``alpha_max`` every Lasso solution is zero and
-        the hypergradient vanishes: ``"auto"`` excludes that dead zone.
+        or ``{"logisticregression__C": [1e-3, 1e-1, 1e1, 1e3]}``. ``alpha`` and ``C`` are
+        searched in log scale and ``l1_ratio`` in linear scale unless a third element
+        says otherwise. The final step's hyperparameters not named here keep the
+        estimator's values. Above ``alpha_max`` every Lasso solution is zero and the
+        hypergradient vanishes: ``"auto"`` excludes that dead zone.
     cv : int, cross-validation generator or iterable, default=5
         As in GridSearchCV (an int is a ``(Stratified)KFold``).
-    scoring : None, str or scorer, default=None
+    scoring : None, str, callable, list, tuple or dict, default=None
         ``None``: the final step's differentiable loss, reported as its scikit-learn
-        scorer (``neg_mean_squared_error`` for regressors, ``neg_log_loss`` for
-        classifiers). The matching strings or scorers (e.g. one with
-        ``set_score_request(sample_weight=True)``) are accepted; other scores raise a
-        ``ValueError`` since they have no hypergradient.
+        scorer (``neg_mean_squared_error`` for least-squares regressors,
+        ``neg_log_loss`` for logistic regression; ``neg_squared_hinge`` for
+        ``LinearSVC``, whose ``scorer_`` is then ``None``). The matching strings or
+        scorers (e.g. one with ``set_score_request(sample_weight=True)``) are the loss
+        followed. **Any other scoring** (``accuracy``, ``roc_auc``, ``r2``, a callable,
+        several metrics as in GridSearchCV): the hypergradient follows the final step's
+        own loss, and the point is selected by the user's scorer among the evaluated
+        points, each refit on every training fold and scored exactly as GridSearchCV
+        scores a grid point (``refit`` names the metric that selects).
     max_outer_iter : int, default=30
         Hypergradient evaluations per start after the coarse path.
     outer_tol : float, default=1e-4
@@ -310,9 +333,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     n_jobs : int, default=None
         Restarts run through joblib (any backend: loky, threading, dask), and so does the
         per-fold preprocessing; the result does not depend on it.
-    refit : bool or callable, default=True
-        Refit the estimator at the best point on all the data (``best_estimator_``). A
-        callable takes ``cv_results_`` and returns ``best_index_``, as in GridSearchCV.
+    refit : bool, str or callable, default=True
+        Refit the estimator at the best point on all the data (``best_estimator_``). As
+        in GridSearchCV: a metric name for multi-metric ``scoring``; a callable takes
+        ``cv_results_`` and returns ``best_index_`` (``best_score_`` is then not set).
     verbose : int, default=0
         One printed line per evaluation when > 0.
     random_state : int, RandomState instance or None, default=None
@@ -320,20 +344,28 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     error_score : 'raise' or float, default=np.nan
         Score of an evaluation that raises (with a ``FitFailedWarning``); the descent
         steps back from it. ``'raise'`` re-raises.
+    return_train_score : bool, default=False
+        Add GridSearchCV's ``split<k>_train_<metric>``, ``mean_train_<metric>`` and
+        ``std_train_<metric>`` (each evaluated point refit on every training fold).
+    pre_dispatch : int or str, default="2*n_jobs"
+        As in GridSearchCV, for the refits that score the evaluated points.
 
     Attributes
     ----------
     cv_results_ : dict of numpy (masked) ndarrays
-        One row per evaluated point, in evaluation order; loads into a
-        :class:`pandas.DataFrame`. Keys as GridSearchCV: ``params``, ``param_<name>``,
-        ``split<k>_test_score``, ``mean_test_score``, ``std_test_score``,
-        ``rank_test_score``, ``mean_fit_time`` (the evaluation's wall time per fold: inner
-        solves, hypergradient and scoring together), ``std_fit_time``,
-        ``mean_score_time``, ``std_score_time`` (not measured separately: NaN); and
-        ``hypergradient_<name>`` (the gradient of the mean validation *loss*, i.e. of
-        ``-mean_test_score``, with respect to the hyperparameter in natural units; NaN on
-        the coarse path, where none is computed), ``phase`` (``"path"``, ``"start k"``),
-        ``inner_precision``, ``converged`` and ``elapsed_time`` (seconds since the start).
+        One row per distinct evaluated point, in evaluation order (a descent starting
+        at a cover point adds no row: its hypergradient goes to that row); loads into a
+        :class:`pandas.DataFrame`; deterministic apart from the ``*_time`` keys. Keys as
+        GridSearchCV: ``params``, ``param_<name>``, ``split<k>_test_<metric>``,
+        ``mean_test_<metric>``, ``std_test_<metric>``, ``rank_test_<metric>``
+        (``<metric>`` is ``score`` for one metric), the ``*_train_*`` keys with
+        ``return_train_score``, ``mean_fit_time``, ``std_fit_time``,
+        ``mean_score_time``, ``std_score_time`` (for the loss followed, without refits:
+        the evaluation's wall time per fold, inner solves, hypergradient and scoring
+        together, as the fit time; score times 0); and ``hypergradient_<name>`` (the
+        gradient of the mean validation *loss* followed with respect to the
+        hyperparameter in natural units; NaN where none was computed), ``phase``
+        (``"path"``, ``"start k"``, ``"fixed"``), ``inner_precision`` and ``converged``.
     best_index_ : int
         Row of ``cv_results_`` with the best mean test score.
     best_params_ : dict
@@ -350,7 +382,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     scorer_ : scorer
         The scorer the test scores are reported in.
     multimetric_ : bool
-        Always False (one differentiable loss).
+        Whether ``scoring`` holds several metrics.
     tuning_result_ : TuningResult
         The outer loop's full record.
     search_space_ : dict
@@ -376,6 +408,13 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     equal or better on the CV score, with far fewer inner solves; a non-convex CV curve
     can hold a better basin, which ``n_restarts`` explores. Only the final step's
     hyperparameters are tuned (the gradient flows through the final step only).
+
+    **Non-differentiable scorers.** With ``scoring="accuracy"`` (or ``roc_auc``, ``r2``,
+    a callable, several metrics) the descent follows the final step's own loss and the
+    chosen point is the best *by the user's scorer among the evaluated points* (the
+    coarse starts and the descent's steps), each refit on every training fold as
+    GridSearchCV does: its score is GridSearchCV's score at that point, and the refits
+    cost one GridSearchCV fit per evaluated point and fold.
 
     **score.** With ``scoring=None``, :meth:`score` is ``best_estimator_.score`` (R² or
     accuracy), as in GridSearchCV; ``best_score_`` and ``cv_results_`` hold the

@@ -224,11 +224,17 @@ def _sklearn_problem(final, folds, bounds, kind):
         if np.ndim(final.alpha) and "alpha" not in bounds:
             raise ValueError("Ridge with one alpha per target is not supported.")
         # 'auto' as ImplicitRidgeCV: six decades either side of the data scale.
-        return RidgeCVProblem(folds, fit_intercept=final.fit_intercept,
-                              bounds=_bounds_pair(bounds.get("alpha")))
+        return _RidgeFoldGrads(folds, fit_intercept=final.fit_intercept,
+                               bounds=_bounds_pair(bounds.get("alpha")))
     if kind is LogisticRegression:
         return _logistic_problem(final, folds, bounds)
     raise AssertionError(kind)  # pragma: no cover
+
+
+def _RidgeFoldGrads(*args, **kwargs):
+    from ._smooth_steps import RidgeFoldGrads
+
+    return RidgeFoldGrads(*args, **kwargs)
 
 
 def _logistic_l1_ratio(final):
@@ -411,8 +417,10 @@ class SearchProblem:
     threads are not affected.
     """
 
-    def __init__(self, problem, hyperparameters, fixed, *, error_score="raise", starts=None):
+    def __init__(self, problem, hyperparameters, fixed, *, error_score="raise", starts=None,
+                 transform=None):
         self.problem = problem
+        self.transform = transform
         self.starts = dict(starts or {})
         self.hyperparameters = list(hyperparameters)
         self.fixed = dict(fixed)
@@ -516,8 +524,54 @@ class SearchProblem:
         grad = None if ev.grad is None else {k: ev.grad[k] for k in params}
         info = dict(ev.info)
         info["eval_time"] = time.perf_counter() - t0
-        return Evaluation(loss=ev.loss, grad=grad, fold_losses=np.asarray(ev.fold_losses),
+        fold_losses = np.asarray(ev.fold_losses, float)
+        loss = ev.loss
+        if self.transform is not None:
+            fold_losses, dfold = self.transform(fold_losses)
+            loss = float(fold_losses.mean())
+            if grad is not None:  # the chain rule, fold by fold
+                fg = info["fold_grads"]
+                grad = {k: np.tensordot(dfold, np.asarray(fg[k], float), axes=(0, 0))
+                        / dfold.size for k in grad}
+                grad = {k: float(v) if np.ndim(v) == 0 else v for k, v in grad.items()}
+        return Evaluation(loss=loss, grad=grad, fold_losses=fold_losses,
                           converged=ev.converged, info=info)
+
+
+def score_transform(scoring, problem, folds):
+    """``(transform, offset)`` following ``scoring`` through the chain rule, or ``None``.
+
+    For ``r2`` and ``neg_root_mean_squared_error`` on a problem whose loss is the
+    validation MSE of a single-output regressor and which reports per-fold gradients
+    (``info["fold_grads"]``, see ``provides_fold_grads``): the fold score is a function
+    of the fold's MSE, ``1 - mse_k / v_k`` (``v_k`` the test fold's weighted variance of
+    ``y``) or ``-sqrt(mse_k)``. ``transform(fold_mse) -> (fold_loss, d fold_loss / d
+    fold_mse)``; the score is ``offset - fold_loss``.
+    """
+    if scoring not in ("r2", "neg_root_mean_squared_error"):
+        return None
+    if getattr(problem, "loss_name", None) != "mse" or not getattr(
+            problem, "provides_fold_grads", False):
+        return None
+    if any(np.ndim(f.y_test) != 1 for f in folds):
+        return None
+    if scoring == "neg_root_mean_squared_error":
+        def rmse(m):
+            r = np.sqrt(m)
+            return r, 0.5 / np.where(r > 0, r, np.inf)
+        return rmse, 0.0
+    v = []
+    for f in folds:
+        y, w = np.asarray(f.y_test, float), np.asarray(f.sw_test, float)
+        mean = np.average(y, weights=w)
+        v.append(np.average((y - mean) ** 2, weights=w))
+    v = np.array(v)
+    if not np.all(v > 0):
+        return None
+
+    def r2(m):
+        return m / v, 1.0 / v
+    return r2, 1.0
 
 
 def tuned_final_step(final, params):

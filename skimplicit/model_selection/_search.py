@@ -101,6 +101,7 @@ from sklearn.utils.validation import (
 from ._adapters import (
     LOSS_TO_SCORING,
     check_refittable,
+    score_transform,
     is_supported_final_step,
     make_problem,
     parse_param_grid,
@@ -622,7 +623,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             estimator.set_params(**fixed)
             pre, final, prefix = split_estimator(estimator)
         loss_scoring = _scorer_name(self.scoring)
-        select_mode = self.scoring is not None and loss_scoring is None
+        # r2 and the RMSE: followed through the chain rule where the problem allows it.
+        chain = isinstance(self.scoring, str) and self.scoring in (
+            "r2", "neg_root_mean_squared_error")
+        select_mode = self.scoring is not None and loss_scoring is None and not chain
         X, y = indexable(X, self._validate_y(y, final))
         params = _check_method_params(X, params=params)
         groups, pre_params, final_params, est_params, score_params = self._routed_params(
@@ -662,8 +666,16 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         if loss_scoring is not None and loss_scoring != default:
             # A differentiable scorer of another loss: selected among the points.
             select_mode = True
+        transform, self._score_offset = None, 0.0
+        if chain:
+            found = score_transform(self.scoring, problem, folds)
+            if found is None:
+                select_mode = True  # no per-fold gradients: selected among the points
+            else:
+                transform, self._score_offset = found
         search_problem = restrict(problem, final, bounds, error_score=self.error_score,
                                   starts=starts, allow_empty=True)
+        search_problem.transform = transform
         search_problem.display_prefix = prefix  # verbose output in cv_results_' names
         check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
         if search_problem.hyperparameters:
@@ -690,7 +702,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         if select_mode or self.return_train_score:
             # Every evaluated point refit on each training fold and scored by the user's
             # scorer(s), exactly as GridSearchCV scores a grid point.
-            if not select_mode:
+            if not select_mode and transform is None:
                 scorers = get_scorer(default) if default in LOSS_TO_SCORING.values() \
                     else scorers
             fit_params = dict(est_params)
@@ -718,8 +730,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         if select_mode:
             self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) \
                 else scorers
-        elif isinstance(self.scoring, _BaseScorer):
-            self.scorer_ = self.scoring
+        elif isinstance(self.scoring, _BaseScorer) or transform is not None:
+            self.scorer_ = scorers
         else:
             self.scorer_ = get_scorer(default) if default in LOSS_TO_SCORING.values() else None
         self._select_mode = select_mode
@@ -743,8 +755,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         scores = np.full((n, K), np.nan)
         for i, r in enumerate(records):
             ev = r["evaluation"]
-            scores[i] = self.error_score if ev.info.get("failed") else -np.asarray(
-                ev.fold_losses, float)
+            scores[i] = self.error_score if ev.info.get("failed") else (
+                getattr(self, "_score_offset", 0.0) - np.asarray(ev.fold_losses, float))
         for k in range(K):
             results[f"split{k}_test_score"] = scores[:, k]
         with warnings.catch_warnings():

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import RidgeClassifier
 from sklearn.svm import LinearSVC, LinearSVR
 
+from ..linear_model._cv_problems import RidgeCVProblem
 from ._tunable import Evaluation, Hyperparameter
 
 __all__ = ["SMOOTH_FINAL_STEPS", "smooth_problem", "L2SVMCVProblem"]
@@ -108,9 +109,25 @@ def _codes(y, classes):
     return np.where(y[:, None] == classes[None, :], 1.0, -1.0)
 
 
-def _ridge_classifier_problem(final, folds, bounds):
-    from ..linear_model._cv_problems import RidgeCVProblem
+class RidgeFoldGrads(RidgeCVProblem):
+    """``RidgeCVProblem`` (one alpha) that also reports its per-fold gradients
+    (``info["fold_grads"]``), for scorers followed through the chain rule (``r2``,
+    RMSE)."""
 
+    provides_fold_grads = True
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        del precision, with_grad  # exact inner solve; the gradient comes at no extra cost
+        loss_f, d_alpha, _, ok, res = self.fold_hypergrad(params["alpha"])
+        fold_g = d_alpha.sum(axis=1)
+        return Evaluation(
+            loss=float(loss_f.mean()), grad={"alpha": float(fold_g.mean())},
+            fold_losses=loss_f, converged=bool(ok.all()),
+            info={"linear_residual": float(res.max()), "fold_grads": {"alpha": fold_g}},
+        )
+
+
+def _ridge_classifier_problem(final, folds, bounds):
     classes = _classes(folds)
     enc = []
     for f in folds:
@@ -144,6 +161,7 @@ class L2SVMCVProblem:
     """
 
     cover_with_grad = True  # exact solves: the gradient costs one more solve with H
+    provides_fold_grads = True
 
     def __init__(self, folds, *, task="svc", epsilon=0.0, fit_intercept=True,
                  intercept_scaling=1.0, bounds=None, n_cover=12):

@@ -130,3 +130,30 @@ def test_error_score_and_pre_dispatch_are_accepted(diabetes):
                           error_score=-1.0, pre_dispatch=2).fit(X, y)
     assert s.get_params()["pre_dispatch"] == 2
     assert np.all(s.cv_results_["mean_test_score"] > -1.0)
+
+
+@pytest.mark.parametrize("scoring", ["r2", "neg_root_mean_squared_error"])
+def test_r2_and_rmse_followed_through_the_chain_rule(diabetes, scoring):
+    """Ridge reports per-fold hypergradients: r2 and the RMSE are the loss followed
+    (their hypergradient is the chain rule's, checked against finite differences of
+    GridSearchCV's own scores), not a selection among points."""
+    X, y = diabetes
+    pipe = make_pipeline(StandardScaler(), Ridge())
+    s = HypergradSearchCV(pipe, {"ridge__alpha": [0.1, 10.0, 1000.0]}, cv=CV,
+                          scoring=scoring).fit(X, y)
+    res = s.cv_results_
+    pts = [p["ridge__alpha"] for p in res["params"]]
+    gs = GridSearchCV(pipe, {"ridge__alpha": pts}, cv=CV, scoring=scoring).fit(X, y)
+    np.testing.assert_allclose(res["mean_test_score"], gs.cv_results_["mean_test_score"],
+                               rtol=1e-9)
+    assert s.best_index_ == gs.best_index_
+    i = int(np.flatnonzero(np.isfinite(res["hypergradient_ridge__alpha"]))[-1])
+    a, g = pts[i], res["hypergradient_ridge__alpha"][i]
+
+    def score(x):
+        return GridSearchCV(pipe, {"ridge__alpha": [x]}, cv=CV,
+                            scoring=scoring).fit(X, y).best_score_
+
+    for h in (1e-4, 3e-5):
+        fd = -(score(a * (1 + h)) - score(a * (1 - h))) / (2 * a * h)
+        assert fd == pytest.approx(g, rel=1e-8)

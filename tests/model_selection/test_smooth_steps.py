@@ -8,7 +8,7 @@ exact), and the search's CV score is within 0.1 % of a 100-point GridSearchCV's.
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
-from sklearn.linear_model import Lasso, RidgeClassifier, SGDClassifier
+from sklearn.linear_model import HuberRegressor, Lasso, RidgeClassifier, SGDClassifier
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
@@ -75,7 +75,13 @@ CASES = {
     "RidgeClassifier": (RidgeClassifier(), _iris, "alpha", [0.1, 10.0],
                         np.geomspace(1e-3, 1e4, 100), _neg_code_mse,
                         StratifiedKFold(5, shuffle=True, random_state=0)),
+    "HuberRegressor": (HuberRegressor(), _diabetes, "alpha", [30.0, 300.0],
+                       np.geomspace(1e-1, 1e4, 100), "neg_mean_squared_error",
+                       KFold(5, shuffle=True, random_state=0)),
 }
+# Relative steps of the finite differences: small enough for the truncation error, large
+# enough for the rounding error (alpha * d loss / d alpha is 1e-3 of the loss for Huber).
+STEPS = {"HuberRegressor": (1e-4, 5e-5)}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -90,7 +96,7 @@ def test_inner_solve_and_hypergradient_against_finite_differences(name):
         def loss(x):
             return problem.evaluate({hp: x}, with_grad=False).loss
 
-        fds = [(loss(v * (1 + h)) - loss(v * (1 - h))) / (2 * v * h) for h in (1e-5, 3e-6)]
+        fds = [(loss(v * (1 + h)) - loss(v * (1 - h))) / (2 * v * h) for h in STEPS.get(name, (1e-5, 3e-6))]
         for fd in fds:
             assert fd == pytest.approx(g, rel=1e-8, abs=1e-12 * abs(loss(v) / v))
     if hasattr(problem, "fold_solution"):  # the inner solve is scikit-learn's minimizer

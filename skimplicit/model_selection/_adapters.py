@@ -46,7 +46,9 @@ __all__ = [
 ]
 
 # The differentiable validation losses and the scikit-learn scorer that reports each.
-LOSS_TO_SCORING = {"mse": "neg_mean_squared_error", "log_loss": "neg_log_loss"}
+LOSS_TO_SCORING = {"mse": "neg_mean_squared_error", "log_loss": "neg_log_loss",
+                   "mean_poisson_deviance": "neg_mean_poisson_deviance",
+                   "mean_gamma_deviance": "neg_mean_gamma_deviance"}
 
 _SKLEARN_FINAL_STEPS = (Lasso, ElasticNet, Ridge, LogisticRegression)
 

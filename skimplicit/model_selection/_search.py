@@ -284,7 +284,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         scikit-learn's ``Lasso``, ``ElasticNet``, ``Ridge`` or ``LogisticRegression``
         (any solver but ``liblinear``, which penalizes the intercept), ``LinearSVC``
         (``loss="squared_hinge"``), ``LinearSVR`` (``loss="squared_epsilon_insensitive"``),
-        ``RidgeClassifier`` (a subclass that overrides neither ``fit`` nor the prediction
+        ``RidgeClassifier``, ``HuberRegressor``, ``PoissonRegressor``,
+        ``GammaRegressor``, ``TweedieRegressor`` (``power >= 1``, log link) (a subclass that overrides neither ``fit`` nor the prediction
         methods counts as its parent), or any estimator implementing the tunable protocol
         (see Notes); skimplicit's CV estimators do. Others raise a ``TypeError`` naming
         this list.

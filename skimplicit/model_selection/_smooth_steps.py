@@ -24,7 +24,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from sklearn.linear_model import HuberRegressor, RidgeClassifier
+from sklearn.linear_model import (
+    GammaRegressor,
+    HuberRegressor,
+    PoissonRegressor,
+    RidgeClassifier,
+    TweedieRegressor,
+)
 from sklearn.svm import LinearSVC, LinearSVR
 
 from ..linear_model._cv_problems import RidgeCVProblem
@@ -38,6 +44,9 @@ SMOOTH_FINAL_STEPS = {
     LinearSVR: "loss='squared_epsilon_insensitive'",
     RidgeClassifier: "",
     HuberRegressor: "",
+    PoissonRegressor: "",
+    GammaRegressor: "",
+    TweedieRegressor: "power >= 1, link='log' or 'auto'",
 }
 
 
@@ -95,6 +104,15 @@ def smooth_problem(final, folds, bounds, kind):
         _reject_unknown(bounds, {"alpha"}, final)
         return HuberCVProblem(folds, epsilon=final.epsilon, fit_intercept=final.fit_intercept,
                               bounds=_pair(bounds.get("alpha")))
+    if kind in (PoissonRegressor, GammaRegressor, TweedieRegressor):
+        _reject_unknown(bounds, {"alpha"}, final)
+        power = {PoissonRegressor: 1.0, GammaRegressor: 2.0}.get(kind)
+        if kind is TweedieRegressor:
+            power = float(final.power)
+            if power < 1 or final.link == "identity":
+                _unsupported(final, f"power={final.power}, link={final.link!r}")
+        return GLMCVProblem(folds, power=power, fit_intercept=final.fit_intercept,
+                            bounds=_pair(bounds.get("alpha")))
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -461,6 +479,156 @@ class HuberCVProblem:
             loss, g = self._hypergrad(k, theta, sigma, alpha)
             losses.append(loss)
             grads.append(g)
+        losses, grads = np.array(losses), np.array(grads)
+        return Evaluation(loss=float(losses.mean()), grad={"alpha": float(grads.mean())},
+                          fold_losses=losses, converged=bool(ok),
+                          info={"fold_grads": {"alpha": grads}})
+
+
+class GLMCVProblem:
+    """K-fold validation deviance of scikit-learn's Poisson / Gamma / Tweedie regressors
+    (log link, ``power >= 1``), tuned in ``alpha``.
+
+    The inner problem is scikit-learn's: ``1 / (2 sum_i s_i) sum_i s_i d(y_i, mu_i) +
+    alpha / 2 ||w||^2``, ``mu = exp(X w + b)``, ``d`` the unit Tweedie deviance of the
+    power (1: Poisson, 2: Gamma), convex for ``1 <= power <= 2``; solved exactly by
+    Newton's method with a line search (warm-started per fold). ``d(w, b)/d alpha =
+    -H^{-1} (w, 0)``. The validation loss is the model's own: the mean deviance of the
+    held-out fold (scikit-learn's ``mean_tweedie_deviance``).
+    """
+
+    cover_with_grad = True
+    provides_fold_grads = True
+
+    def __init__(self, folds, *, power=1.0, fit_intercept=True, bounds=None, n_cover=12):
+        self.power, self.fit_intercept = float(power), fit_intercept
+        self.loss_name = {1.0: "mean_poisson_deviance", 2.0: "mean_gamma_deviance"}.get(
+            self.power, f"mean_tweedie_deviance_power_{self.power:g}")
+        self.folds = []
+        for f in folds:
+            y, yt = np.asarray(f.y_train, float), np.asarray(f.y_test, float)
+            for v in (y, yt):
+                if np.ndim(v) != 1:
+                    raise ValueError("Poisson, Gamma and Tweedie regressors take a 1-D y.")
+                if np.any(v < 0) or (self.power >= 2 and np.any(v <= 0)):
+                    raise ValueError(
+                        f"Some value(s) of y are out of the valid range of the Tweedie "
+                        f"deviance of power {self.power:g} (y >= 0, y > 0 from power 2).")
+            Xtr, Xte = _dense(f.X_train), _dense(f.X_test)
+            if fit_intercept:
+                Xtr = np.hstack([Xtr, np.ones((len(Xtr), 1))])
+                Xte = np.hstack([Xte, np.ones((len(Xte), 1))])
+            s = np.asarray(f.sw_train, float)
+            self.folds.append((Xtr, y, s / s.sum(), Xte, yt, np.asarray(f.sw_test, float)))
+        self.n_features = folds[0].X_train.shape[1]
+        # alpha sits next to X^T diag(d'') X / 2 ~ the mean of y's variance function:
+        # its scale is mean(x^2) * mean(y)^(2 - power).
+        ybar = np.mean([np.average(y, weights=s) for _, y, s, *_ in self.folds])
+        xx = np.mean([np.sum(s[:, None] * X[:, : self.n_features] ** 2) / max(
+            self.n_features, 1) for X, _, s, *_ in self.folds])
+        scale = xx * max(ybar, 1e-300) ** (2 - self.power)
+        self.data_scale = float(scale) if np.isfinite(scale) and scale > 0 else 1.0
+        if bounds is None:
+            bounds = (1e-6 * self.data_scale, 1e2 * self.data_scale)
+        self.hyperparameters = [Hyperparameter("alpha", bounds[0], bounds[1], "log")]
+        self.n_cover = n_cover
+        self._warm = [None] * len(self.folds)
+
+    def get_warm_start(self):
+        return list(self._warm)
+
+    def set_warm_start(self, state):
+        self._warm = list(state)
+
+    def initial_points(self):
+        hp = self.hyperparameters[0]
+        return [{"alpha": float(a)} for a in np.geomspace(hp.upper, hp.lower, self.n_cover)]
+
+    def bound_hint(self, name, side):
+        return f"the bounds of {name!r}"
+
+    # Unit deviance (up to terms in y alone) and its derivatives in eta = log(mu).
+    def _dev_terms(self, y, eta):
+        p = self.power
+        mu = np.exp(eta)
+        if p == 1:
+            f = 2 * (mu - y * eta)
+        elif p == 2:
+            f = 2 * (eta + y / mu)
+        else:
+            f = 2 * (-y * mu ** (1 - p) / (1 - p) + mu ** (2 - p) / (2 - p))
+        d1 = 2 * (mu ** (2 - p) - y * mu ** (1 - p))
+        d2 = 2 * ((2 - p) * mu ** (2 - p) - (1 - p) * y * mu ** (1 - p))
+        return f, d1, d2
+
+    def deviance(self, y, eta):
+        """scikit-learn's unit Tweedie deviance of the power (log link)."""
+        p, mu = self.power, np.exp(eta)
+        if p == 1:
+            return 2 * (np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / mu), 0) - y + mu)
+        if p == 2:
+            return 2 * (np.log(mu / y) + y / mu - 1)
+        return 2 * (np.maximum(y, 0) ** (2 - p) / ((1 - p) * (2 - p))
+                    - y * mu ** (1 - p) / (1 - p) + mu ** (2 - p) / (2 - p))
+
+    def _parts(self, k, theta, alpha):
+        X, y, s = self.folds[k][:3]
+        nw = self.n_features
+        eta = X @ theta
+        f, d1, d2 = self._dev_terms(y, eta)
+        w = theta[:nw]
+        F = 0.5 * np.sum(s * f) + 0.5 * alpha * w @ w
+        g = 0.5 * X.T @ (s * d1)
+        g[:nw] += alpha * w
+        H = 0.5 * (X.T * (s * d2)) @ X
+        H[np.arange(nw), np.arange(nw)] += alpha
+        return F, g, H
+
+    def fold_solution(self, k, alpha, max_iter=200):
+        """``(theta, H, converged)`` of fold ``k`` at ``alpha`` (Newton, warm-started)."""
+        X, y, s = self.folds[k][:3]
+        theta = self._warm[k]
+        if theta is None:
+            theta = np.zeros(X.shape[1])
+            if self.fit_intercept:
+                theta[-1] = np.log(max(np.sum(s * y), 1e-300))
+        F, g, H = self._parts(k, theta, alpha)
+        ok = False
+        for _ in range(max_iter):
+            d = -np.linalg.solve(H, g)
+            decrement = float(-g @ d)
+            if decrement <= 1e-30 * max(1.0, abs(F)):
+                ok = True
+                break
+            step = 1.0
+            while step >= 1e-12:
+                th2 = theta + step * d
+                F2, g2, H2 = self._parts(k, th2, alpha)
+                if np.isfinite(F2) and F2 <= F + 1e-15 * abs(F):
+                    break
+                step *= 0.5
+            else:
+                ok = decrement <= 1e-12 * max(1.0, abs(F))
+                break
+            theta, F, g, H = th2, F2, g2, H2
+        self._warm[k] = theta
+        return theta, H, ok
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        del precision, with_grad  # exact solves; the gradient is one more linear solve
+        alpha = float(params["alpha"])
+        nw = self.n_features
+        losses, grads, ok = [], [], True
+        for k, (X, y, s, Xte, yte, t) in enumerate(self.folds):
+            theta, H, conv = self.fold_solution(k, alpha)
+            ok &= conv
+            eta = Xte @ theta
+            T = np.sum(t)
+            losses.append(float(np.sum(t * self.deviance(yte, eta)) / T))
+            _, d1, _ = self._dev_terms(yte, eta)
+            rhs = np.zeros_like(theta)
+            rhs[:nw] = theta[:nw]
+            grads.append(float((Xte.T @ (t * d1) / T) @ -np.linalg.solve(H, rhs)))
         losses, grads = np.array(losses), np.array(grads)
         return Evaluation(loss=float(losses.mean()), grad={"alpha": float(grads.mean())},
                           fold_losses=losses, converged=bool(ok),

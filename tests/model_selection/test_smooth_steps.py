@@ -8,8 +8,16 @@ exact), and the search's CV score is within 0.1 % of a 100-point GridSearchCV's.
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
-from sklearn.linear_model import HuberRegressor, Lasso, RidgeClassifier, SGDClassifier
-from sklearn.metrics import make_scorer
+from sklearn.linear_model import (
+    GammaRegressor,
+    HuberRegressor,
+    Lasso,
+    PoissonRegressor,
+    RidgeClassifier,
+    SGDClassifier,
+    TweedieRegressor,
+)
+from sklearn.metrics import make_scorer, mean_tweedie_deviance
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -40,6 +48,11 @@ def _iris():
 def _diabetes():
     X, y = load_diabetes(return_X_y=True)
     return StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+
+
+def _diabetes_positive():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), y / y.mean()
 
 
 def _codes(est, y):
@@ -78,10 +91,23 @@ CASES = {
     "HuberRegressor": (HuberRegressor(), _diabetes, "alpha", [30.0, 300.0],
                        np.geomspace(1e-1, 1e4, 100), "neg_mean_squared_error",
                        KFold(5, shuffle=True, random_state=0)),
+    "PoissonRegressor": (PoissonRegressor(tol=1e-10, max_iter=10_000), _diabetes_positive,
+                         "alpha", [0.03, 0.1], np.geomspace(1e-6, 1e0, 100),
+                         "neg_mean_poisson_deviance", KFold(5, shuffle=True, random_state=0)),
+    "GammaRegressor": (GammaRegressor(tol=1e-10, max_iter=10_000), _diabetes_positive,
+                       "alpha", [0.03, 0.1], np.geomspace(1e-6, 1e0, 100),
+                       "neg_mean_gamma_deviance", KFold(5, shuffle=True, random_state=0)),
+    "TweedieRegressor": (TweedieRegressor(power=1.5, link="log", tol=1e-10, max_iter=10_000),
+                         _diabetes_positive, "alpha", [0.03, 0.1],
+                         np.geomspace(1e-6, 1e0, 100),
+                         make_scorer(mean_tweedie_deviance, greater_is_better=False,
+                                     power=1.5),
+                         KFold(5, shuffle=True, random_state=0)),
 }
 # Relative steps of the finite differences: small enough for the truncation error, large
 # enough for the rounding error (alpha * d loss / d alpha is 1e-3 of the loss for Huber).
-STEPS = {"HuberRegressor": (1e-4, 5e-5)}
+STEPS = {"HuberRegressor": (1e-4, 5e-5), "PoissonRegressor": (1e-4, 5e-5),
+         "GammaRegressor": (1e-4, 5e-5), "TweedieRegressor": (1e-4, 5e-5)}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -103,6 +129,8 @@ def test_inner_solve_and_hypergradient_against_finite_differences(name):
         ref = type(est)(**{**est.get_params(), hp: points[0]}).fit(
             folds[0].X_train, folds[0].y_train)
         W = problem.fold_solution(0, points[0])
+        if isinstance(W, tuple):  # GLMs: (theta, Hessian, converged)
+            W = W[0][:, None]
         np.testing.assert_allclose(W[:-1].T.reshape(ref.coef_.shape), ref.coef_,
                                    rtol=1e-6, atol=1e-8)
 

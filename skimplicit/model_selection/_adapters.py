@@ -200,7 +200,7 @@ def _check_unit_interval(name, spec, what):
 
 def _sklearn_problem(final, folds, bounds, kind):
     """The inner problem of scikit-learn's Lasso / ElasticNet / Ridge / LogisticRegression."""
-    from ..linear_model._cv_problems import EnetCVProblem, RidgeCVProblem
+    from ..linear_model._cv_problems import EnetCVProblem
 
     if kind is Lasso or kind is ElasticNet:
         names = {"alpha"} if kind is Lasso else {"alpha", "l1_ratio"}

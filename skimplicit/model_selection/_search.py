@@ -69,7 +69,6 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from numpy.ma import MaskedArray
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
 from sklearn.exceptions import NotFittedError
@@ -285,7 +284,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         (any solver but ``liblinear``, which penalizes the intercept), ``LinearSVC``
         (``loss="squared_hinge"``), ``LinearSVR`` (``loss="squared_epsilon_insensitive"``),
         ``RidgeClassifier``, ``HuberRegressor``, ``PoissonRegressor``,
-        ``GammaRegressor``, ``TweedieRegressor`` (``power >= 1``, log link) (a subclass that overrides neither ``fit`` nor the prediction
+        ``GammaRegressor``, ``TweedieRegressor`` (``power >= 1``, log link) (a
+        subclass that overrides neither ``fit`` nor the prediction
         methods counts as its parent), or any estimator implementing the tunable protocol
         (see Notes); skimplicit's CV estimators do. Others raise a ``TypeError`` naming
         this list.

@@ -412,7 +412,8 @@ class HuberCVProblem:
         g[:p] = (-2.0 * Xt[inl].T @ (s[inl] * r[inl]) / sigma
                  - 2.0 * self.epsilon * Xt[out].T @ (s[out] * np.sign(r[out])))
         g[:nw] += 2.0 * alpha * w
-        g[p] = np.sum(s) - np.sum(s[inl] * r[inl] ** 2) / sigma ** 2 - self.epsilon ** 2 * np.sum(s[out])
+        g[p] = (np.sum(s) - np.sum(s[inl] * r[inl] ** 2) / sigma ** 2
+                - self.epsilon ** 2 * np.sum(s[out]))
         V = np.hstack([sigma * Xt[inl], r[inl][:, None]])
         H = (V.T * (2.0 * s[inl] / sigma ** 3)) @ V
         H[np.arange(nw), np.arange(nw)] += 2.0 * alpha

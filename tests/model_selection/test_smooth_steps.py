@@ -99,7 +99,8 @@ CASES = {
                                       max_iter=10_000), _diabetes_positive,
                        "alpha", [0.03, 0.1], np.geomspace(1e-6, 1e0, 100),
                        "neg_mean_gamma_deviance", KFold(5, shuffle=True, random_state=0)),
-    "TweedieRegressor": (TweedieRegressor(power=1.5, link="log", solver="newton-cholesky", tol=1e-10,
+    "TweedieRegressor": (TweedieRegressor(power=1.5, link="log", solver="newton-cholesky",
+                                          tol=1e-10,
                                           max_iter=10_000),
                          _diabetes_positive, "alpha", [0.03, 0.1],
                          np.geomspace(1e-6, 1e0, 100),
@@ -125,7 +126,8 @@ def test_inner_solve_and_hypergradient_against_finite_differences(name):
         def loss(x):
             return problem.evaluate({hp: x}, with_grad=False).loss
 
-        fds = [(loss(v * (1 + h)) - loss(v * (1 - h))) / (2 * v * h) for h in STEPS.get(name, (1e-5, 3e-6))]
+        fds = [(loss(v * (1 + h)) - loss(v * (1 - h))) / (2 * v * h)
+               for h in STEPS.get(name, (1e-5, 3e-6))]
         for fd in fds:
             assert fd == pytest.approx(g, rel=1e-8, abs=1e-12 * abs(loss(v) / v))
     if hasattr(problem, "fold_solution"):  # the inner solve is scikit-learn's minimizer

@@ -598,9 +598,9 @@ def test_string_target_rejected(name):
 # =======================================================================================
 def _with_bounds(name, bounds):
     if name == "search_lasso":
-        return make(name).set_params(param_bounds={"lasso__alpha": bounds})
+        return make(name).set_params(param_grid={"lasso__alpha": bounds})
     if name == "search_logistic":
-        return make(name).set_params(param_bounds={"C": bounds})
+        return make(name).set_params(param_grid={"C": bounds})
     return make(name, bounds=bounds)
 
 
@@ -618,7 +618,7 @@ def test_bounds_above_alpha_max(name):
     """Every solution in the user's bounds is zero (a flat CV loss, nothing else to
     search): a clear error naming the bounds to move (issue 13), never the zero model."""
     est = _with_bounds(name, (1e3, 1e4))
-    with pytest.raises(ValueError, match="nothing to tune.*(`bounds`|`param_bounds`)"):
+    with pytest.raises(ValueError, match="nothing to tune.*(`bounds`|`param_grid`)"):
         est.fit(X, y)
 
 

@@ -15,13 +15,14 @@ Three kinds of final step are understood:
   :func:`tuned_final_step`.
 
 :class:`SearchProblem` then restricts a problem to the hyperparameters named in
-``param_bounds`` (the others are held at the estimator's own values), with the user's
+``param_grid`` (the others are held at the estimator's own values), with the user's
 bounds and scales, and turns a failed evaluation into ``error_score``.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 import warnings
 from numbers import Real
@@ -37,7 +38,7 @@ from ._tunable import Evaluation, Hyperparameter
 
 __all__ = [
     "split_estimator",
-    "parse_param_bounds",
+    "parse_param_grid",
     "make_problem",
     "SearchProblem",
     "tuned_final_step",
@@ -45,7 +46,9 @@ __all__ = [
 ]
 
 # The differentiable validation losses and the scikit-learn scorer that reports each.
-LOSS_TO_SCORING = {"mse": "neg_mean_squared_error", "log_loss": "neg_log_loss"}
+LOSS_TO_SCORING = {"mse": "neg_mean_squared_error", "log_loss": "neg_log_loss",
+                   "mean_poisson_deviance": "neg_mean_poisson_deviance",
+                   "mean_gamma_deviance": "neg_mean_gamma_deviance"}
 
 _SKLEARN_FINAL_STEPS = (Lasso, ElasticNet, Ridge, LogisticRegression)
 
@@ -71,53 +74,119 @@ def split_estimator(estimator):
     return None, estimator, ""
 
 
-def parse_param_bounds(param_bounds, prefix, final):
-    """``{hyperparameter name: (low, high, scale or None) or None}`` from ``param_bounds``.
+def parse_param_grid(param_grid, prefix, final):
+    """``(bounds, starts, fixed)`` from GridSearchCV's ``param_grid``.
 
-    Keys are GridSearchCV-style (``"lasso__alpha"``); values ``(low, high)``,
-    ``(low, high, "log" | "linear")`` or ``"auto"`` (the problem's own bounds).
+    Keys are GridSearchCV-style (``"lasso__alpha"``). A value is read as:
+
+    * a list (or 1-D array, range) of numbers with at least two distinct values: the
+      hyperparameter is tuned within ``[min, max]`` and these values are the coarse
+      cover the descent starts from (evaluated first, in the given order, repeats
+      dropped);
+    * a list of one value (or of one repeated value): the hyperparameter is held there
+      (as a one-point grid), whatever its type;
+    * a tuple ``(low, high)`` or ``(low, high, "log" | "linear")``: tuned within it;
+    * ``"auto"`` (or ``None``): tuned within the problem's own bounds.
+
+    Returns ``bounds`` (final-step name -> ``(low, high, scale or None)`` or ``None``),
+    ``starts`` (final-step name -> list of floats, for the list entries) and ``fixed``
+    (GridSearchCV-style key -> value, to ``set_params`` on the estimator).
     """
-    if not isinstance(param_bounds, dict):
-        raise TypeError(f"param_bounds must be a dict, got {type(param_bounds).__name__}.")
-    out = {}
-    for key, value in param_bounds.items():
-        if not isinstance(key, str) or not key.startswith(prefix) or "__" in key[len(prefix):]:
+    if isinstance(param_grid, (list, tuple)) and len(param_grid) == 1 and isinstance(
+            param_grid[0], dict):
+        param_grid = param_grid[0]
+    if not isinstance(param_grid, dict):
+        raise TypeError(
+            "param_grid must be a dict (or a list holding one dict) mapping the final "
+            f"step's hyperparameters to a list, (low, high) or 'auto'; got {param_grid!r}."
+        )
+    bounds, starts, fixed = {}, {}, {}
+    for key, value in param_grid.items():
+        if not isinstance(key, str):
+            raise ValueError(f"param_grid keys must be strings; got {key!r}.")
+        is_grid = isinstance(value, (list, np.ndarray, range))
+        if is_grid:
+            values = list(np.asarray(value, dtype=object).ravel()) if isinstance(
+                value, np.ndarray) else list(value)
+            if isinstance(value, np.ndarray) and value.ndim > 1:
+                raise ValueError(
+                    f"Parameter grid for parameter {key!r} needs to be a list or a numpy "
+                    f"array, but got {value!r} (of dimension {value.ndim}) instead.")
+            if not values:
+                raise ValueError(
+                    f"Parameter grid for parameter {key!r} need to be a non-empty "
+                    f"sequence, got: {value!r}")
+            distinct = []
+            for v in values:
+                if not any(v is d or (type(v) is type(d) and _equal(v, d)) or
+                           (_is_number(v) and _is_number(d) and float(v) == float(d))
+                           for d in distinct):
+                    distinct.append(v)
+            if len(distinct) == 1:
+                fixed[key] = distinct[0]
+                continue
+        in_final = key.startswith(prefix) and "__" not in key[len(prefix):]
+        if not in_final:
             where = f"the final step ('{prefix[:-2]}')" if prefix else "the estimator"
             raise ValueError(
-                f"param_bounds key {key!r} does not name a hyperparameter of {where}: only "
+                f"param_grid key {key!r} does not name a hyperparameter of {where}: only "
                 f"the final step's hyperparameters are tuned by hypergradients (its keys "
-                f"start with {prefix!r} and contain no further '__'). Tune preprocessing "
-                "parameters with GridSearchCV around this search."
+                f"start with {prefix!r} and contain no further '__'); other parameters "
+                "take a list of one value. Tune them with GridSearchCV around this search."
             )
         name = key[len(prefix):]
-        if value is None or (isinstance(value, str) and value == "auto"):
-            out[name] = None
+        if is_grid:
+            if not all(_is_number(v) for v in distinct):
+                raise ValueError(
+                    f"param_grid[{key!r}] lists several values that are not all numbers "
+                    f"({distinct!r}): HypergradSearchCV tunes continuous hyperparameters "
+                    "(a list of numbers, (low, high) or 'auto'); give one value to hold a "
+                    "categorical parameter, or use GridSearchCV over it."
+                )
+            pts = [float(v) for v in distinct]
+            if not all(np.isfinite(pts)):
+                raise ValueError(f"param_grid[{key!r}] (the bounds and starts) must hold "
+                                 f"finite numbers; got {pts}.")
+            bounds[name] = (min(pts), max(pts), None)
+            starts[name] = pts
             continue
-        try:
-            items = tuple(value)
-        except TypeError:
-            items = ()
+        if value is None or (isinstance(value, str) and value == "auto"):
+            bounds[name] = None
+            continue
+        items = tuple(value) if isinstance(value, tuple) else ()
         if len(items) not in (2, 3):
             raise ValueError(
-                f"param_bounds[{key!r}] must be (low, high), (low, high, 'log'|'linear') or "
-                f"'auto'; got {value!r}."
+                f"param_grid[{key!r}] must be a list of numbers (the interval and coarse "
+                f"starts), (low, high), (low, high, 'log'|'linear') or 'auto'; got {value!r}."
             )
         lo, hi = items[:2]
         scale = items[2] if len(items) == 3 else None
-        if not all(isinstance(b, Real) and not isinstance(b, bool) for b in (lo, hi)):
-            raise ValueError(f"param_bounds[{key!r}] bounds must be numbers; got {value!r}.")
+        if not all(_is_number(b) for b in (lo, hi)):
+            raise ValueError(f"param_grid[{key!r}] bounds must be numbers; got {value!r}.")
         lo, hi = float(lo), float(hi)
         if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
             raise ValueError(
-                f"param_bounds[{key!r}] must satisfy low < high (finite); got ({lo}, {hi})."
+                f"The bounds (low, high) in param_grid[{key!r}] must satisfy low < high "
+                f"(finite); got ({lo}, {hi})."
             )
         if scale is not None and scale not in ("log", "linear"):
             raise ValueError(
-                f"The scale of param_bounds[{key!r}] must be 'log' or 'linear'; got {scale!r}."
+                f"The scale of param_grid[{key!r}] must be 'log' or 'linear'; got {scale!r}."
             )
-        out[name] = (lo, hi, scale)
+        bounds[name] = (lo, hi, scale)
     del final
-    return out
+    return bounds, starts, fixed
+
+
+def _is_number(v):
+    return isinstance(v, (Real, np.number)) and not isinstance(v, (bool, np.bool_))
+
+
+def _equal(a, b):
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays, estimators: compared by identity above
+        return False
 
 
 def _bounds_pair(spec):
@@ -129,11 +198,10 @@ def _check_unit_interval(name, spec, what):
         raise ValueError(f"The bounds of {name} must lie in (0, 1] for {what}; got {spec[:2]}.")
 
 
-def _sklearn_problem(final, folds, bounds):
+def _sklearn_problem(final, folds, bounds, kind):
     """The inner problem of scikit-learn's Lasso / ElasticNet / Ridge / LogisticRegression."""
-    from ..linear_model._cv_problems import EnetCVProblem, RidgeCVProblem
+    from ..linear_model._cv_problems import EnetCVProblem
 
-    kind = type(final)
     if kind is Lasso or kind is ElasticNet:
         names = {"alpha"} if kind is Lasso else {"alpha", "l1_ratio"}
         _reject_unknown(bounds, names, final)
@@ -158,11 +226,17 @@ def _sklearn_problem(final, folds, bounds):
         if np.ndim(final.alpha) and "alpha" not in bounds:
             raise ValueError("Ridge with one alpha per target is not supported.")
         # 'auto' as ImplicitRidgeCV: six decades either side of the data scale.
-        return RidgeCVProblem(folds, fit_intercept=final.fit_intercept,
-                              bounds=_bounds_pair(bounds.get("alpha")))
+        return _RidgeFoldGrads(folds, fit_intercept=final.fit_intercept,
+                               bounds=_bounds_pair(bounds.get("alpha")))
     if kind is LogisticRegression:
         return _logistic_problem(final, folds, bounds)
     raise AssertionError(kind)  # pragma: no cover
+
+
+def _RidgeFoldGrads(*args, **kwargs):
+    from ._smooth_steps import RidgeFoldGrads
+
+    return RidgeFoldGrads(*args, **kwargs)
 
 
 def _logistic_l1_ratio(final):
@@ -225,21 +299,54 @@ def _reject_unknown(bounds, names, final):
         )
 
 
+def _sklearn_kind(final):
+    """The scikit-learn class whose objective ``final`` keeps, or ``None``.
+
+    Its exact class, or a subclass that overrides neither ``fit`` nor the prediction
+    methods (e.g. one that only hides ``score``): the same minimizer.
+    """
+    from ._smooth_steps import SMOOTH_FINAL_STEPS
+
+    for kind in _SKLEARN_FINAL_STEPS + tuple(SMOOTH_FINAL_STEPS):
+        if type(final) is kind:
+            return kind
+        if isinstance(final, kind) and all(
+                getattr(type(final), m, None) is getattr(kind, m, None)
+                for m in ("fit", "predict", "decision_function", "_decision_function")):
+            return kind
+    return None
+
+
+def supported_names():
+    """The final steps HypergradSearchCV maps to an inner problem, for messages."""
+    from ._smooth_steps import SMOOTH_FINAL_STEPS
+
+    return [k.__name__ for k in _SKLEARN_FINAL_STEPS] + [
+        f"{k.__name__} ({why})" if why else k.__name__
+        for k, why in SMOOTH_FINAL_STEPS.items()]
+
+
 def is_supported_final_step(final):
-    return type(final) in _SKLEARN_FINAL_STEPS or hasattr(final, "_make_tunable_problem")
+    return _sklearn_kind(final) is not None or hasattr(final, "_make_tunable_problem")
 
 
 def make_problem(final, folds, bounds):
     """The final step's tunable problem on ``folds`` (natural hyperparameter names)."""
-    if type(final) in _SKLEARN_FINAL_STEPS:
-        return _sklearn_problem(final, folds, bounds)
+    kind = _sklearn_kind(final)
+    if kind in _SKLEARN_FINAL_STEPS:
+        return _sklearn_problem(final, folds, bounds, kind)
+    if kind is not None:
+        from ._smooth_steps import smooth_problem
+
+        return smooth_problem(final, folds, bounds, kind)
     if hasattr(final, "_make_tunable_problem"):
         return final._make_tunable_problem(folds)
     raise TypeError(
-        f"HypergradSearchCV cannot tune {type(final).__name__}: the final step must be "
-        "scikit-learn's Lasso, ElasticNet, Ridge or LogisticRegression, or implement "
-        "skimplicit's tunable protocol (a `_make_tunable_problem(folds)` method; see "
-        "the HypergradSearchCV docstring)."
+        f"HypergradSearchCV cannot tune {type(final).__name__}: its fitted model does not "
+        "satisfy smooth optimality conditions that skimplicit differentiates. Supported "
+        f"final steps: {', '.join(supported_names())}; or any estimator implementing "
+        "skimplicit's tunable protocol (a `_make_tunable_problem(folds)` method; see the "
+        "HypergradSearchCV docstring). Use GridSearchCV for the others."
     )
 
 
@@ -256,7 +363,7 @@ def _fixed_value(final, name):
     return None
 
 
-def restrict(problem, final, bounds, *, error_score="raise"):
+def restrict(problem, final, bounds, *, error_score="raise", starts=None, allow_empty=False):
     """:class:`SearchProblem` tuning the hyperparameters in ``bounds`` (others held).
 
     A hyperparameter of ``problem`` not named in ``bounds`` is held at the estimator's
@@ -285,14 +392,14 @@ def restrict(problem, final, bounds, *, error_score="raise"):
             else:
                 fixed[hp.name] = value
         new_all.append(hp)
-    if not tuned:
+    if not tuned and not allow_empty:
         raise ValueError(
-            "param_bounds names no hyperparameter to tune; tunable by hypergradients: "
+            "param_grid names no hyperparameter to tune; tunable by hypergradients: "
             f"{sorted(own)}."
         )
     # The problem's own path clips to its first hyperparameter's bounds: keep them in sync.
     problem.hyperparameters = new_all
-    return SearchProblem(problem, tuned, fixed, error_score=error_score)
+    return SearchProblem(problem, tuned, fixed, error_score=error_score, starts=starts)
 
 
 class SearchProblem:
@@ -312,8 +419,11 @@ class SearchProblem:
     threads are not affected.
     """
 
-    def __init__(self, problem, hyperparameters, fixed, *, error_score="raise"):
+    def __init__(self, problem, hyperparameters, fixed, *, error_score="raise", starts=None,
+                 transform=None):
         self.problem = problem
+        self.transform = transform
+        self.starts = dict(starts or {})
         self.hyperparameters = list(hyperparameters)
         self.fixed = dict(fixed)
         self.loss_name = getattr(problem, "loss_name", "loss")
@@ -335,12 +445,12 @@ class SearchProblem:
             f(state)
 
     def bound_hint(self, name, side):
-        """How to widen a bound: ``param_bounds`` (none at a natural limit of the problem,
+        """How to widen a bound: ``param_grid`` (none at a natural limit of the problem,
         such as ``l1_ratio = 1``)."""
         inner = getattr(self.problem, "bound_hint", None)
         if inner is not None and inner(name, side) is None:
             return None
-        return f"its entry in `param_bounds` (the {side} end)"
+        return f"its entry in `param_grid` (the {side} end)"
 
     @property
     def cover_with_grad(self):
@@ -373,6 +483,18 @@ class SearchProblem:
             seen.add(key)
             return True
 
+        listed = [hp for hp in self.hyperparameters if hp.name in self.starts]
+        if listed:
+            # param_grid lists: their values (GridSearchCV's order: keys sorted, the last
+            # varying fastest) are the cover; a hyperparameter given as an interval sits
+            # at its middle.
+            listed = sorted(listed, key=lambda hp: hp.name)
+            for combo in itertools.product(*[self.starts[hp.name] for hp in listed]):
+                q = {hp.name: self._default(hp, 0.5) for hp in self.hyperparameters}
+                q.update({hp.name: self._clip(hp, v) for hp, v in zip(listed, combo)})
+                if new(q):
+                    yield q
+            return
         for p in self.problem.initial_points():
             q = {hp.name: self._clip(hp, p[hp.name]) if hp.name in p else self._default(hp, 0.5)
                  for hp in self.hyperparameters}
@@ -404,8 +526,54 @@ class SearchProblem:
         grad = None if ev.grad is None else {k: ev.grad[k] for k in params}
         info = dict(ev.info)
         info["eval_time"] = time.perf_counter() - t0
-        return Evaluation(loss=ev.loss, grad=grad, fold_losses=np.asarray(ev.fold_losses),
+        fold_losses = np.asarray(ev.fold_losses, float)
+        loss = ev.loss
+        if self.transform is not None:
+            fold_losses, dfold = self.transform(fold_losses)
+            loss = float(fold_losses.mean())
+            if grad is not None:  # the chain rule, fold by fold
+                fg = info["fold_grads"]
+                grad = {k: np.tensordot(dfold, np.asarray(fg[k], float), axes=(0, 0))
+                        / dfold.size for k in grad}
+                grad = {k: float(v) if np.ndim(v) == 0 else v for k, v in grad.items()}
+        return Evaluation(loss=loss, grad=grad, fold_losses=fold_losses,
                           converged=ev.converged, info=info)
+
+
+def score_transform(scoring, problem, folds):
+    """``(transform, offset)`` following ``scoring`` through the chain rule, or ``None``.
+
+    For ``r2`` and ``neg_root_mean_squared_error`` on a problem whose loss is the
+    validation MSE of a single-output regressor and which reports per-fold gradients
+    (``info["fold_grads"]``, see ``provides_fold_grads``): the fold score is a function
+    of the fold's MSE, ``1 - mse_k / v_k`` (``v_k`` the test fold's weighted variance of
+    ``y``) or ``-sqrt(mse_k)``. ``transform(fold_mse) -> (fold_loss, d fold_loss / d
+    fold_mse)``; the score is ``offset - fold_loss``.
+    """
+    if scoring not in ("r2", "neg_root_mean_squared_error"):
+        return None
+    if getattr(problem, "loss_name", None) != "mse" or not getattr(
+            problem, "provides_fold_grads", False):
+        return None
+    if any(np.ndim(f.y_test) != 1 for f in folds):
+        return None
+    if scoring == "neg_root_mean_squared_error":
+        def rmse(m):
+            r = np.sqrt(m)
+            return r, 0.5 / np.where(r > 0, r, np.inf)
+        return rmse, 0.0
+    v = []
+    for f in folds:
+        y, w = np.asarray(f.y_test, float), np.asarray(f.sw_test, float)
+        mean = np.average(y, weights=w)
+        v.append(np.average((y - mean) ** 2, weights=w))
+    v = np.array(v)
+    if not np.all(v > 0):
+        return None
+
+    def r2(m):
+        return m / v, 1.0 / v
+    return r2, 1.0
 
 
 def tuned_final_step(final, params):

@@ -69,14 +69,14 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from numpy.ma import MaskedArray
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import ElasticNet, Lasso
 from sklearn.metrics import get_scorer
-from sklearn.metrics._scorer import _BaseScorer, _PassthroughScorer
+from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
 from sklearn.model_selection import check_cv
+from sklearn.model_selection._search import BaseSearchCV, _yield_masked_array_for_each_param
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, get_tags, indexable
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -100,15 +100,17 @@ from sklearn.utils.validation import (
 from ._adapters import (
     LOSS_TO_SCORING,
     check_refittable,
+    score_transform,
     is_supported_final_step,
     make_problem,
-    parse_param_bounds,
+    parse_param_grid,
     restrict,
     split_estimator,
     tuned_final_step,
 )
 from ..utils import check_fold_weights, check_sample_weight
 from ._constant import tune_or_constant
+from ._select import score_points, select_best
 
 __all__ = ["HypergradSearchCV"]
 
@@ -131,26 +133,30 @@ def _estimator_has(attr):
     return check
 
 
+def _search_has_score(self):
+    """``score`` is available with a scorer (as GridSearchCV), else if the estimator has it."""
+    if self.scoring is not None:
+        if self.refit is False:
+            return _estimator_has("score")(self)
+        return True
+    return _estimator_has("score")(self)
+
+
 def _scorer_name(scoring):
-    """The differentiable loss a ``scoring`` value stands for (``None``: the default)."""
-    if scoring is None:
-        return None
+    """The name of the differentiable-loss scorer ``scoring`` stands for, else ``None``.
+
+    ``None`` for ``scoring=None`` too (the final step's loss, see the caller).
+    """
     if isinstance(scoring, str):
-        if scoring in LOSS_TO_SCORING.values():
-            return scoring
-    elif isinstance(scoring, _BaseScorer):
+        return scoring if scoring in LOSS_TO_SCORING.values() else None
+    if isinstance(scoring, _BaseScorer):
         for name in LOSS_TO_SCORING.values():
             ref = get_scorer(name)
             if (getattr(scoring, "_score_func", None) is ref._score_func
                     and scoring._sign == ref._sign and not scoring._kwargs
                     and scoring._response_method == ref._response_method):
                 return name
-    raise ValueError(
-        f"scoring={scoring!r} is not supported: HypergradSearchCV follows the gradient of a "
-        "differentiable validation loss. Use scoring=None (the final step's loss), "
-        "'neg_mean_squared_error' (least-squares regressors) or 'neg_log_loss' "
-        "(logistic regression), or use GridSearchCV for other scores."
-    )
+    return None
 
 
 def _fold_data(pre, X, y, train, test, pre_params, sw, sw_score):
@@ -170,6 +176,57 @@ def _fold_data(pre, X, y, train, test, pre_params, sw, sw_score):
     sw_tr = np.ones(len(train)) if sw is None else np.asarray(sw, float)[train]
     sw_te = np.ones(len(test)) if sw_score is None else np.asarray(sw_score, float)[test]
     return FoldData(X_tr, y_tr, sw_tr, X_te, y_te, sw_te)
+
+
+def _one_point_result(problem):
+    """A one-row :class:`TuningResult`: every hyperparameter held (a one-point grid)."""
+    from ._outer import TuningResult
+
+    ev = problem.evaluate({}, precision=1.0, with_grad=False)
+    rec = {"params": {}, "evaluation": ev, "time": 0.0, "phase": "fixed", "precision": 1.0,
+           "grad_norm": np.nan, "grad_z": None}
+    return TuningResult(best_params={}, best_loss=float(ev.loss), best_evaluation=ev,
+                        records=[rec], n_iter=0, stop_reason="nothing to tune")
+
+
+def _point_key(params):
+    """A point's identity: its values to 12 significant digits (a descent's start,
+    ``exp(log(alpha))``, can differ from the cover's ``alpha`` in the last bit)."""
+    return tuple((k, tuple(f"{x:.12g}" for x in np.ravel(np.asarray(v, float))))
+                 for k, v in sorted(params.items()))
+
+
+def _dedupe(records, best_evaluation):
+    """The records without repeats of a point, and the row of ``best_evaluation``.
+
+    A descent starting at a cover point evaluates it again (with its hypergradient, which
+    the cover may not compute): that point keeps its first row, which takes the
+    hypergradient of the repeat.
+    """
+    rows, seen, best = [], {}, 0
+    for r in records:
+        key = _point_key(r["params"])
+        if key in seen:
+            i = seen[key]
+            first = rows[i]
+            if first["evaluation"].grad is None and r["evaluation"].grad is not None:
+                ev = first["evaluation"]
+                rows[i] = dict(first, evaluation=type(ev)(
+                    loss=ev.loss, grad=r["evaluation"].grad, fold_losses=ev.fold_losses,
+                    converged=ev.converged, info=ev.info))
+            if r["evaluation"] is best_evaluation:
+                best = i
+            continue
+        seen[key] = len(rows)
+        if r["evaluation"] is best_evaluation:
+            best = len(rows)
+        rows.append(r)
+    return rows, best
+
+
+def results_metrics(results):
+    """The metric names of a multi-metric ``cv_results_`` (``mean_test_<name>`` keys)."""
+    return {k[len("mean_test_"):] for k in results if k.startswith("mean_test_")}
 
 
 def _rank(scores):
@@ -192,9 +249,11 @@ def _column(values):
 class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     r"""Tune a pipeline's final-step hyperparameters by hypergradient descent on K-fold CV.
 
-    A drop-in for :class:`~sklearn.model_selection.GridSearchCV` where a grid is replaced by
-    bounds: ``GridSearchCV(pipe, {"lasso__alpha": alphas})`` becomes
-    ``HypergradSearchCV(pipe, {"lasso__alpha": (1e-3, 1e1)})``. Instead of refitting the
+    A drop-in for :class:`~sklearn.model_selection.GridSearchCV`:
+    ``GridSearchCV(pipe, {"lasso__alpha": alphas})`` becomes
+    ``HypergradSearchCV(pipe, {"lasso__alpha": alphas})``, where the list ``alphas`` is
+    read as the interval ``[min, max]`` searched and the coarse starts of the descent
+    (or give ``(1e-3, 1e1)``). Instead of refitting the
     pipeline at every grid point, the gradient of the mean validation loss with respect
     to the hyperparameters (the *hypergradient*) is computed by implicit differentiation
     of the final step's optimality conditions, for all folds in one batched JAX call, and
@@ -222,25 +281,48 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     estimator : estimator object
         A :class:`~sklearn.pipeline.Pipeline` or a bare estimator whose final step is
         scikit-learn's ``Lasso``, ``ElasticNet``, ``Ridge`` or ``LogisticRegression``
-        (any solver but ``liblinear``, which penalizes the intercept), or any estimator
-        implementing the tunable protocol (see Notes); skimplicit's CV estimators do.
-    param_bounds : dict
-        GridSearchCV-style names of the final step's hyperparameters mapped to
-        ``(low, high)``, ``(low, high, "log" | "linear")`` or ``"auto"`` (the problem's
-        own bounds; for the Lasso ``[1e-4, 0.9] * alpha_max`` of the training folds),
+        (any solver but ``liblinear``, which penalizes the intercept), ``LinearSVC``
+        (``loss="squared_hinge"``), ``LinearSVR`` (``loss="squared_epsilon_insensitive"``),
+        ``RidgeClassifier``, ``HuberRegressor``, ``PoissonRegressor``,
+        ``GammaRegressor``, ``TweedieRegressor`` (``power >= 1``, log link) (a
+        subclass that overrides neither ``fit`` nor the prediction
+        methods counts as its parent), or any estimator implementing the tunable protocol
+        (see Notes); skimplicit's CV estimators do. Others raise a ``TypeError`` naming
+        this list.
+    param_grid : dict (or a list of one dict)
+        GridSearchCV's second argument, GridSearchCV-style names of the final step's
+        hyperparameters mapped to:
+
+        * a **list** (or 1-D array) of numbers: the hyperparameter is tuned within
+          ``[min, max]`` of the list, and the list's values are the coarse cover the
+          descent starts from (evaluated first, in the given order, repeats dropped;
+          several lists: their product, in GridSearchCV's order);
+        * a list of **one** value (of any type, for any parameter of the pipeline): held
+          there, as a one-point grid;
+        * a tuple ``(low, high)`` or ``(low, high, "log" | "linear")``: tuned within it,
+          from the problem's own coarse cover;
+        * ``"auto"``: the problem's own bounds (for the Lasso ``[1e-4, 0.9] *
+          alpha_max`` of the training folds).
+
         e.g. ``{"elasticnet__alpha": (1e-4, 1e1), "elasticnet__l1_ratio": (0.01, 1.0)}``
-        or ``{"logisticregression__C": (1e-3, 1e3)}``. ``alpha`` and ``C`` are searched in
-        log scale and ``l1_ratio`` in linear scale unless a third element says otherwise. The final step's hyperparameters not named here
-        keep the estimator's values. Above ``alpha_max`` every Lasso solution is zero and
-        the hypergradient vanishes: ``"auto"`` excludes that dead zone.
+        or ``{"logisticregression__C": [1e-3, 1e-1, 1e1, 1e3]}``. ``alpha`` and ``C`` are
+        searched in log scale and ``l1_ratio`` in linear scale unless a third element
+        says otherwise. The final step's hyperparameters not named here keep the
+        estimator's values. Above ``alpha_max`` every Lasso solution is zero and the
+        hypergradient vanishes: ``"auto"`` excludes that dead zone.
     cv : int, cross-validation generator or iterable, default=5
         As in GridSearchCV (an int is a ``(Stratified)KFold``).
-    scoring : None, str or scorer, default=None
+    scoring : None, str, callable, list, tuple or dict, default=None
         ``None``: the final step's differentiable loss, reported as its scikit-learn
-        scorer (``neg_mean_squared_error`` for regressors, ``neg_log_loss`` for
-        classifiers). The matching strings or scorers (e.g. one with
-        ``set_score_request(sample_weight=True)``) are accepted; other scores raise a
-        ``ValueError`` since they have no hypergradient.
+        scorer (``neg_mean_squared_error`` for least-squares regressors,
+        ``neg_log_loss`` for logistic regression; ``neg_squared_hinge`` for
+        ``LinearSVC``, whose ``scorer_`` is then ``None``). The matching strings or
+        scorers (e.g. one with ``set_score_request(sample_weight=True)``) are the loss
+        followed. **Any other scoring** (``accuracy``, ``roc_auc``, ``r2``, a callable,
+        several metrics as in GridSearchCV): the hypergradient follows the final step's
+        own loss, and the point is selected by the user's scorer among the evaluated
+        points, each refit on every training fold and scored exactly as GridSearchCV
+        scores a grid point (``refit`` names the metric that selects).
     max_outer_iter : int, default=30
         Hypergradient evaluations per start after the coarse path.
     outer_tol : float, default=1e-4
@@ -253,9 +335,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     n_jobs : int, default=None
         Restarts run through joblib (any backend: loky, threading, dask), and so does the
         per-fold preprocessing; the result does not depend on it.
-    refit : bool or callable, default=True
-        Refit the estimator at the best point on all the data (``best_estimator_``). A
-        callable takes ``cv_results_`` and returns ``best_index_``, as in GridSearchCV.
+    refit : bool, str or callable, default=True
+        Refit the estimator at the best point on all the data (``best_estimator_``). As
+        in GridSearchCV: a metric name for multi-metric ``scoring``; a callable takes
+        ``cv_results_`` and returns ``best_index_`` (``best_score_`` is then not set).
     verbose : int, default=0
         One printed line per evaluation when > 0.
     random_state : int, RandomState instance or None, default=None
@@ -263,20 +346,28 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     error_score : 'raise' or float, default=np.nan
         Score of an evaluation that raises (with a ``FitFailedWarning``); the descent
         steps back from it. ``'raise'`` re-raises.
+    return_train_score : bool, default=False
+        Add GridSearchCV's ``split<k>_train_<metric>``, ``mean_train_<metric>`` and
+        ``std_train_<metric>`` (each evaluated point refit on every training fold).
+    pre_dispatch : int or str, default="2*n_jobs"
+        As in GridSearchCV, for the refits that score the evaluated points.
 
     Attributes
     ----------
     cv_results_ : dict of numpy (masked) ndarrays
-        One row per evaluated point, in evaluation order; loads into a
-        :class:`pandas.DataFrame`. Keys as GridSearchCV: ``params``, ``param_<name>``,
-        ``split<k>_test_score``, ``mean_test_score``, ``std_test_score``,
-        ``rank_test_score``, ``mean_fit_time`` (the evaluation's wall time per fold: inner
-        solves, hypergradient and scoring together), ``std_fit_time``,
-        ``mean_score_time``, ``std_score_time`` (not measured separately: NaN); and
-        ``hypergradient_<name>`` (the gradient of the mean validation *loss*, i.e. of
-        ``-mean_test_score``, with respect to the hyperparameter in natural units; NaN on
-        the coarse path, where none is computed), ``phase`` (``"path"``, ``"start k"``),
-        ``inner_precision``, ``converged`` and ``elapsed_time`` (seconds since the start).
+        One row per distinct evaluated point, in evaluation order (a descent starting
+        at a cover point adds no row: its hypergradient goes to that row); loads into a
+        :class:`pandas.DataFrame`; deterministic apart from the ``*_time`` keys. Keys as
+        GridSearchCV: ``params``, ``param_<name>``, ``split<k>_test_<metric>``,
+        ``mean_test_<metric>``, ``std_test_<metric>``, ``rank_test_<metric>``
+        (``<metric>`` is ``score`` for one metric), the ``*_train_*`` keys with
+        ``return_train_score``, ``mean_fit_time``, ``std_fit_time``,
+        ``mean_score_time``, ``std_score_time`` (for the loss followed, without refits:
+        the evaluation's wall time per fold, inner solves, hypergradient and scoring
+        together, as the fit time; score times 0); and ``hypergradient_<name>`` (the
+        gradient of the mean validation *loss* followed with respect to the
+        hyperparameter in natural units; NaN where none was computed), ``phase``
+        (``"path"``, ``"start k"``, ``"fixed"``), ``inner_precision`` and ``converged``.
     best_index_ : int
         Row of ``cv_results_`` with the best mean test score.
     best_params_ : dict
@@ -293,7 +384,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     scorer_ : scorer
         The scorer the test scores are reported in.
     multimetric_ : bool
-        Always False (one differentiable loss).
+        Whether ``scoring`` holds several metrics.
     tuning_result_ : TuningResult
         The outer loop's full record.
     search_space_ : dict
@@ -319,6 +410,13 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     equal or better on the CV score, with far fewer inner solves; a non-convex CV curve
     can hold a better basin, which ``n_restarts`` explores. Only the final step's
     hyperparameters are tuned (the gradient flows through the final step only).
+
+    **Non-differentiable scorers.** With ``scoring="accuracy"`` (or ``roc_auc``, ``r2``,
+    a callable, several metrics) the descent follows the final step's own loss and the
+    chosen point is the best *by the user's scorer among the evaluated points* (the
+    coarse starts and the descent's steps), each refit on every training fold as
+    GridSearchCV does: its score is GridSearchCV's score at that point, and the refits
+    cost one GridSearchCV fit per evaluated point and fold.
 
     **score.** With ``scoring=None``, :meth:`score` is ``best_estimator_.score`` (R² or
     accuracy), as in GridSearchCV; ``best_score_`` and ``cv_results_`` hold the
@@ -378,25 +476,28 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit"])],
-        "param_bounds": [dict],
+        "param_grid": [dict, list],
         "cv": ["cv_object"],
-        "scoring": [str, callable, None],
+        "scoring": [str, callable, list, tuple, dict, None],
         "max_outer_iter": [Interval(Integral, 1, None, closed="left")],
         "outer_tol": [Interval(Real, 0, None, closed="left")],
         "n_restarts": [Interval(Integral, 1, None, closed="left")],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "n_jobs": [Integral, None],
-        "refit": ["boolean", callable],
+        "refit": ["boolean", str, callable],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
         "error_score": [StrOptions({"raise"}), Real],
+        "return_train_score": ["boolean"],
+        "pre_dispatch": [Integral, str],
     }
 
-    def __init__(self, estimator, param_bounds, *, cv=5, scoring=None, max_outer_iter=30,
+    def __init__(self, estimator, param_grid, *, cv=5, scoring=None, max_outer_iter=30,
                  outer_tol=1e-4, n_restarts=1, max_time=None, n_jobs=None, refit=True,
-                 verbose=0, random_state=None, error_score=np.nan):
+                 verbose=0, random_state=None, error_score=np.nan, return_train_score=False,
+                 pre_dispatch="2*n_jobs"):
         self.estimator = estimator
-        self.param_bounds = param_bounds
+        self.param_grid = param_grid
         self.cv = cv
         self.scoring = scoring
         self.max_outer_iter = max_outer_iter
@@ -408,6 +509,13 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.verbose = verbose
         self.random_state = random_state
         self.error_score = error_score
+        self.return_train_score = return_train_score
+        self.pre_dispatch = pre_dispatch
+
+    # GridSearchCV's own scorer handling (the same checks and messages).
+    _get_scorers = BaseSearchCV._get_scorers
+    _check_refit_for_multimetric = BaseSearchCV._check_refit_for_multimetric
+    _check_scorers_accept_sample_weight = BaseSearchCV._check_scorers_accept_sample_weight
 
     # -- tags --------------------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -451,7 +559,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             y = column_or_1d(y, warn=True)
         return y
 
-    def _routed_params(self, params, pre, final, prefix):
+    def _routed_params(self, params, pre, final, prefix, select_mode=False):
         """``(groups, pre_params, final_params, estimator_fit_params, score_params)``."""
         if _routing_enabled():
             routed = process_routing(self, "fit", **params)
@@ -469,9 +577,13 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         else:
             est_params = dict(params)
             groups = est_params.pop("groups", None)
-            # As GridSearchCV: a plain sample_weight also weights the validation scores.
+            # As GridSearchCV: a plain sample_weight also weights the validation scores
+            # (of a user's scorer, if it accepts them; a warning otherwise).
             score_params = ({"sample_weight": est_params["sample_weight"]}
                             if est_params.get("sample_weight") is not None else {})
+            if (score_params and select_mode
+                    and not BaseSearchCV._check_scorers_accept_sample_weight(self)):
+                score_params = {}
             if prefix:
                 final_params = {k[len(prefix):]: v for k, v in est_params.items()
                                 if k.startswith(prefix)}
@@ -500,25 +612,36 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         self : object
         """
-        pre, final, prefix = split_estimator(self.estimator)
+        # GridSearchCV's scorer checks first (an estimator without ``score`` and
+        # scoring=None, a multi-metric scoring without a valid ``refit``).
+        scorers, refit_metric = BaseSearchCV._get_scorers(self)
+        estimator = clone(self.estimator)
+        pre, final, prefix = split_estimator(estimator)
         if not is_supported_final_step(final):
             make_problem(final, None, {})  # raises the explanatory TypeError
-        bounds = parse_param_bounds(self.param_bounds, prefix, final)
-        scoring = _scorer_name(self.scoring)
+        bounds, starts, fixed = parse_param_grid(self.param_grid, prefix, final)
+        if fixed:  # one-value lists: held there, as a one-point grid
+            estimator.set_params(**fixed)
+            pre, final, prefix = split_estimator(estimator)
+        loss_scoring = _scorer_name(self.scoring)
+        # r2 and the RMSE: followed through the chain rule where the problem allows it.
+        chain = isinstance(self.scoring, str) and self.scoring in (
+            "r2", "neg_root_mean_squared_error")
+        select_mode = self.scoring is not None and loss_scoring is None and not chain
         X, y = indexable(X, self._validate_y(y, final))
         params = _check_method_params(X, params=params)
         groups, pre_params, final_params, est_params, score_params = self._routed_params(
-            params, pre, final, prefix)
+            params, pre, final, prefix, select_mode)
         sw = final_params.pop("sample_weight", None)
         n_samples = _num_samples(X)
         # The same weight checks as the estimators' (skimplicit.utils): the training
         # weights of the final step and the weights of the validation loss.
         if sw is not None:
             sw = check_sample_weight(sw, n_samples)
-        if score_params.get("sample_weight") is not None:
-            score_params["sample_weight"] = check_sample_weight(
-                score_params["sample_weight"], n_samples,
-                name="sample_weight (of the validation score)")
+        loss_sw = None if select_mode else score_params.get("sample_weight")
+        if loss_sw is not None:
+            loss_sw = score_params["sample_weight"] = check_sample_weight(
+                loss_sw, n_samples, name="sample_weight (of the validation score)")
         if final_params:
             raise ValueError(
                 f"Fit parameters {sorted(final_params)} of the final step are not supported "
@@ -534,100 +657,146 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
         ones = np.ones(n_samples)
         check_fold_weights(splits, ones if sw is None else sw,
-                           score_params.get("sample_weight", ones))
+                           ones if loss_sw is None else loss_sw)
         folds = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fold_data)(pre, X, y, tr, te, pre_params, sw,
-                                score_params.get("sample_weight"))
+            delayed(_fold_data)(pre, X, y, tr, te, pre_params, sw, loss_sw)
             for tr, te in splits
         )
         problem = make_problem(final, folds, bounds)
         default = LOSS_TO_SCORING.get(problem.loss_name, f"neg_{problem.loss_name}")
-        if scoring is not None and scoring != default:
-            raise ValueError(
-                f"scoring={self.scoring!r} does not match the final step's loss "
-                f"({problem.loss_name!r}, reported as {default!r})."
-            )
-        search_problem = restrict(problem, final, bounds, error_score=self.error_score)
+        if loss_scoring is not None and loss_scoring != default:
+            # A differentiable scorer of another loss: selected among the points.
+            select_mode = True
+        transform, self._score_offset = None, 0.0
+        if chain:
+            found = score_transform(self.scoring, problem, folds)
+            if found is None:
+                select_mode = True  # no per-fold gradients: selected among the points
+            else:
+                transform, self._score_offset = found
+        search_problem = restrict(problem, final, bounds, error_score=self.error_score,
+                                  starts=starts, allow_empty=True)
+        search_problem.transform = transform
         search_problem.display_prefix = prefix  # verbose output in cv_results_' names
         check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
-        # Nothing to tune (a constant target, no varying feature): one evaluation at the
-        # strongest penalty in the bounds, as the estimators do.
-        result = tune_or_constant(
-            search_problem, folds, fit_intercept=getattr(final, "fit_intercept", True),
-            max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
-            n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
-            random_state=self.random_state, n_jobs=self.n_jobs,
-        )
+        if search_problem.hyperparameters:
+            # Nothing to tune (a constant target, no varying feature): one evaluation at
+            # the strongest penalty in the bounds, as the estimators do.
+            result = tune_or_constant(
+                search_problem, folds,
+                fit_intercept=(getattr(final, "fit_intercept", True)
+                               and not is_classifier(final)),
+                max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
+                n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
+                random_state=self.random_state, n_jobs=self.n_jobs,
+            )
+        else:  # every hyperparameter held (one-value lists): a one-point grid
+            result = _one_point_result(search_problem)
         self.tuning_result_ = result
         self.search_space_ = {
             prefix + hp.name: (hp.lower, hp.upper, hp.scale, hp.size is not None)
             for hp in search_problem.hyperparameters
         }
-        self.cv_results_ = self._format_results(result, search_problem, prefix)
-        if callable(self.refit):
-            self.best_index_ = int(self.refit(self.cv_results_))
+        records, best_rec = _dedupe(result.records, result.best_evaluation)
+        points = [{**fixed, **{prefix + k: (v.copy() if np.ndim(v) else float(v))
+                               for k, v in r["params"].items()}} for r in records]
+        if select_mode or self.return_train_score:
+            # Every evaluated point refit on each training fold and scored by the user's
+            # scorer(s), exactly as GridSearchCV scores a grid point.
+            if not select_mode and transform is None:
+                scorers = get_scorer(default) if default in LOSS_TO_SCORING.values() \
+                    else scorers
+            fit_params = dict(est_params)
+            results, self.multimetric_ = score_points(
+                self, estimator, X, y, splits, points, scorers, fit_params=fit_params,
+                score_params=score_params)
+            if not select_mode:  # the test scores the search followed
+                self._loss_scores(results, records)
         else:
-            self.best_index_ = next(i for i, r in enumerate(result.records)
-                                    if r["evaluation"] is result.best_evaluation)
-        self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
-        self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
-        if isinstance(self.scoring, _BaseScorer):
-            self.scorer_ = self.scoring
+            results = self._format_results(records, search_problem, prefix, points)
+            self.multimetric_ = False
+        if callable(self.scoring) and self.multimetric_:
+            BaseSearchCV._check_refit_for_multimetric(self, results_metrics(results))
+            refit_metric = self.refit
+        self._add_search_columns(results, records, search_problem, prefix)
+        self.cv_results_ = results
+        if self.refit or not self.multimetric_:
+            if not select_mode and self.refit is True:
+                self.best_index_ = best_rec
+            else:
+                self.best_index_ = select_best(self.refit, refit_metric, results)
+            if not callable(self.refit):
+                self.best_score_ = float(results[f"mean_test_{refit_metric}"][self.best_index_])
+            self.best_params_ = dict(results["params"][self.best_index_])
+        if select_mode:
+            self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) \
+                else scorers
+        elif isinstance(self.scoring, _BaseScorer) or transform is not None:
+            self.scorer_ = scorers
         else:
             self.scorer_ = get_scorer(default) if default in LOSS_TO_SCORING.values() else None
-        self.multimetric_ = False
-        if self.refit is not False:
-            best = clone(self.estimator)
-            natural = {k[len(prefix):]: v for k, v in self.best_params_.items()}
+        self._select_mode = select_mode
+        if self.refit:
+            best = clone(estimator)
+            natural = {k[len(prefix):]: v for k, v in self.best_params_.items()
+                       if k not in fixed}
             step = tuned_final_step(split_estimator(best)[1], natural)
             best = best.set_params(**{prefix[:-2]: step}) if prefix else step
             t0 = time.perf_counter()
             best.fit(X, y, **est_params)
-            self.refit_time_ = time.perf_counter() - t0
+            self.refit_time_ = float(time.perf_counter() - t0)
             self.best_estimator_ = best
+            if hasattr(best, "feature_names_in_"):
+                self.feature_names_in_ = best.feature_names_in_
         return self
 
-    def _format_results(self, result, problem, prefix):
-        recs = result.records
-        n, K = len(recs), self.n_splits_
-        names = [hp.name for hp in problem.hyperparameters]
-        failed = np.array([bool(r["evaluation"].info.get("failed")) for r in recs])
+    def _loss_scores(self, results, records):
+        """Test scores of the loss the search followed (the refits gave the train ones)."""
+        n, K = len(records), self.n_splits_
         scores = np.full((n, K), np.nan)
-        for i, r in enumerate(recs):
-            if failed[i]:
-                scores[i] = self.error_score
-            else:
-                scores[i] = -np.asarray(r["evaluation"].fold_losses, float)
-        out = {}
-        eval_time = np.array([r["evaluation"].info.get("eval_time", np.nan) for r in recs])
-        out["mean_fit_time"] = eval_time / K
-        out["std_fit_time"] = np.full(n, np.nan)
-        out["mean_score_time"] = np.full(n, np.nan)
-        out["std_score_time"] = np.full(n, np.nan)
-        for name in names:
-            col = _column([r["params"][name] for r in recs])
-            out[f"param_{prefix}{name}"] = MaskedArray(col, mask=np.zeros(n, bool))
-        out["params"] = [{prefix + k: (v.copy() if np.ndim(v) else float(v))
-                          for k, v in r["params"].items()} for r in recs]
+        for i, r in enumerate(records):
+            ev = r["evaluation"]
+            scores[i] = self.error_score if ev.info.get("failed") else (
+                getattr(self, "_score_offset", 0.0) - np.asarray(ev.fold_losses, float))
         for k in range(K):
-            out[f"split{k}_test_score"] = scores[:, k]
+            results[f"split{k}_test_score"] = scores[:, k]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-            out["mean_test_score"] = scores.mean(axis=1)
-            out["std_test_score"] = scores.std(axis=1)
-        out["rank_test_score"] = _rank(out["mean_test_score"])
-        for name in names:
-            grads = []
-            for r in recs:
-                g = r["evaluation"].grad
-                grads.append(np.full(np.shape(r["params"][name]), np.nan) if g is None
-                             else np.asarray(g[name], float))
-            out[f"hypergradient_{prefix}{name}"] = _column(grads)
-        out["phase"] = np.array([r["phase"] for r in recs], dtype=object)
-        out["inner_precision"] = np.array([r["precision"] for r in recs], float)
-        out["converged"] = np.array([bool(r["evaluation"].converged) for r in recs])
-        out["elapsed_time"] = np.array([r["time"] for r in recs], float)
+            results["mean_test_score"] = scores.mean(axis=1)
+            results["std_test_score"] = scores.std(axis=1)
+        results["rank_test_score"] = _rank(results["mean_test_score"])
+
+    def _format_results(self, records, problem, prefix, points):
+        """GridSearchCV's keys from the evaluations (no refit): test scores are minus the
+        fold losses; the fit time is the evaluation's per fold (inner solves,
+        hypergradient and scoring together), the score time 0."""
+        n = len(records)
+        out = {}
+        eval_time = np.array([r["evaluation"].info.get("eval_time", np.nan) for r in records])
+        out["mean_fit_time"] = eval_time / self.n_splits_
+        out["std_fit_time"] = np.zeros(n)
+        out["mean_score_time"] = np.zeros(n)
+        out["std_score_time"] = np.zeros(n)
+        for param, ma in _yield_masked_array_for_each_param(points):
+            out[param] = ma
+        out["params"] = points
+        self._loss_scores(out, records)
         return out
+
+    def _add_search_columns(self, out, records, problem, prefix):
+        """skimplicit's own columns: the hypergradient per tuned hyperparameter (of the
+        loss followed, NaN where none was computed), the phase, the inner precision and
+        whether the evaluation converged."""
+        for hp in problem.hyperparameters:
+            grads = []
+            for r in records:
+                g = r["evaluation"].grad
+                grads.append(np.full(np.shape(r["params"][hp.name]), np.nan) if g is None
+                             else np.asarray(g[hp.name], float))
+            out[f"hypergradient_{prefix}{hp.name}"] = _column(grads)
+        out["phase"] = np.array([r["phase"] for r in records], dtype=object)
+        out["inner_precision"] = np.array([r["precision"] for r in records], float)
+        out["converged"] = np.array([bool(r["evaluation"].converged) for r in records])
 
     # -- delegation ----------------------------------------------------------------------
     def _check_fitted(self, attr):
@@ -740,7 +909,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         self._check_fitted("score_samples")
         return self.best_estimator_.score_samples(X)
 
-    @available_if(_estimator_has("score"))
+    @available_if(_search_has_score)
     def score(self, X, y=None, **params):
         """Score of the refit best estimator on ``(X, y)``.
 
@@ -762,6 +931,12 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         _raise_for_params(params, self, "score")
         score_params = (process_routing(self, "score", **params).scorer["score"]
                         if _routing_enabled() else {})
+        if getattr(self, "_select_mode", False):  # as GridSearchCV.score
+            if isinstance(self.scorer_, dict):
+                scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
+                return scorer(self.best_estimator_, X, y, **score_params)
+            score = self.scorer_(self.best_estimator_, X, y, **score_params)
+            return score[self.refit] if self.multimetric_ else score
         return self._scorer_for_routing()(self.best_estimator_, X, y, **score_params)
 
     @property
@@ -796,6 +971,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     def _scorer_for_routing(self):
         if self.scoring is None:
             return _PassthroughScorer(self.estimator)
+        if isinstance(self.scoring, (list, tuple, set, dict)):
+            return BaseSearchCV._get_scorers(self)[0]
         return get_scorer(self.scoring) if isinstance(self.scoring, str) else self.scoring
 
     def get_metadata_routing(self):

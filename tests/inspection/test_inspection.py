@@ -105,13 +105,27 @@ def _assert_readable(ax):
         assert box.y0 - 0.5 <= t.y0 and t.y1 <= box.y1 + 0.5, text.get_text()
 
 
+def _counts(est):
+    """(points evaluated, hypergradient steps, points with a hypergradient) as drawn:
+    a search's ``cv_results_`` has one row per distinct point (a descent's start is its
+    cover row), the other tuners' ``history_`` one per evaluation."""
+    if hasattr(est, "cv_results_"):
+        res = est.cv_results_
+        grads = np.column_stack([np.asarray(v, float) for k, v in res.items()
+                                 if k.startswith("hypergradient_")])
+        return (len(res["params"]), int(np.sum(res["phase"] != "path")),
+                int(np.sum(np.all(np.isfinite(grads), axis=1))))
+    recs = est.tuning_result_.records
+    return (len(recs), est.tuning_result_.n_iter,
+            sum(r["evaluation"].grad is not None for r in recs))
+
+
 @pytest.mark.parametrize("name", list(TUNERS))
 def test_plot_search_trajectory_every_tuner(fitted, name):
     est, X, y = fitted(name)
     ax = plot_search_trajectory(est)
     _assert_readable(ax)
-    n_eval = len(est.tuning_result_.records)
-    n_steps = est.tuning_result_.n_iter
+    n_eval, n_steps, _ = _counts(est)
     assert len(ax.texts) == n_steps  # one number per hypergradient step
     plotted = sum(len(line.get_xdata()) for line in ax.get_lines())
     assert plotted == n_eval + 1  # every evaluation, and the best again as a star
@@ -168,8 +182,7 @@ def test_plot_validation_curve_every_tuner(fitted, name):
     ax = plot_validation_curve(est, grid=grid)
     _assert_readable(ax)
     tangents = ax.collections[0].get_segments()
-    traj_grads = [r["evaluation"].grad for r in est.tuning_result_.records]
-    assert len(tangents) == sum(g is not None for g in traj_grads)
+    assert len(tangents) == _counts(est)[2]
     labels = [line.get_label() for line in ax.get_lines()]
     assert ("grid (twin)" in labels) == (grid is not None)
     plt.close("all")

@@ -258,7 +258,7 @@ def test_logistic_C_and_l1_ratio_bounds(side):
 
 
 @pytest.mark.parametrize("side", ["lower", "upper"])
-def test_search_param_bounds(side):
+def test_search_param_grid(side):
     X, y = REG
     free = ImplicitLassoCV(cv=CV).fit(X, y).alpha_
     b = (free * 3, free * 30) if side == "lower" else (free / 30, free / 3)
@@ -268,7 +268,7 @@ def test_search_param_bounds(side):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         s.fit(X, y)
-    assert any("param_bounds" in str(w.message) for w in caught)
+    assert any("param_grid" in str(w.message) for w in caught)
     a = np.asarray(s.cv_results_["param_elasticnet__alpha"], float)
     r = np.asarray(s.cv_results_["param_elasticnet__l1_ratio"], float)
     assert np.all((a >= b[0] * (1 - 1e-12)) & (a <= b[1] * (1 + 1e-12)))

@@ -1,0 +1,159 @@
+"""HypergradSearchCV keeps GridSearchCV's contract (issue 20): param_grid lists, any
+scorer, refit by name or callable, return_train_score, deterministic cv_results_ with
+GridSearchCV's keys and one row per point."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skimplicit.model_selection import HypergradSearchCV
+
+CV = KFold(5, shuffle=True, random_state=0)
+SCV = StratifiedKFold(5, shuffle=True, random_state=0)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The best .* is at the .* bound:UserWarning")
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return X[:300], y[:300]
+
+
+def _no_time(res):
+    return {k: v for k, v in res.items() if not k.endswith("_time")}
+
+
+def _lasso():
+    return make_pipeline(StandardScaler(), Lasso(tol=1e-10, max_iter=100_000))
+
+
+def test_list_is_interval_and_coarse_starts(diabetes):
+    X, y = diabetes
+    grid = [1.0, 0.01, 0.1]
+    s = HypergradSearchCV(_lasso(), {"lasso__alpha": grid}, cv=CV).fit(X, y)
+    alphas = [p["lasso__alpha"] for p in s.cv_results_["params"]]
+    assert alphas[:3] == grid  # evaluated first, in the given order
+    assert len(alphas) > 3 and min(alphas) >= 0.01 and max(alphas) <= 1.0
+    assert s.search_space_["lasso__alpha"][:2] == (0.01, 1.0)
+    assert len({f"{a:.12g}" for a in alphas}) == len(alphas)  # no duplicate rows
+
+
+def test_cv_results_deterministic_and_with_grid_search_keys(diabetes):
+    X, y = diabetes
+    kw = dict(cv=CV, return_train_score=True)
+    a = HypergradSearchCV(_lasso(), {"lasso__alpha": (1e-3, 1.0)}, **kw).fit(X, y)
+    b = HypergradSearchCV(_lasso(), {"lasso__alpha": (1e-3, 1.0)}, **kw).fit(X, y)
+    np.testing.assert_equal(_no_time(a.cv_results_), _no_time(b.cv_results_))
+    gs = GridSearchCV(_lasso(), {"lasso__alpha": [0.1, 1.0]}, **kw).fit(X, y)
+    assert set(gs.cv_results_) <= set(a.cv_results_)
+    for k in ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time"):
+        assert np.all(a.cv_results_[k] >= 0)
+
+
+def test_one_value_lists_are_held(diabetes):
+    X, y = diabetes
+    s = HypergradSearchCV(_lasso(), {"lasso__alpha": [0.3], "lasso__fit_intercept": [True]},
+                          cv=CV).fit(X, y)
+    gs = GridSearchCV(_lasso(), {"lasso__alpha": [0.3], "lasso__fit_intercept": [True]},
+                      cv=CV, scoring="neg_mean_squared_error").fit(X, y)
+    assert s.cv_results_["params"] == gs.cv_results_["params"]
+    np.testing.assert_allclose(s.cv_results_["mean_test_score"],
+                               gs.cv_results_["mean_test_score"], rtol=1e-8)
+    assert s.best_estimator_[-1].alpha == 0.3
+
+
+@pytest.mark.parametrize("scoring", ["r2", "neg_root_mean_squared_error",
+                                     "neg_median_absolute_error"])
+def test_other_scorers_select_among_the_evaluated_points(diabetes, scoring):
+    X, y = diabetes
+    s = HypergradSearchCV(_lasso(), {"lasso__alpha": [1e-3, 0.1, 3.0]}, cv=CV,
+                          scoring=scoring).fit(X, y)
+    pts = [p["lasso__alpha"] for p in s.cv_results_["params"]]
+    gs = GridSearchCV(_lasso(), {"lasso__alpha": pts}, cv=CV, scoring=scoring).fit(X, y)
+    np.testing.assert_allclose(s.cv_results_["mean_test_score"],
+                               gs.cv_results_["mean_test_score"], rtol=1e-10)
+    assert s.best_index_ == gs.best_index_
+    assert s.best_params_ == gs.best_params_
+    assert s.score(X, y) == pytest.approx(gs.score(X, y))
+
+
+def test_multimetric_refit_by_name_and_callable(cancer):
+    X, y = cancer
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    scoring = {"acc": "accuracy", "auc": "roc_auc"}
+    s = HypergradSearchCV(pipe, {"logisticregression__C": [0.01, 1.0, 100.0]}, cv=SCV,
+                          scoring=scoring, refit="auc").fit(X, y)
+    assert s.multimetric_ and set(s.scorer_) == {"acc", "auc"}
+    for name in scoring:
+        assert f"mean_test_{name}" in s.cv_results_ and f"rank_test_{name}" in s.cv_results_
+    assert s.best_index_ == int(np.argmax(s.cv_results_["mean_test_auc"]))
+    assert s.best_score_ == s.cv_results_["mean_test_auc"][s.best_index_]
+    assert s.score(X, y) == pytest.approx(s.scorer_["auc"](s.best_estimator_, X, y))
+
+    c = HypergradSearchCV(pipe, {"logisticregression__C": [0.01, 1.0, 100.0]}, cv=SCV,
+                          scoring=scoring,
+                          refit=lambda r: int(np.argmin(r["mean_test_acc"]))).fit(X, y)
+    assert c.best_index_ == int(np.argmin(c.cv_results_["mean_test_acc"]))
+    assert not hasattr(c, "best_score_")
+    with pytest.raises(ValueError, match="refit must be set to a scorer key"):
+        HypergradSearchCV(pipe, {"logisticregression__C": [0.1, 1.0]}, cv=SCV,
+                          scoring=scoring, refit=True).fit(X, y)
+
+
+def test_loss_scorer_with_train_scores_matches_grid_search_at_the_same_points(diabetes):
+    X, y = diabetes
+    s = HypergradSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha":
+                          (1e-2, 1e3)}, cv=CV, return_train_score=True).fit(X, y)
+    pts = [p["ridge__alpha"] for p in s.cv_results_["params"]]
+    gs = GridSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": pts},
+                      cv=CV, scoring="neg_mean_squared_error",
+                      return_train_score=True).fit(X, y)
+    for k in ("mean_test_score", "mean_train_score", "split3_train_score"):
+        np.testing.assert_allclose(s.cv_results_[k], gs.cv_results_[k], rtol=1e-8)
+    assert s.best_index_ == gs.best_index_
+
+
+def test_error_score_and_pre_dispatch_are_accepted(diabetes):
+    X, y = diabetes
+    s = HypergradSearchCV(_lasso(), {"lasso__alpha": [0.1, 1.0]}, cv=CV, scoring="r2",
+                          error_score=-1.0, pre_dispatch=2).fit(X, y)
+    assert s.get_params()["pre_dispatch"] == 2
+    assert np.all(s.cv_results_["mean_test_score"] > -1.0)
+
+
+@pytest.mark.parametrize("scoring", ["r2", "neg_root_mean_squared_error"])
+def test_r2_and_rmse_followed_through_the_chain_rule(diabetes, scoring):
+    """Ridge reports per-fold hypergradients: r2 and the RMSE are the loss followed
+    (their hypergradient is the chain rule's, checked against finite differences of
+    GridSearchCV's own scores), not a selection among points."""
+    X, y = diabetes
+    pipe = make_pipeline(StandardScaler(), Ridge())
+    s = HypergradSearchCV(pipe, {"ridge__alpha": [0.1, 10.0, 1000.0]}, cv=CV,
+                          scoring=scoring).fit(X, y)
+    res = s.cv_results_
+    pts = [p["ridge__alpha"] for p in res["params"]]
+    gs = GridSearchCV(pipe, {"ridge__alpha": pts}, cv=CV, scoring=scoring).fit(X, y)
+    np.testing.assert_allclose(res["mean_test_score"], gs.cv_results_["mean_test_score"],
+                               rtol=1e-9)
+    assert s.best_index_ == gs.best_index_
+    i = int(np.flatnonzero(np.isfinite(res["hypergradient_ridge__alpha"]))[-1])
+    a, g = pts[i], res["hypergradient_ridge__alpha"][i]
+
+    def score(x):
+        return GridSearchCV(pipe, {"ridge__alpha": [x]}, cv=CV,
+                            scoring=scoring).fit(X, y).best_score_
+
+    for h in (1e-4, 3e-5):
+        fd = -(score(a * (1 + h)) - score(a * (1 - h))) / (2 * a * h)
+        assert fd == pytest.approx(g, rel=1e-8)

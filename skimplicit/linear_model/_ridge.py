@@ -297,7 +297,15 @@ n_features_in_, feature_names_in_ :
         result = super()._tune(problem, folds)
         if isinstance(problem, (RidgeLOOProblem, RidgeCVProblem)) and \
                 not getattr(problem, "alpha_per_feature", False):
-            _secant_polish(problem, result)
+            # The polish is a continuation of the outer loop: it honours its budgets (no
+            # polish after a stop on max_outer_iter, max_time or an interrupt).
+            stopped = any(r in result.stop_reason
+                          for r in ("max_outer_iter", "max_time", "interrupted"))
+            if not stopped:
+                spent = max((r["time"] for r in result.records), default=0.0)
+                _secant_polish(problem, result, max_iter=min(40, self.max_outer_iter),
+                               max_time=None if self.max_time is None
+                               else self.max_time - spent)
         return result
 
     # -- attributes ---------------------------------------------------------------------
@@ -402,13 +410,14 @@ n_features_in_, feature_names_in_ :
             self.__dict__.pop(name, None)
 
 
-def _secant_polish(problem, result, max_iter=40):
+def _secant_polish(problem, result, max_iter=40, max_time=None):
     """Converge a one-alpha minimum of an exact, smooth problem to rounding error.
 
     The outer loop stops within about 2 % in ``log alpha``; from its best point, a
     safeguarded secant (Illinois) search on ``d loss / d log alpha`` between the nearest
     evaluated points where it changes sign (none: nothing to do, e.g. a best point on a
-    bound). Its evaluations are recorded (phase "polish", counted as outer steps); the
+    bound), within ``max_iter`` evaluations and ``max_time`` seconds. Its evaluations are
+    recorded (phase "polish", counted as outer steps); the
     best point is replaced only by a lower loss. The best point is then stationary to
     rounding error: a finite-difference check of the hypergradient is meaningful away
     from it (``check_hypergradient(..., params=...)``), not at it.
@@ -433,6 +442,8 @@ def _secant_polish(problem, result, max_iter=40):
     side = 0
     for _ in range(max_iter):
         if b - a <= 1e-13 * max(1.0, abs(a)):
+            break
+        if max_time is not None and time.perf_counter() - t0 > max_time:
             break
         c = b - gb * (b - a) / (gb - ga)
         if not a < c < b:

@@ -56,6 +56,20 @@ def split_folds(X, y, sample_weight, cv_splits):
             for tr, te in cv_splits]
 
 
+def _ridge_dual_solve(X, d, rhs, n):
+    """``(X^T X / n + diag(d))^{-1} rhs`` for ``X`` of shape ``(n, k)``, ``k > n``, ``d > 0``.
+
+    Woodbury: ``D^{-1} rhs - D^{-1} X^T (n I + X D^{-1} X^T)^{-1} X D^{-1} rhs``, one
+    ``n x n`` Cholesky factorization (``O(n^2 k)`` in all instead of ``O(n k^2 + k^3)``).
+    """
+    dinv = 1.0 / d
+    u = dinv * rhs
+    M = (X * dinv) @ X.T
+    M[np.diag_indices_from(M)] += n
+    fac = sla.cho_factor(M, lower=True, check_finite=False)
+    return u - dinv * (X.T @ sla.cho_solve(fac, X @ u, check_finite=False))
+
+
 class _Fold:
     """Training and test parts of one fold, with the weighted training means."""
 
@@ -171,7 +185,8 @@ class _Fold:
         With the support ``S`` and the signs ``s`` fixed, the elastic net's stationarity
         conditions are linear:
         ``(X_S^T X_S / n + diag(alpha_S (1 - rho))) w_S = X_S^T y / n - rho alpha_S s``.
-        Each round solves them (Cholesky), drops the coordinates whose sign flips (and
+        Each round solves them (Cholesky; through Woodbury's identity when the support
+        has more columns than training rows), drops the coordinates whose sign flips (and
         re-solves), then adds the coordinates that violate ``|x_j^T r| / n <= rho alpha_j``
         most (a quarter of the support size, at least 3) with the sign of their
         correlation. The result is returned only when it is a
@@ -182,24 +197,38 @@ class _Fold:
         Returns ``(solution or None, the updated Gram cache)``.
         """
         y = self.y_fit
+        n = self.n_train
         thr = alpha * l1_ratio
         l2 = alpha * (1.0 - l1_ratio)
         S = np.flatnonzero(w)
         s = np.sign(w[S])
         for _ in range(max_rounds):
-            G, c, cache = self.gram(S, cache)
-            G[np.diag_indices_from(G)] += l2[S]
+            # More support columns than training rows (an elastic net, l2 > 0): the k x k
+            # system by Woodbury's identity through an n x n one (O(n^2 k), no k x k Gram
+            # matrix); else the cached Gram matrix.
+            dual = S.size > n and bool(np.all(l2[S] > 0))
+            if dual:
+                XS = self.train_columns(S)
+                c = XS.T @ y / n
+            else:
+                G, c, cache = self.gram(S, cache)
+                G[np.diag_indices_from(G)] += l2[S]
             keep = np.ones(S.size, bool)
             for _ in range(8):  # sign flips: drop them and re-solve
                 idx = np.flatnonzero(keep)
                 if idx.size == 0:
                     wS = np.zeros(0)
                     break
+                rhs = c[idx] - thr[S[idx]] * s[idx]
                 try:
-                    fac = sla.cho_factor(G[np.ix_(idx, idx)], lower=True, check_finite=False)
+                    if dual:
+                        wS = _ridge_dual_solve(XS[:, idx], l2[S[idx]], rhs, n)
+                    else:
+                        fac = sla.cho_factor(G[np.ix_(idx, idx)], lower=True,
+                                             check_finite=False)
+                        wS = sla.cho_solve(fac, rhs, check_finite=False)
                 except (np.linalg.LinAlgError, ValueError):
                     return None, cache
-                wS = sla.cho_solve(fac, c[idx] - thr[S[idx]] * s[idx], check_finite=False)
                 flipped = np.sign(wS) != s[idx]
                 if not flipped.any():
                     break
@@ -209,7 +238,8 @@ class _Fold:
             if not np.all(np.isfinite(wS)):
                 return None, cache
             S, s = S[idx], s[idx]
-            g = self.kkt_gradient(y - self.train_columns(S) @ wS if S.size else y)
+            XSw = (XS[:, idx] if dual else self.train_columns(S)) @ wS if S.size else 0.0
+            g = self.kkt_gradient(y - XSw)
             scale = max(float(np.max(thr)), float(np.max(np.abs(g))), 1e-300)
             # Stationarity on the support (guards against a near-singular Gram matrix) ...
             stat = g[S] - l2[S] * wS - thr[S] * s

@@ -48,6 +48,29 @@ def test_polish_turns_a_rough_solution_into_the_exact_one(fold_data, l1_ratio, p
     assert cache[1].size >= np.count_nonzero(ref)  # the Gram columns it used are cached
 
 
+def test_polish_of_a_support_wider_than_the_training_rows():
+    """An elastic net at small l1_ratio on p >> n: the support (here > n_train) is solved
+    through Woodbury's identity (an n x n system, no k x k Gram matrix) to the same
+    certified optimum, without touching the Gram cache."""
+    rng = np.random.RandomState(2)
+    X = rng.randn(40, 300)
+    y = X[:, :10] @ rng.randn(10) + 0.3 * rng.randn(40)
+    d = cp.split_folds(X, y, rng.uniform(0.5, 2.0, 40), [(np.arange(30), np.arange(30, 40))])[0]
+    fold = cp.make_folds([d], fit_intercept=True)[0]
+    alpha, l1_ratio = 0.02, 0.1
+    ref = _reference(d, alpha, l1_ratio)
+    assert np.count_nonzero(ref) > fold.n_train
+    # Near the optimum (as from the previous outer step): perturbed, 5 active features out.
+    rough = ref * (1 + 0.1 * rng.randn(300))
+    rough[np.flatnonzero(ref)[:5]] = 0.0
+    assert np.max(np.abs(rough - ref)) > 1e-4
+    out, cache = fold.polish(rough, np.full(300, alpha), l1_ratio, False,
+                             fold.empty_gram_cache())
+    assert out is not None
+    np.testing.assert_allclose(out, ref, rtol=1e-8, atol=1e-9 * np.max(np.abs(ref)))
+    assert cache[1].size == 0
+
+
 def test_polish_refuses_what_it_cannot_certify(fold_data):
     fold = cp.make_folds([fold_data], fit_intercept=True)[0]
     alpha = np.full(90, 0.15)

@@ -52,13 +52,18 @@ def _is_rule(line):
 
 
 def parse_output(text):
-    """Blocks of a printed output: ``("title", s)``, ``("text", s)``, ``("table", head, rows)``."""
+    """Blocks of a printed output: ``("title", s)``, ``("text", s)``, ``("pre", s)`` (lines
+    in space-aligned columns) and ``("table", head, rows)``."""
     blocks, para, lines = [], [], text.splitlines()
     i = 0
 
     def flush():
         if para:
-            blocks.append(("text", " ".join(para)))
+            # Columns aligned by spaces (a fixed-width table): kept as preformatted text.
+            if any(re.search(r"\S {3,}\S", ln) for ln in para):
+                blocks.append(("pre", "\n".join(para)))
+            else:
+                blocks.append(("text", " ".join(ln.strip() for ln in para)))
             para.clear()
 
     while i < len(lines):
@@ -78,7 +83,7 @@ def parse_output(text):
             flush()
             blocks.append(("title", line.lstrip("#").strip()))
         elif line.strip():
-            para.append(line.strip())
+            para.append(line.rstrip())
         else:
             flush()
         i += 1
@@ -225,6 +230,8 @@ def write_benchmark_page_parts(in_dir, out_dir):
                 tables += ["**" + _escape(block[1]).removeprefix("\\ ") + "**", ""]
             elif block[0] == "text":
                 tables += [_escape(block[1]), ""]
+            elif block[0] == "pre":
+                tables += ["::", ""] + ["    " + ln for ln in block[1].splitlines()] + [""]
             else:
                 tables += _table_rst(block[1], block[2])
     (out_dir / "benchmark_tables.rst.inc").write_text("\n".join(tables) + "\n")

@@ -115,8 +115,8 @@ class _EnetTunerMixin:
                 "argument."
             )
         amax = getattr(self, "_data_alpha_max", None)
-        if amax is None:  # a problem built outside fit (HypergradSearchCV): the folds' own
-            return None, None
+        if amax is None:  # a problem built outside fit (HypergradSearchCV): eps times the
+            return None, None  # folds' own alpha_max (EnetCVProblem(eps=...))
         return (self.eps * amax / rho_hi, amax / rho_lo), None
 
     def _refit(self, X, y, sample_weight):
@@ -305,6 +305,7 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
             folds, fit_intercept=self.fit_intercept, l1_ratio=1.0,
             alpha_per_feature=self.alpha_per_feature, positive=self.positive, tol=self.tol,
             max_iter=self.max_iter, bounds=bounds, starts=starts, precompute=self.precompute,
+            eps=self.eps,
         )
 
     def _store_params(self, best, result):
@@ -434,11 +435,18 @@ history_, tuning_result_, n_features_in_, feature_names_in_ :
             l1_ratio=0.7 if tuned else l1_ratio, tune_l1_ratio=tuned,
             positive=self.positive, tol=self.tol, max_iter=self.max_iter,
             bounds=bounds, l1_ratio_bounds=(lo, hi), starts=starts,
-            precompute=self.precompute,
+            precompute=self.precompute, eps=self.eps,
         )
 
     def _make_tunable_problem(self, folds):
         ratios = self._l1_ratios()
+        if ratios is not None and len(ratios) > 1:
+            raise ValueError(
+                f"{type(self).__name__}(l1_ratio={list(self.l1_ratio)}) as HypergradSearchCV's "
+                "final step: a list of l1_ratio values is a grid of separate problems, which "
+                "the search does not combine. Pass one value, or set l1_ratio='tune' and "
+                "search it in param_grid, e.g. {'l1_ratio': (0.1, 1.0)}."
+            )
         return self._problem(folds, None if ratios is None else ratios[0])
 
     def _make_tunable_problems(self, folds):

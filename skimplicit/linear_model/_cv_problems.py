@@ -305,7 +305,7 @@ class EnetCVProblem:
     def __init__(self, folds, *, fit_intercept=True, l1_ratio=1.0,
                  tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
                  max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6,
-                 starts=None, precompute=False):
+                 starts=None, precompute=False, eps=None):
         self.n_features = folds[0].X_train.shape[1]
         self._n_folds = len(folds)
         self._rows = (max(d.X_train.shape[0] for d in folds),
@@ -333,7 +333,12 @@ class EnetCVProblem:
         amax = [a for a in amax if a > 0]
         self.alpha_max_l1 = min(amax) if amax else 1.0
         rho_lo = l1_ratio_bounds[0] if tune_l1_ratio else self.l1_ratio
-        if bounds is None:
+        if bounds is None and eps is not None:
+            # scikit-learn's ``eps``: ``[eps, 1] * alpha_max`` (alpha_max of the smallest
+            # training fold here: a problem built outside the estimator's fit).
+            rho_hi = l1_ratio_bounds[1] if tune_l1_ratio else self.l1_ratio
+            bounds = (eps * self.alpha_max_l1 / rho_hi, self.alpha_max_l1 / max(rho_lo, 1e-3))
+        elif bounds is None:
             upper = 0.9 * self.alpha_max_l1 / max(rho_lo, 1e-3)
             bounds = (0.9 * self.alpha_max_l1 * 1e-4, upper)
         size = self.n_features if alpha_per_feature else None

@@ -301,8 +301,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
           there, as a one-point grid;
         * a tuple ``(low, high)`` or ``(low, high, "log" | "linear")``: tuned within it,
           from the problem's own coarse cover;
-        * ``"auto"``: the problem's own bounds (for the Lasso ``[1e-4, 0.9] *
-          alpha_max`` of the training folds).
+        * ``"auto"``: the problem's own bounds (for scikit-learn's Lasso ``[1e-4, 0.9] *
+          alpha_max`` of the training folds; for skimplicit's ImplicitLassoCV /
+          ImplicitElasticNetCV ``[eps, 1] * alpha_max`` with their ``eps``, or their
+          ``alphas`` / ``bounds`` when given).
 
         e.g. ``{"elasticnet__alpha": (1e-4, 1e1), "elasticnet__l1_ratio": (0.01, 1.0)}``
         or ``{"logisticregression__C": [1e-3, 1e-1, 1e1, 1e3]}``. ``alpha`` and ``C`` are

@@ -157,3 +157,27 @@ def test_r2_and_rmse_followed_through_the_chain_rule(diabetes, scoring):
     for h in (1e-4, 3e-5):
         fd = -(score(a * (1 + h)) - score(a * (1 - h))) / (2 * a * h)
         assert fd == pytest.approx(g, rel=1e-8)
+
+
+def test_skimplicit_final_step_keeps_its_eps_and_refuses_a_list_of_l1_ratio(diabetes):
+    """``"auto"`` bounds of an ImplicitLassoCV / ImplicitElasticNetCV final step are its
+    own ``[eps, 1] * alpha_max`` (alpha_max of the smallest training fold); a list of
+    l1_ratio values (a grid of separate problems) is refused before any tuning, with
+    what to do instead (it used to tune at the first value and fail in the refit)."""
+    from skimplicit.linear_model import ImplicitElasticNetCV, ImplicitLassoCV
+    from skimplicit.linear_model._cv_problems import split_folds
+
+    X, y = diabetes
+    cv = KFold(3, shuffle=True, random_state=0)
+    for eps in (1e-2, 1e-4):
+        s = HypergradSearchCV(ImplicitLassoCV(eps=eps), {"alpha": "auto"}, cv=cv).fit(X, y)
+        (hp,) = s.tuning_result_.hyperparameters
+        folds = split_folds(X, y, np.ones(len(y)), list(cv.split(X)))
+        Xc = [d.X_train - d.X_train.mean(0) for d in folds]
+        amax = min(np.max(np.abs(x.T @ (d.y_train - d.y_train.mean()))) / len(d.y_train)
+                   for x, d in zip(Xc, folds))
+        np.testing.assert_allclose([hp.lower, hp.upper], [eps * amax, amax], rtol=1e-10)
+        assert hp.lower <= s.best_params_["alpha"] <= hp.upper
+    with pytest.raises(ValueError, match="list of l1_ratio.*l1_ratio='tune'"):
+        HypergradSearchCV(ImplicitElasticNetCV(l1_ratio=[0.2, 0.8]), {"alpha": (1e-3, 1.0)},
+                          cv=3).fit(X, y)

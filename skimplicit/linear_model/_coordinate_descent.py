@@ -115,8 +115,10 @@ class _EnetTunerMixin:
                 "argument."
             )
         amax = getattr(self, "_data_alpha_max", None)
-        if amax is None:  # a problem built outside fit (HypergradSearchCV): eps times the
-            return None, None  # folds' own alpha_max (EnetCVProblem(eps=...))
+        # A problem built outside fit (HypergradSearchCV): no data alpha_max here; the
+        # problem applies eps to its folds' own (EnetCVProblem(eps=...)).
+        if amax is None:
+            return None, None
         return (self.eps * amax / rho_hi, amax / rho_lo), None
 
     def _refit(self, X, y, sample_weight):

@@ -447,8 +447,7 @@ class EnetCVProblem:
         optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
         descent's solution is kept, with its convergence flag); ``cheap`` (cover points,
         which only rank values) skips that retry unless the first descent did not move the
-        warm start. Returns ``(coef, converged, n_iter,
-        exact)``.
+        warm start. Returns ``(coef, converged, n_iter, exact)``.
         """
         alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
         fold = self.folds[i]
@@ -466,11 +465,11 @@ class EnetCVProblem:
                                                 self._grams[i])
             if exact is not None:
                 return exact, True, n_iter, True
+            # Cheap: no retry, unless the descent left the warm start as it was (one from
+            # another point that passes the loose duality-gap test uncertified would give
+            # that point's validation loss here: a false plateau on the cover).
             if cheap and n_iter > 0:
                 break
-            # (A warm start from another point that passes the loose duality-gap test
-            # as it is, uncertified, would give that point's validation loss here: a
-            # false plateau on the cover. It gets the tighter descent even when cheap.)
         return coef, converged, n_iter, False
 
     def _descend_fold(self, i, alpha, l1_ratio, tol, init):

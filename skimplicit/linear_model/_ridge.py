@@ -417,8 +417,8 @@ def _secant_polish(problem, result, max_iter=40, max_time=None):
     safeguarded secant (Illinois) search on ``d loss / d log alpha`` between the nearest
     evaluated points where it changes sign (none: nothing to do, e.g. a best point on a
     bound), within ``max_iter`` evaluations and ``max_time`` seconds. Its evaluations are
-    recorded (phase "polish", counted as outer steps); the
-    best point is replaced only by a lower loss. The best point is then stationary to
+    recorded (phase "polish", counted as outer steps); the best point is replaced only
+    by a lower loss. The best point is then stationary to
     rounding error: a finite-difference check of the hypergradient is meaningful away
     from it (``check_hypergradient(..., params=...)``), not at it.
     """

@@ -28,7 +28,8 @@ from sklearn.utils.validation import _check_method_params, validate_data
 from ..model_selection._constant import tune_or_constant
 from ..model_selection._outer import TuningResult
 from ..model_selection._tunable import Evaluation, Hyperparameter
-from ..utils import check_fold_classes, check_fold_weights, check_sample_weight
+from ..utils import (check_fold_classes, check_fold_weights, check_sample_weight,
+                     merge_duplicate_rows)
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ._cv_problems import FoldData
 from ._logistic_problem import (
@@ -617,7 +618,10 @@ default='lbfgs'
         """The hypergradient descent (the log-loss's when ``scoring`` is not
         differentiable); every evaluated point with its fold solutions in
         ``self._points``."""
-        folds = [FoldData(X[tr], y_enc[tr], sw_train[tr], X[te], y_enc[te], sample_weight[te])
+        # Repeated rows merged into weights (canonical order): weights and repeated rows
+        # give the same fit exactly, also where the problem is ill-conditioned.
+        folds = [FoldData(*merge_duplicate_rows(X[tr], y_enc[tr], sw_train[tr])[:3],
+                          *merge_duplicate_rows(X[te], y_enc[te], sample_weight[te])[:3])
                  for tr, te in splits]
         bounds = check_bounds(self.bounds)
         cover = None
@@ -890,6 +894,7 @@ default='lbfgs'
                            labels=self.classes_)
 
     def _refit(self, X, y_enc, sw, n_classes):
+        X, y_enc, sw, _ = merge_duplicate_rows(X, y_enc, sw)  # (as the folds, see _tune)
         Y = one_hot(y_enc, n_classes)
         alpha = 1.0 / np.broadcast_to(np.asarray(self.C_, float), (Y.shape[1],))
         W, b, n_iter, ok = fit_logistic(host_matrix(X), Y, sw, alpha, self.l1_ratio_,

@@ -906,15 +906,15 @@ class LogisticCVProblem:
         model_selection._outer._grow_bounds`). Not further: the penalty is then the only
         curvature along the data's separating directions, and the condition number
         (~ ``C / c_scale``) reaches 1e7, beyond which a solution is no longer determined
-        to 1e-7 in floating point. l2 only: with an l1 term the only curvature on the
-        support is the loss's, which vanishes on separable data: the solution is not
-        determined there (measured on scikit-learn's sample-weight equivalence data, 3
-        classes: weighted and repeated-row solutions with optimality violations of 1e-14
-        differ by 4.5e-5 at 1e7 c_scale and 2e-6 at 10^5.5; binary: 5.7e-5 and 1.4e-7;
-        the check asks 1e-7). Bounds set by the user never move."""
+        to 1e-7 in floating point. With an l1 term the only curvature on the support is
+        the loss's, which vanishes on separable data: solutions there are determined only
+        to ~1e-5 (weighted and repeated-row fits of scikit-learn's sample-weight check,
+        with optimality violations of 1e-14, differed by 4.5e-5 at 1e7 c_scale), and the
+        estimator merges repeated rows into weights (:func:`~skimplicit.utils.
+        merge_duplicate_rows`) so that such fits see the same arrays. Not when
+        ``l1_ratio`` is tuned. Bounds set by the user never move."""
         if name != "C" or side != "upper" or not self._data_bounds \
-                or self._n_extended >= self.max_extend or self.tune_l1_ratio \
-                or self.l1_ratio > 0:
+                or self._n_extended >= self.max_extend or self.tune_l1_ratio:
             return False
         hp = self.hyperparameters[0]
         upper = 10 ** 1.5 * float(np.max(hp.upper))

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from skimplicit.linear_model import ImplicitLogisticRegressionCV
+from skimplicit.utils import merge_duplicate_rows
+
+
+def _data(seed=0, n=12, p=4):
+    r = np.random.RandomState(seed)
+    X = r.rand(n, p)
+    X[:, 0] = r.randint(0, 2, n)  # some equal entries, rows still distinct
+    y = r.randint(0, 3, n)
+    sw = r.randint(0, 4, n).astype(float)
+    return X, y, sw
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_weights_and_repeated_rows_give_the_same_arrays(sparse):
+    X, y, sw = _data()
+    reps = sw.astype(int)
+    Xr, yr = X.repeat(reps, axis=0), y.repeat(reps)
+    perm = np.random.RandomState(1).permutation(len(y))
+    conv = sp.csr_matrix if sparse else np.asarray
+    a = merge_duplicate_rows(conv(X[perm]), y[perm], sw[perm])
+    b = merge_duplicate_rows(conv(Xr), yr, np.ones(len(yr)))
+    A, B = (a[0].toarray(), b[0].toarray()) if sparse else (a[0], b[0])
+    assert np.array_equal(A, B) and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+    assert a[2].sum() == sw.sum() and np.all(a[2] > 0)
+    assert len(a[2]) == np.count_nonzero(sw)  # distinct rows: only the zero weights go
+    # index: the first original row of each merged row
+    np.testing.assert_array_equal((X[perm])[a[3]], A)
+
+
+def test_equal_rows_merge_and_labels_keep_them_apart():
+    X = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [-0.0, 1.0], [0.0, 1.0]])
+    y = np.array([0, 0, 1, 2, 2])
+    Xm, ym, w, idx = merge_duplicate_rows(X, y, np.array([1.0, 2.0, 0.5, 1.0, 3.0]))
+    got = sorted(zip(map(tuple, Xm), ym.tolist(), w.tolist()))
+    assert got == [((0.0, 1.0), 2, 4.0), ((1.0, 2.0), 0, 3.0), ((1.0, 2.0), 1, 0.5)]
+
+
+def test_l1_logistic_weights_equal_repeated_rows_at_a_grown_bound():
+    # Separable data, l1: the best C is on the grown bound (~1e7 c_scale), where a
+    # solution is determined only to ~1e-5; merged rows make the two fits agree exactly.
+    r = np.random.RandomState(0)
+    X = r.randn(40, 3)
+    y = (X[:, 0] > 0).astype(int)
+    X[:, 0] += np.where(y == 1, 0.5, -0.5)
+    sw = r.randint(0, 3, 40)
+    folds_w = [(np.arange(0, 40, 2), np.arange(1, 40, 2)), (np.arange(1, 40, 2), np.arange(0, 40, 2))]
+    Xr, yr = X.repeat(sw, axis=0), y.repeat(sw)
+    src = np.repeat(np.arange(40), sw)
+    folds_r = [(np.flatnonzero(np.isin(src, tr)), np.flatnonzero(np.isin(src, te)))
+               for tr, te in folds_w]
+    with pytest.warns(UserWarning, match="upper bound"):
+        a = ImplicitLogisticRegressionCV(l1_ratio=1.0, cv=folds_w).fit(X, y, sample_weight=sw)
+    with pytest.warns(UserWarning, match="upper bound"):
+        b = ImplicitLogisticRegressionCV(l1_ratio=1.0, cv=folds_r).fit(Xr, yr)
+    assert a.C_ == b.C_
+    np.testing.assert_array_equal(a.decision_function(X), b.decision_function(X))

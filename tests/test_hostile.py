@@ -554,12 +554,18 @@ def test_one_class(name):
 @pytest.mark.parametrize("name", ["logistic", "search_logistic"])
 def test_class_missing_from_a_training_fold(name):
     """A class with one sample: the fold whose test part holds it has none to train on.
-    LogisticRegressionCV scores such folds; GridSearchCV(LogisticRegression(),
-    scoring='neg_log_loss') gives them error_score (NaN) for every C. Both skimplicit
-    entry points raise the same error, naming the class and the fold."""
+    LogisticRegressionCV scores such folds, and so does ImplicitLogisticRegressionCV (the
+    missing class fitted probability 0, clipped by log_loss; a grid of Cs).
+    GridSearchCV(LogisticRegression(), scoring='neg_log_loss') gives them error_score
+    (NaN) for every C: HypergradSearchCV raises an error naming the class and the fold."""
     y3 = yc.astype(int)
     y3[5] = 2
     est = make(name).set_params(cv=KFold(3))
+    if name == "logistic":
+        est.fit(Xc, y3)
+        assert np.all(np.isfinite(est.scores_)) and est.tuning_result_.stop_reason == "grid"
+        assert np.all(est.scores_[0] < est.scores_[1:].min())  # fold 0 holds the class
+        return
     with pytest.raises(ValueError, match=r"Class\(es\) \[2\] have no sample of positive "
                                          r"sample_weight in training fold 0"):
         est.fit(Xc, y3)

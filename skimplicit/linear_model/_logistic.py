@@ -341,12 +341,11 @@ default='lbfgs'
     support otherwise; one BLAS thread for folds of moderate size), the hypergradient
     in JAX (float64), compiled once per fit (folds padded to bucketed shapes).
 
-    A training fold without samples of some class: with ``neg_log_loss`` its held-out
-    loss is infinite (that class is fitted a probability 0) and ``fit`` raises, naming
-    the fold and the class. With any other scoring such folds are scored as
-    scikit-learn scores them, the missing class fitted in the limit (probability 0,
-    intercept ``-inf``), over the grid of ``Cs`` (an int: ``logspace(-4, 4, Cs)``) and
-    ``l1_ratios``, without a descent.
+    A training fold without samples of some class is scored as scikit-learn scores it,
+    by the scorer, the missing class fitted in the limit (probability 0, intercept
+    ``-inf``; ``neg_log_loss`` clips it at the float epsilon, as ``log_loss`` does), over
+    the grid of ``Cs`` (an int: ``logspace(-4, 4, Cs)``) and ``l1_ratios``, without a
+    descent.
 
     References
     ----------
@@ -590,15 +589,11 @@ default='lbfgs'
         splits = list(cv.split(X, y, groups))
         check_fold_weights(splits, sample_weight)
         loss = self._loss()
-        missing = []
-        for i, (tr, _) in enumerate(splits):
-            present = np.isin(np.arange(n_classes), y_enc[tr][sw_train[tr] > 0])
-            if not present.all():
-                if loss == "log_loss":
-                    # Its held-out log-loss is infinite (the missing class is fitted a
-                    # probability 0): the clear error of check_fold_classes.
-                    self._check_weights(sw_train[tr], y_enc[tr], f"training fold {i}")
-                missing.append(i)
+        # A training fold missing a class: the grid path (see _fit_present), every fold
+        # scored by the scorer as LogisticRegressionCV scores it (the log-loss clips the
+        # probability 0 of the missing class at the float epsilon, as log_loss does).
+        missing = [i for i, (tr, _) in enumerate(splits)
+                   if not np.isin(np.arange(n_classes), y_enc[tr][sw_train[tr] > 0]).all()]
         self._score_params = score_params
         if missing or (Cs_list is not None and Cs_list.size == 1) or (
                 tune_rho and Cs_list is not None and Cs_list.size == 1):

@@ -183,5 +183,8 @@ def test_fold_missing_a_class_scored_or_refused():
 
     est = ImplicitLogisticRegressionCV(cv=KFold(3), scoring="accuracy").fit(X, y)
     assert np.all(est.scores_ == 0.0)  # each test fold holds the class its training misses
-    with pytest.raises(ValueError, match="no sample of positive"):
-        ImplicitLogisticRegressionCV(cv=KFold(3)).fit(X, y)  # the log-loss: infinite
+    # The log-loss too: the missing class is fitted probability 0 (its limit), which
+    # log_loss clips at the float epsilon, as it clips scikit-learn's tiny probability.
+    est = ImplicitLogisticRegressionCV(cv=KFold(3), Cs=4).fit(X, y)
+    np.testing.assert_allclose(est.scores_, np.log(np.finfo(float).eps), rtol=1e-12)
+    assert est.tuning_result_.stop_reason == "grid" and est.Cs_.size == 4

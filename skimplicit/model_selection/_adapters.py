@@ -47,6 +47,7 @@ __all__ = [
 
 # The differentiable validation losses and the scikit-learn scorer that reports each.
 LOSS_TO_SCORING = {"mse": "neg_mean_squared_error", "log_loss": "neg_log_loss",
+                   "brier": "neg_brier_score",
                    "mean_poisson_deviance": "neg_mean_poisson_deviance",
                    "mean_gamma_deviance": "neg_mean_gamma_deviance"}
 
@@ -228,8 +229,6 @@ def _sklearn_problem(final, folds, bounds, kind):
         # 'auto' as ImplicitRidgeCV: six decades either side of the data scale.
         return _RidgeFoldGrads(folds, fit_intercept=final.fit_intercept,
                                bounds=_bounds_pair(bounds.get("alpha")))
-    if kind is LogisticRegression:
-        return _logistic_problem(final, folds, bounds)
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -258,8 +257,9 @@ def _logistic_l1_ratio(final):
     return 0.0 if l1_ratio is None else float(l1_ratio)
 
 
-def _logistic_problem(final, folds, bounds):
-    """scikit-learn's LogisticRegression: ``C * sum_i s_i l_i + penalty``, same minimizer."""
+def _logistic_problem(final, folds, bounds, loss="log_loss"):
+    """scikit-learn's LogisticRegression: ``C * sum_i s_i l_i + penalty``, same minimizer;
+    validation ``loss`` ``"log_loss"`` or ``"brier"``."""
     try:
         from ..linear_model._logistic_problem import LogisticCVProblem
     except ImportError:
@@ -286,7 +286,7 @@ def _logistic_problem(final, folds, bounds):
         encoded, n_classes=classes.size, fit_intercept=final.fit_intercept,
         l1_ratio=l1_ratio, tune_l1_ratio="l1_ratio" in bounds, tol=final.tol,
         max_iter=final.max_iter, bounds=_bounds_pair(bounds.get("C")),
-        l1_ratio_bounds=_bounds_pair(bounds.get("l1_ratio")) or (0.05, 1.0),
+        l1_ratio_bounds=_bounds_pair(bounds.get("l1_ratio")) or (0.05, 1.0), loss=loss,
     )
 
 
@@ -330,9 +330,16 @@ def is_supported_final_step(final):
     return _sklearn_kind(final) is not None or hasattr(final, "_make_tunable_problem")
 
 
-def make_problem(final, folds, bounds):
-    """The final step's tunable problem on ``folds`` (natural hyperparameter names)."""
+def make_problem(final, folds, bounds, scoring=None):
+    """The final step's tunable problem on ``folds`` (natural hyperparameter names).
+
+    ``scoring``: the name of the differentiable scorer asked for (a value of
+    :data:`LOSS_TO_SCORING`), where the problem can take it as its validation loss
+    (``neg_brier_score`` for ``LogisticRegression``); else the model's own loss."""
     kind = _sklearn_kind(final)
+    if kind is LogisticRegression:
+        return _logistic_problem(final, folds, bounds,
+                                 "brier" if scoring == "neg_brier_score" else "log_loss")
     if kind in _SKLEARN_FINAL_STEPS:
         return _sklearn_problem(final, folds, bounds, kind)
     if kind is not None:

@@ -320,7 +320,11 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         ``neg_log_loss`` for logistic regression; ``neg_squared_hinge`` for
         ``LinearSVC``, whose ``scorer_`` is then ``None``). The matching strings or
         scorers (e.g. one with ``set_score_request(sample_weight=True)``) are the loss
-        followed. **Any other scoring** (``accuracy``, ``roc_auc``, ``r2``, a callable,
+        followed. ``neg_brier_score`` with a ``LogisticRegression`` final step: the
+        Brier score is the validation loss followed (chain rule through the predicted
+        probabilities). ``r2`` and ``neg_root_mean_squared_error`` with a
+        least-squares regressor: the fold MSEs' transforms are followed.
+        **Any other scoring** (``accuracy``, ``roc_auc``, ``r2``, a callable,
         several metrics as in GridSearchCV): the hypergradient follows the final step's
         own loss, and the point is selected by the user's scorer among the evaluated
         points, each refit on every training fold and scored exactly as GridSearchCV
@@ -664,7 +668,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             delayed(_fold_data)(pre, X, y, tr, te, pre_params, sw, loss_sw)
             for tr, te in splits
         )
-        problem = make_problem(final, folds, bounds)
+        problem = make_problem(final, folds, bounds, loss_scoring)
         default = LOSS_TO_SCORING.get(problem.loss_name, f"neg_{problem.loss_name}")
         if loss_scoring is not None and loss_scoring != default:
             # A differentiable scorer of another loss: selected among the points.

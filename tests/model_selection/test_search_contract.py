@@ -159,6 +159,42 @@ def test_r2_and_rmse_followed_through_the_chain_rule(diabetes, scoring):
         assert fd == pytest.approx(g, rel=1e-8)
 
 
+def test_brier_score_followed_for_logistic_regression(cancer):
+    """neg_brier_score with a LogisticRegression final step is the loss followed (its
+    hypergradient against finite differences of GridSearchCV's own scores), and the
+    search is within 0.1 % of a 100-point grid."""
+    X, y = cancer
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(
+        solver="newton-cholesky", tol=1e-12, max_iter=1000))
+    s = HypergradSearchCV(pipe, {"logisticregression__C": (1e-3, 1e3)}, cv=SCV,
+                          scoring="neg_brier_score").fit(X, y)
+    assert s.tuning_result_.stop_reason == "converged"
+    res = s.cv_results_
+    pts = [p["logisticregression__C"] for p in res["params"]]
+    gs = GridSearchCV(pipe, {"logisticregression__C": pts}, cv=SCV,
+                      scoring="neg_brier_score").fit(X, y)
+    # The coarse path's points are cheap solves (to the final step's tol; here far
+    # from the optimum, C >= 10); the best point is certified.
+    np.testing.assert_allclose(res["mean_test_score"], gs.cv_results_["mean_test_score"],
+                               rtol=1e-5)
+    b = s.best_index_
+    assert res["mean_test_score"][b] == pytest.approx(gs.cv_results_["mean_test_score"][b],
+                                                      rel=1e-9)
+    i = int(np.flatnonzero(np.isfinite(res["hypergradient_logisticregression__C"]))[-1])
+    c, g = pts[i], res["hypergradient_logisticregression__C"][i]
+
+    def score(x):
+        return GridSearchCV(pipe, {"logisticregression__C": [x]}, cv=SCV,
+                            scoring="neg_brier_score").fit(X, y).best_score_
+
+    for h in (1e-4, 3e-5):
+        fd = -(score(c * (1 + h)) - score(c * (1 - h))) / (2 * c * h)
+        assert fd == pytest.approx(g, rel=1e-8)
+    grid = GridSearchCV(pipe, {"logisticregression__C": np.logspace(-3, 3, 100)}, cv=SCV,
+                        scoring="neg_brier_score").fit(X, y)
+    assert s.best_score_ >= grid.best_score_ - 1e-3 * abs(grid.best_score_)
+
+
 def test_skimplicit_final_step_keeps_its_eps_and_refuses_a_list_of_l1_ratio(diabetes):
     """``"auto"`` bounds of an ImplicitLassoCV / ImplicitElasticNetCV final step are its
     own ``[eps, 1] * alpha_max`` (alpha_max of the smallest training fold); a list of

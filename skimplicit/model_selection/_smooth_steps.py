@@ -31,12 +31,13 @@ from sklearn.linear_model import (
     RidgeClassifier,
     TweedieRegressor,
 )
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.svm import LinearSVC, LinearSVR
 
 from ..linear_model._cv_problems import RidgeCVProblem
 from ._tunable import Evaluation, Hyperparameter
 
-__all__ = ["SMOOTH_FINAL_STEPS", "smooth_problem", "L2SVMCVProblem"]
+__all__ = ["SMOOTH_FINAL_STEPS", "smooth_problem", "L2SVMCVProblem", "KernelRidgeCVProblem"]
 
 # class -> the condition under which it is supported (for the error message).
 SMOOTH_FINAL_STEPS = {
@@ -47,6 +48,7 @@ SMOOTH_FINAL_STEPS = {
     PoissonRegressor: "",
     GammaRegressor: "",
     TweedieRegressor: "power >= 1, link='log' or 'auto'",
+    KernelRidge: "alpha; gamma for kernel='rbf' or 'laplacian'",
 }
 
 
@@ -113,6 +115,15 @@ def smooth_problem(final, folds, bounds, kind):
                 _unsupported(final, f"power={final.power}, link={final.link!r}")
         return GLMCVProblem(folds, power=power, fit_intercept=final.fit_intercept,
                             bounds=_pair(bounds.get("alpha")))
+    if kind is KernelRidge:
+        _reject_unknown(bounds, {"alpha", "gamma"}, final)
+        if np.ndim(final.alpha):
+            raise ValueError("KernelRidge with one alpha per target is not supported.")
+        return KernelRidgeCVProblem(
+            folds, kernel=final.kernel, gamma=final.gamma, degree=final.degree,
+            coef0=final.coef0, kernel_params=final.kernel_params,
+            tune_gamma="gamma" in bounds, bounds=_pair(bounds.get("alpha")),
+            gamma_bounds=_pair(bounds.get("gamma")))
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -634,3 +645,131 @@ class GLMCVProblem:
         return Evaluation(loss=float(losses.mean()), grad={"alpha": float(grads.mean())},
                           fold_losses=losses, converged=bool(ok),
                           info={"fold_grads": {"alpha": grads}})
+
+
+# -- KernelRidge ---------------------------------------------------------------------------
+
+_GAMMA_KERNELS = {"rbf": "sqeuclidean", "laplacian": "manhattan"}
+
+
+class KernelRidgeCVProblem:
+    """K-fold validation MSE of scikit-learn's ``KernelRidge``, tuned in ``alpha`` and,
+    for the ``rbf`` and ``laplacian`` kernels, ``gamma``.
+
+    The inner problem is scikit-learn's, solved as it solves it: with ``S`` the training
+    weights, ``M = S^1/2 K S^1/2 + alpha I``, the dual coefficients are ``c = S^1/2 c'``,
+    ``M c' = S^1/2 y`` (one Cholesky factorization; exact). The kernels are
+    ``K = exp(-gamma D)`` with ``D`` the squared Euclidean (rbf) or Manhattan (laplacian)
+    distances, so ``dK/dgamma = -D o K``. Implicit differentiation of ``M c' = S^1/2 y``:
+    with ``g`` the validation loss's gradient in the held-out predictions ``K_te c`` and
+    ``v = M^{-1} S^1/2 K_te^T g`` (one more solve with the same factor),
+    ``dL/dalpha = -v.c'`` and ``dL/dgamma = g.(dK_te/dgamma) c - (S^1/2 v).(dK/dgamma) c``.
+
+    ``alpha`` 'auto': ``[1e-6, 1e3]`` times the mean eigenvalue of the weighted kernel
+    (``mean(s_i K_ii)``). ``gamma`` 'auto': ``[1e-3, 1e2] / median(D)`` (the median
+    heuristic's scale). Any other kernel (or a callable): ``alpha`` only.
+    """
+
+    loss_name = "mse"
+    cover_with_grad = True
+    provides_fold_grads = True
+
+    def __init__(self, folds, *, kernel="linear", gamma=None, degree=3, coef0=1,
+                 kernel_params=None, tune_gamma=False, bounds=None, gamma_bounds=None,
+                 n_cover=5):
+        from sklearn.metrics.pairwise import pairwise_distances, pairwise_kernels
+
+        self.tune_gamma = bool(tune_gamma)
+        if self.tune_gamma and kernel not in _GAMMA_KERNELS:
+            raise ValueError(
+                f"KernelRidge(kernel={kernel!r}): gamma is tunable by HypergradSearchCV for "
+                f"the kernels {sorted(_GAMMA_KERNELS)} only; tune alpha alone, or use "
+                "GridSearchCV.")
+        self.kernel = kernel
+        self.folds = []
+        for f in folds:
+            Xtr, Xte = f.X_train, f.X_test
+            y, yt = np.asarray(f.y_train, float), np.asarray(f.y_test, float)
+            s, t = np.asarray(f.sw_train, float), np.asarray(f.sw_test, float)
+            if kernel in _GAMMA_KERNELS:
+                metric = _GAMMA_KERNELS[kernel]
+                D = pairwise_distances(Xtr, metric=metric)
+                Dte = pairwise_distances(Xte, Xtr, metric=metric)
+                self.folds.append(dict(D=D, Dte=Dte, y=y, yt=yt, s=s, t=t))
+            else:
+                params = {"gamma": gamma, "degree": degree, "coef0": coef0} \
+                    if not callable(kernel) else {}
+                params.update(kernel_params or {})
+                K = pairwise_kernels(Xtr, metric=kernel, filter_params=True, **params)
+                Kte = pairwise_kernels(Xte, Xtr, metric=kernel, filter_params=True, **params)
+                self.folds.append(dict(K=K, Kte=Kte, y=y, yt=yt, s=s, t=t))
+        n_features = folds[0].X_train.shape[1]
+        self.gamma = float(1.0 / n_features if gamma is None else gamma)
+        if self.tune_gamma:
+            med = np.median([np.median(f["D"][np.triu_indices_from(f["D"], 1)])
+                             for f in self.folds])
+            med = med if np.isfinite(med) and med > 0 else 1.0
+            gamma_bounds = gamma_bounds or (1e-3 / med, 1e2 / med)
+        unit = np.mean([np.mean(f["s"] * self._diag(f)) for f in self.folds])
+        unit = float(unit) if np.isfinite(unit) and unit > 0 else 1.0
+        bounds = bounds or (1e-6 * unit, 1e3 * unit)
+        self.hyperparameters = [Hyperparameter("alpha", bounds[0], bounds[1], "log")]
+        if self.tune_gamma:
+            self.hyperparameters.append(
+                Hyperparameter("gamma", gamma_bounds[0], gamma_bounds[1], "log"))
+        self.n_cover = n_cover
+
+    def _diag(self, f):
+        return np.ones(len(f["y"])) if "D" in f else np.diag(f["K"])
+
+    def initial_points(self):
+        """A coarse grid, strong regularization first (``n_cover`` values per tuned
+        hyperparameter)."""
+        a = self.hyperparameters[0]
+        alphas = np.geomspace(a.upper, a.lower, self.n_cover)
+        if not self.tune_gamma:
+            return [{"alpha": float(v)} for v in alphas]
+        g = self.hyperparameters[1]
+        gammas = np.geomspace(g.lower, g.upper, self.n_cover)
+        return [{"alpha": float(v), "gamma": float(w)} for v in alphas for w in gammas]
+
+    def bound_hint(self, name, side):
+        return f"the bounds of {name!r}"
+
+    def _fold(self, f, alpha, gamma):
+        if "D" in f:
+            K, Kte = np.exp(-gamma * f["D"]), np.exp(-gamma * f["Dte"])
+        else:
+            K, Kte = f["K"], f["Kte"]
+        y, yt, s, t = f["y"], f["yt"], f["s"], f["t"]
+        r = np.sqrt(s)
+        M = r[:, None] * K * r[None, :]
+        M[np.diag_indices_from(M)] += alpha
+        factor = sla.cho_factor(M, lower=True, check_finite=False)
+        y2 = y.reshape(len(y), -1)
+        cp = sla.cho_solve(factor, r[:, None] * y2, check_finite=False)
+        c = r[:, None] * cp
+        res = Kte @ c - yt.reshape(len(yt), -1)
+        denom = float(np.sum(t)) * y2.shape[1]
+        loss = float(np.sum(t[:, None] * res * res) / denom)
+        g = 2.0 * t[:, None] * res / denom
+        v = sla.cho_solve(factor, r[:, None] * (Kte.T @ g), check_finite=False)
+        grads = {"alpha": float(-np.sum(v * cp))}
+        if "D" in f:
+            dK_c = (f["D"] * K) @ c  # -(dK/dgamma) c
+            dKte_c = (f["Dte"] * Kte) @ c
+            grads["gamma"] = float(-np.sum(g * dKte_c) + np.sum((r[:, None] * v) * dK_c))
+        return loss, grads
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        del precision, with_grad  # exact solves; the gradient costs one more solve per fold
+        alpha = float(params["alpha"])
+        gamma = float(params.get("gamma", self.gamma))
+        out = [self._fold(f, alpha, gamma) for f in self.folds]
+        losses = np.array([o[0] for o in out])
+        names = ["alpha"] + (["gamma"] if self.tune_gamma else [])
+        fold_grads = {n: np.array([o[1][n] for o in out]) for n in names}
+        return Evaluation(loss=float(losses.mean()),
+                          grad={n: float(v.mean()) for n, v in fold_grads.items()},
+                          fold_losses=losses, converged=True,
+                          info={"fold_grads": fold_grads})

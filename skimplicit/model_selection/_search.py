@@ -673,6 +673,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         if loss_scoring is not None and loss_scoring != default:
             # A differentiable scorer of another loss: selected among the points.
             select_mode = True
+        if getattr(problem, "approximate_refit", False):
+            # The refit (SGD) only approximates the problem's minimizer: the point is
+            # selected by the refit's own CV scores.
+            select_mode = True
         transform, self._score_offset = None, 0.0
         if chain:
             found = score_transform(self.scoring, problem, folds)

@@ -29,6 +29,8 @@ from sklearn.linear_model import (
     HuberRegressor,
     PoissonRegressor,
     RidgeClassifier,
+    SGDClassifier,
+    SGDRegressor,
     TweedieRegressor,
 )
 from sklearn.kernel_ridge import KernelRidge
@@ -49,6 +51,8 @@ SMOOTH_FINAL_STEPS = {
     GammaRegressor: "",
     TweedieRegressor: "power >= 1, link='log' or 'auto'",
     KernelRidge: "alpha; gamma for kernel='rbf' or 'laplacian'",
+    SGDRegressor: "loss='squared_error', penalty='l2', early_stopping=False",
+    SGDClassifier: "loss='log_loss', penalty='l2', two classes, early_stopping=False",
 }
 
 
@@ -115,6 +119,8 @@ def smooth_problem(final, folds, bounds, kind):
                 _unsupported(final, f"power={final.power}, link={final.link!r}")
         return GLMCVProblem(folds, power=power, fit_intercept=final.fit_intercept,
                             bounds=_pair(bounds.get("alpha")))
+    if kind is SGDRegressor or kind is SGDClassifier:
+        return _sgd_problem(final, folds, bounds, kind)
     if kind is KernelRidge:
         _reject_unknown(bounds, {"alpha", "gamma"}, final)
         if np.ndim(final.alpha):
@@ -773,3 +779,109 @@ class KernelRidgeCVProblem:
                           grad={n: float(v.mean()) for n, v in fold_grads.items()},
                           fold_losses=losses, converged=True,
                           info={"fold_grads": fold_grads})
+
+
+# -- SGDRegressor / SGDClassifier ----------------------------------------------------------
+
+def _sgd_problem(final, folds, bounds, kind):
+    """The exact minimizer that scikit-learn's SGD estimators approximate (l2 penalty).
+
+    ``SGDRegressor(loss='squared_error')`` minimizes ``1/n sum_i s_i (y_i - x_i.w -
+    b)^2 / 2 + alpha / 2 ||w||^2``: ``Ridge``'s objective with weights ``s_i / n`` (times
+    1/2). ``SGDClassifier(loss='log_loss')``, binary: ``1/n sum_i s_i log-loss_i +
+    alpha / 2 ||w||^2``, ``LogisticRegression``'s with weights ``s_i / n`` and ``C = 1 /
+    alpha``. The descent follows the exact minimizer's hypergradient; the refit is the
+    user's SGD estimator, which stops short of that minimizer (by 0.1-3 % of the CV loss
+    at scikit-learn's defaults, measured on diabetes and breast_cancer), so the point is
+    selected among the evaluated ones by SGD's own CV score (``approximate_refit``), as
+    GridSearchCV scores a grid point. l1 and elastic-net penalties are refused: not
+    smooth, and SGD's truncated-gradient solutions are far from the minimizer.
+    """
+    from ..linear_model._logistic_problem import LogisticCVProblem, encode_folds
+
+    _reject_unknown(bounds, {"alpha"}, final)
+    want = "squared_error" if kind is SGDRegressor else "log_loss"
+    if final.loss != want:
+        _unsupported(final, f"loss={final.loss!r}")
+    if final.penalty != "l2" and not (final.penalty == "elasticnet" and final.l1_ratio == 0):
+        _unsupported(final, f"penalty={final.penalty!r}")
+    if final.early_stopping:
+        _unsupported(final, "early_stopping=True (it fits on part of the training fold)")
+    # 1/n_f: SGD's mean over the rows of the fold (the weights are not normalized)
+    folds = [f._replace(sw_train=np.asarray(f.sw_train, float) / np.asarray(f.sw_train).size)
+             for f in folds]
+    alpha_bounds = _pair(bounds.get("alpha"))
+    if kind is SGDRegressor:
+        problem = RidgeFoldGrads(folds, fit_intercept=final.fit_intercept, bounds=alpha_bounds)
+    else:
+        if final.class_weight is not None:
+            raise ValueError("SGDClassifier(class_weight=...) is not supported by "
+                             "HypergradSearchCV yet: pass sample weights instead.")
+        encoded, classes = encode_folds(folds)
+        if classes.size != 2:
+            _unsupported(final, f"{classes.size} classes (one-vs-rest, not the multinomial "
+                         "loss)")
+        c_bounds = None if alpha_bounds is None else (1.0 / alpha_bounds[1],
+                                                      1.0 / alpha_bounds[0])
+        problem = InverseC(LogisticCVProblem(encoded, n_classes=2,
+                                             fit_intercept=final.fit_intercept,
+                                             l1_ratio=0.0, tol=1e-12, bounds=c_bounds))
+    problem.approximate_refit = True
+    return problem
+
+
+class InverseC:
+    """A problem tuned in ``C``, exposed in ``alpha = 1 / C`` (SGD's parametrization):
+    ``dL/dalpha = -C^2 dL/dC``."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.loss_name = problem.loss_name
+        self.cover_with_grad = bool(getattr(problem, "cover_with_grad", False))
+
+    @staticmethod
+    def _flip(hp):
+        if hp.name != "C":
+            return hp
+        return Hyperparameter("alpha", 1.0 / hp.upper, 1.0 / hp.lower, hp.scale, hp.size)
+
+    @property
+    def hyperparameters(self):
+        return [self._flip(hp) for hp in self.problem.hyperparameters]
+
+    @hyperparameters.setter
+    def hyperparameters(self, hps):
+        self.problem.hyperparameters = [
+            Hyperparameter("C", 1.0 / hp.upper, 1.0 / hp.lower, hp.scale, hp.size)
+            if hp.name == "alpha" else hp for hp in hps]
+
+    def __copy__(self):
+        import copy
+
+        return InverseC(copy.copy(self.problem))
+
+    def get_warm_start(self):
+        return self.problem.get_warm_start()
+
+    def set_warm_start(self, state):
+        self.problem.set_warm_start(state)
+
+    def bound_hint(self, name, side):
+        return f"the bounds of {name!r}"
+
+    def initial_points(self):
+        for p in self.problem.initial_points():
+            q = dict(p)
+            q["alpha"] = 1.0 / q.pop("C")
+            yield q
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        q = dict(params)
+        C = 1.0 / q.pop("alpha")
+        ev = self.problem.evaluate({"C": C, **q}, precision=precision, with_grad=with_grad)
+        if ev.grad is None:
+            return ev
+        grad = dict(ev.grad)
+        grad["alpha"] = -C * C * grad.pop("C")
+        return Evaluation(loss=ev.loss, grad=grad, fold_losses=ev.fold_losses,
+                          converged=ev.converged, info=ev.info)

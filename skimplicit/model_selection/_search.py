@@ -284,7 +284,11 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         (any solver but ``liblinear``, which penalizes the intercept), ``LinearSVC``
         (``loss="squared_hinge"``), ``LinearSVR`` (``loss="squared_epsilon_insensitive"``),
         ``RidgeClassifier``, ``HuberRegressor``, ``PoissonRegressor``,
-        ``GammaRegressor``, ``TweedieRegressor`` (``power >= 1``, log link) (a
+        ``GammaRegressor``, ``TweedieRegressor`` (``power >= 1``, log link),
+        ``KernelRidge`` (``alpha``; ``gamma`` for the ``rbf`` and ``laplacian`` kernels),
+        ``SGDRegressor(loss="squared_error")`` and binary
+        ``SGDClassifier(loss="log_loss")`` with ``penalty="l2"`` (tuned on the exact
+        minimizer SGD approximates, the point selected by SGD's own CV scores) (a
         subclass that overrides neither ``fit`` nor the prediction
         methods counts as its parent), or any estimator implementing the tunable protocol
         (see Notes); skimplicit's CV estimators do. Others raise a ``TypeError`` naming

@@ -4,27 +4,53 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def _row_keys(X, y):
-    """One bytes key per row of ``(X, y)``: equal keys for equal rows."""
+_MULT = None
+
+
+def _hash_rows(X, y):
+    """A 64-bit hash of each row of dense ``X`` and of ``y``'s, from the float64 bits
+    (``-0.0`` read as ``0.0``) by wrapping integer arithmetic: a row's hash does not depend
+    on where the row sits. In blocks of rows, so that temporaries stay small."""
+    global _MULT
+    n, p = X.shape
+    if _MULT is None or _MULT.size < p + 1:
+        _MULT = np.random.default_rng(0x5EED).integers(
+            1, 2 ** 63, size=max(p + 1, 64), dtype=np.uint64) | np.uint64(1)
+    mult = _MULT[:p]
+    h = np.empty(n, np.uint64)
+    block = max(1, 2 ** 17 // max(p, 1))
+    for s in range(0, n, block):
+        U = (np.asarray(X[s:s + block], np.float64) + 0.0).view(np.uint64)
+        U ^= U >> np.uint64(29)
+        U *= mult
+        h[s:s + block] = U.sum(axis=1, dtype=np.uint64)
+    Y = (np.asarray(y, np.float64).reshape(n, -1) + 0.0).view(np.uint64)
+    return h * _MULT[p] + ((Y ^ (Y >> np.uint64(29))) * _MULT[: Y.shape[1]]).sum(
+        axis=1, dtype=np.uint64)
+
+
+def _equal_rows(X, y, i, j):
+    a, b = X[i] + 0.0, X[j] + 0.0
+    return bool(np.array_equal(a, b) and np.array_equal(np.asarray(y[i]), np.asarray(y[j])))
+
+
+def _sparse_keys(X, y):
+    """One bytes key per row of sparse ``X`` with ``y``: equal keys for equal rows."""
     y = np.ascontiguousarray(np.asarray(y).reshape(len(y), -1), dtype=np.float64)
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-        X.sum_duplicates()
-        X.eliminate_zeros()
-        X.sort_indices()
-        ind, dat, ptr = X.indices.astype(np.int64), X.data, X.indptr
-        return [ind[ptr[i]:ptr[i + 1]].tobytes() + b"|" + dat[ptr[i]:ptr[i + 1]].tobytes()
-                + b"|" + y[i].tobytes() for i in range(X.shape[0])]
-    Z = np.ascontiguousarray(np.column_stack([np.asarray(X, np.float64), y]))
-    Z += 0.0  # -0.0 -> 0.0: equal values, equal bytes
-    return Z.view(np.dtype((np.void, Z.dtype.itemsize * Z.shape[1]))).ravel()
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
+    X.sum_duplicates()
+    X.eliminate_zeros()
+    X.sort_indices()
+    ind, dat, ptr = X.indices.astype(np.int64), X.data + 0.0, X.indptr
+    return [ind[ptr[i]:ptr[i + 1]].tobytes() + b"|" + dat[ptr[i]:ptr[i + 1]].tobytes()
+            + b"|" + y[i].tobytes() for i in range(X.shape[0])]
 
 
 def merge_duplicate_rows(X, y, sample_weight):
     """``(X, y, sample_weight)`` with repeated rows merged and zero weights dropped.
 
     Rows equal in ``X`` and ``y`` become one row whose weight is their weights' sum; rows
-    of weight 0 go; the rest are sorted by their bytes. Fitting a weighted loss on the
+    of weight 0 go; the rest are sorted by a hash of their bits. Fitting a weighted loss on the
     result gives, in floating point, exactly what it gives on any data set with the same
     weighted rows: integer weights and repeated rows, shuffled rows, added zero-weight
     rows all reach the same arrays. That matters where the problem is ill-conditioned
@@ -37,19 +63,22 @@ def merge_duplicate_rows(X, y, sample_weight):
     """
     sw = np.asarray(sample_weight, np.float64)
     keep = np.flatnonzero(sw > 0)
-    Xk = X[keep]
-    yk = np.asarray(y)[keep]
-    keys = _row_keys(Xk, yk)
-    if isinstance(keys, list):
+    Xk, yk = (X, np.asarray(y)) if keep.size == sw.size else (X[keep], np.asarray(y)[keep])
+    if sp.issparse(Xk):
+        keys = _sparse_keys(Xk, yk)
         order = np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
-        sorted_keys = [keys[i] for i in order]
         new = np.ones(len(order), bool)
-        new[1:] = [a != b for a, b in zip(sorted_keys[1:], sorted_keys[:-1])]
+        new[1:] = [keys[a] != keys[b] for a, b in zip(order[1:], order[:-1])]
     else:
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
+        # Sorted by a hash of the row's bits (canonical: equal rows, equal hashes);
+        # neighbours with equal hashes are merged when their bits are equal.
+        h = _hash_rows(Xk, yk)
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
         new = np.ones(len(order), bool)
-        new[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        new[1:] = hs[1:] != hs[:-1]
+        for i in np.flatnonzero(~new):
+            new[i] = not _equal_rows(Xk, yk, order[i], order[i - 1])
     starts = np.flatnonzero(new)
     first = order[starts]
     w = np.add.reduceat(sw[keep][order], starts) if len(order) else np.zeros(0)

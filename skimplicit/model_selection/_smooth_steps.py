@@ -84,10 +84,8 @@ def smooth_problem(final, folds, bounds, kind):
             _unsupported(final, f"penalty={final.penalty!r}")
         if final.multi_class != "ovr":
             _unsupported(final, f"multi_class={final.multi_class!r}")
-        if final.class_weight is not None:
-            raise ValueError("LinearSVC(class_weight=...) is not supported by "
-                             "HypergradSearchCV yet: pass sample weights instead.")
         return L2SVMCVProblem(folds, task="svc", fit_intercept=final.fit_intercept,
+                              class_weight=final.class_weight,
                               intercept_scaling=final.intercept_scaling,
                               bounds=_pair(bounds.get("C")))
     if kind is LinearSVR:
@@ -100,12 +98,10 @@ def smooth_problem(final, folds, bounds, kind):
                               bounds=_pair(bounds.get("C")))
     if kind is RidgeClassifier:
         _reject_unknown(bounds, {"alpha"}, final)
-        if final.class_weight is not None:
-            raise ValueError("RidgeClassifier(class_weight=...) is not supported by "
-                             "HypergradSearchCV yet: pass sample weights instead.")
         if final.positive:
             raise ValueError("RidgeClassifier(positive=True) is not supported.")
-        return _ridge_classifier_problem(final, folds, _pair(bounds.get("alpha")))
+        return _ridge_classifier_problem(final, folds, _pair(bounds.get("alpha")),
+                                         final.class_weight)
     if kind is HuberRegressor:
         _reject_unknown(bounds, {"alpha"}, final)
         return HuberCVProblem(folds, epsilon=final.epsilon, fit_intercept=final.fit_intercept,
@@ -167,14 +163,19 @@ class RidgeFoldGrads(RidgeCVProblem):
         )
 
 
-def _ridge_classifier_problem(final, folds, bounds):
+def _ridge_classifier_problem(final, folds, bounds, class_weight=None):
+    from sklearn.utils.class_weight import compute_sample_weight
+
     classes = _classes(folds)
     enc = []
     for f in folds:
         ytr, yte = _codes(f.y_train, classes), _codes(f.y_test, classes)
         if ytr.shape[1] == 1:
             ytr, yte = ytr[:, 0], yte[:, 0]
-        enc.append(f._replace(y_train=ytr, y_test=yte))
+        sw = np.asarray(f.sw_train, float)
+        if class_weight:  # as RidgeClassifier.fit on the fold
+            sw = sw * compute_sample_weight(class_weight, f.y_train)
+        enc.append(f._replace(y_train=ytr, y_test=yte, sw_train=sw))
     problem = RidgeCVProblem(enc, fit_intercept=final.fit_intercept, bounds=bounds)
     problem.loss_name = "squared_error_of_class_codes"
     return problem
@@ -204,7 +205,7 @@ class L2SVMCVProblem:
     provides_fold_grads = True
 
     def __init__(self, folds, *, task="svc", epsilon=0.0, fit_intercept=True,
-                 intercept_scaling=1.0, bounds=None, n_cover=12):
+                 intercept_scaling=1.0, class_weight=None, bounds=None, n_cover=12):
         self.task, self.epsilon = task, float(epsilon)
         self.loss_name = "squared_hinge" if task == "svc" else "mse"
         self.folds = []
@@ -219,11 +220,28 @@ class L2SVMCVProblem:
                 Yte = np.asarray(f.y_test, float).reshape(len(Xte), -1)
                 if Ytr.shape[1] != 1:
                     raise ValueError("LinearSVR takes a 1-D y.")
-            self.folds.append((Xtr, Ytr, np.asarray(f.sw_train, float), Xte, Yte,
-                               np.asarray(f.sw_test, float)))
+            sw = np.asarray(f.sw_train, float)
+            # One weight column per binary problem: liblinear's C per class (class_weight
+            # as LinearSVC.fit computes it on the fold): every sample's class for two
+            # classes; one-vs-rest, the positive class's only.
+            S = np.repeat(sw[:, None], Ytr.shape[1], axis=1)
+            if class_weight is not None and task == "svc":
+                from sklearn.utils.class_weight import compute_class_weight
+
+                present = np.unique(f.y_train)
+                cw = compute_class_weight(class_weight, classes=present, y=f.y_train,
+                                          sample_weight=sw)
+                cw_of = dict(zip(present.tolist(), cw))
+                if classes.size == 2:
+                    S *= np.array([cw_of[v] for v in np.asarray(f.y_train).tolist()])[:, None]
+                else:
+                    for j, c in enumerate(classes):
+                        S[:, j] *= np.where(np.asarray(f.y_train) == c, cw_of.get(c, 1.0), 1.0)
+            self.folds.append((Xtr, Ytr, S, Xte, Yte, np.asarray(f.sw_test, float)))
         # The data's unit of C: at C = 1 / sum_i s_i ||x~_i||^2 the loss's curvature is
         # that of the penalty.
-        mass = np.mean([np.sum(s * np.sum(X * X, axis=1)) for X, _, s, *_ in self.folds])
+        mass = np.mean([np.sum(S.mean(axis=1) * np.sum(X * X, axis=1))
+                        for X, _, S, *_ in self.folds])
         self.data_scale = 1.0 / mass if np.isfinite(mass) and mass > 0 else 1.0
         if bounds is None:
             bounds = (1e-3 * self.data_scale, 1e4 * self.data_scale)
@@ -340,24 +358,24 @@ class L2SVMCVProblem:
 
     def fold_solution(self, k, C):
         """The coefficients (n_features [+ 1], n_columns) of fold ``k`` at ``C``."""
-        X, Y, s = self.folds[k][:3]
+        X, Y, S = self.folds[k][:3]
         warm = self._warm[k]
         out = []
         for j in range(Y.shape[1]):
             w0 = warm[:, j] if warm is not None else np.zeros(X.shape[1])
-            out.append(self._solve(X, Y[:, j], s, C, w0)[0])
+            out.append(self._solve(X, Y[:, j], S[:, j], C, w0)[0])
         return np.column_stack(out)
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         del precision  # exact inner solves
         C = float(params["C"])
         losses, grads, ok = [], [], True
-        for k, (X, Y, s, Xte, Yte, t) in enumerate(self.folds):
+        for k, (X, Y, S, Xte, Yte, t) in enumerate(self.folds):
             warm = self._warm[k]
             W, loss, g = np.empty((X.shape[1], Y.shape[1])), 0.0, 0.0
             for j in range(Y.shape[1]):
                 w0 = warm[:, j] if warm is not None else np.zeros(X.shape[1])
-                w, cho, conv, st = self._solve(X, Y[:, j], s, C, w0,
+                w, cho, conv, st = self._solve(X, Y[:, j], S[:, j], C, w0,
                                                state=self._grams[k][j])
                 self._grams[k][j] = st
                 ok &= conv
@@ -856,9 +874,16 @@ def _sgd_problem(final, folds, bounds, kind):
     if kind is SGDRegressor:
         problem = RidgeFoldGrads(folds, fit_intercept=final.fit_intercept, bounds=alpha_bounds)
     else:
-        if final.class_weight is not None:
-            raise ValueError("SGDClassifier(class_weight=...) is not supported by "
-                             "HypergradSearchCV yet: pass sample weights instead.")
+        if final.class_weight is not None:  # as SGDClassifier.fit (no sample weights)
+            from sklearn.utils.class_weight import compute_class_weight
+
+            out = []
+            for f in folds:
+                present = np.unique(f.y_train)
+                cw = compute_class_weight(final.class_weight, classes=present, y=f.y_train)
+                out.append(f._replace(sw_train=f.sw_train
+                                      * cw[np.searchsorted(present, f.y_train)]))
+            folds = out
         encoded, classes = encode_folds(folds)
         if classes.size != 2:
             _unsupported(final, f"{classes.size} classes (one-vs-rest, not the multinomial "

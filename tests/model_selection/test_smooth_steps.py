@@ -285,3 +285,40 @@ def test_subclass_that_keeps_fit_is_accepted():
     assert s.fit(X, y).best_params_["C"] > 0
     with pytest.raises(TypeError, match="cannot tune OwnFit"):
         HypergradSearchCV(OwnFit(), {"alpha": (0.1, 1.0)}, cv=3).fit(X, y)
+
+
+@pytest.mark.parametrize("data", [_cancer, _iris])
+@pytest.mark.parametrize("cw", ["balanced", "dict"])
+def test_class_weight_as_the_final_steps_fit_uses_it(data, cw):
+    """LinearSVC: liblinear's C per class (one-vs-rest: the positive class's weight);
+    RidgeClassifier: sample weights times the class weights; each fold's model is
+    scikit-learn's fit on that fold."""
+    X, y = data()
+    X, y = X[::2], y[::2]
+    classes = np.unique(y)
+    if cw == "dict":
+        cw = {c: w for c, w in zip(classes, (3.0, 0.5, 1.5))}
+    folds = _folds(X, y, StratifiedKFold(3, shuffle=True, random_state=0))
+    f = folds[0]
+    svc = LinearSVC(class_weight=cw, **TIGHT_SVC)
+    W = make_problem(svc, folds, {}).fold_solution(0, 0.3)
+    ref = LinearSVC(class_weight=cw, C=0.3, **TIGHT_SVC).fit(f.X_train, f.y_train)
+    np.testing.assert_allclose(W[:-1].T.reshape(ref.coef_.shape), ref.coef_, atol=1e-6)
+    np.testing.assert_allclose(W[-1], ref.intercept_, atol=1e-6)
+    rc = RidgeClassifier(class_weight=cw)
+    ev = make_problem(rc, folds, {}).evaluate({"alpha": 2.0})
+    ref = RidgeClassifier(alpha=2.0, class_weight=cw).fit(f.X_train, f.y_train)
+    assert -ev.fold_losses[0] == pytest.approx(_neg_code_mse(ref, f.X_test, f.y_test),
+                                               rel=1e-9)
+
+
+def test_sgd_classifier_class_weight():
+    X, y = _cancer()
+    folds = _folds(X, y, StratifiedKFold(5, shuffle=True, random_state=0))
+    problem = make_problem(SGDClassifier(loss="log_loss", class_weight="balanced"), folds,
+                           {"alpha": None})
+    a, f = 1e-3, folds[0]
+    ref = LogisticRegression(C=1.0 / (len(f.y_train) * a), class_weight="balanced",
+                             solver="newton-cholesky", tol=1e-12).fit(f.X_train, f.y_train)
+    loss = log_loss(f.y_test, ref.predict_proba(f.X_test))
+    assert problem.evaluate({"alpha": a}).fold_losses[0] == pytest.approx(loss, rel=1e-7)

@@ -64,21 +64,23 @@ def merge_duplicate_rows(X, y, sample_weight):
     sw = np.asarray(sample_weight, np.float64)
     keep = np.flatnonzero(sw > 0)
     Xk, yk = (X, np.asarray(y)) if keep.size == sw.size else (X[keep], np.asarray(y)[keep])
+    # labels of any kind (strings): hashed through their codes
+    codes = yk if yk.dtype.kind in "biuf" else np.unique(yk, return_inverse=True)[1]
     if sp.issparse(Xk):
-        keys = _sparse_keys(Xk, yk)
+        keys = _sparse_keys(Xk, codes)
         order = np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
         new = np.ones(len(order), bool)
         new[1:] = [keys[a] != keys[b] for a, b in zip(order[1:], order[:-1])]
     else:
         # Sorted by a hash of the row's bits (canonical: equal rows, equal hashes);
         # neighbours with equal hashes are merged when their bits are equal.
-        h = _hash_rows(Xk, yk)
+        h = _hash_rows(Xk, codes)
         order = np.argsort(h, kind="stable")
         hs = h[order]
         new = np.ones(len(order), bool)
         new[1:] = hs[1:] != hs[:-1]
         for i in np.flatnonzero(~new):
-            new[i] = not _equal_rows(Xk, yk, order[i], order[i - 1])
+            new[i] = not _equal_rows(Xk, codes, order[i], order[i - 1])
     starts = np.flatnonzero(new)
     first = order[starts]
     w = np.add.reduceat(sw[keep][order], starts) if len(order) else np.zeros(0)

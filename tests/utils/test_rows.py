@@ -59,3 +59,10 @@ def test_l1_logistic_weights_equal_repeated_rows_at_a_grown_bound():
         b = ImplicitLogisticRegressionCV(l1_ratio=1.0, cv=folds_r).fit(Xr, yr)
     assert a.C_ == b.C_
     np.testing.assert_array_equal(a.decision_function(X), b.decision_function(X))
+
+
+def test_string_labels():
+    X = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [3.0, 4.0]])
+    Xm, ym, w, idx = merge_duplicate_rows(X, np.array(["a", "a", "b", "b"]), np.ones(4))
+    got = sorted(zip(map(tuple, Xm), ym.tolist(), w.tolist()))
+    assert got == [((1.0, 2.0), "a", 2.0), ((1.0, 2.0), "b", 1.0), ((3.0, 4.0), "b", 1.0)]

@@ -20,8 +20,8 @@ from jax.flatten_util import ravel_pytree
 from ..implicit import LinearSolveWarning, optimality, root_vjp
 from ..implicit.linear_solve import _finish, _flatten_problem, default_tol, solve_cg
 
-__all__ = ["FALLBACK_RIDGE", "Kernel", "bucket", "enet_support_hypergrad", "ridge_hypergrad",
-           "solve_with_fallback"]
+__all__ = ["FALLBACK_RIDGE", "Kernel", "bucket", "enet_gram_hypergrad",
+           "enet_support_hypergrad", "ridge_hypergrad", "solve_with_fallback"]
 
 
 def bucket(k, minimum=16, per_octave=1):
@@ -49,6 +49,17 @@ def _enet_support_F(w, params, n_train, X, y):
     grad = X.T @ (X @ wm - y) / n_train
     pen = alpha * (l1_ratio * jnp.sign(w) + (1.0 - l1_ratio) * w)
     return jnp.where(mask, grad + pen, w)
+
+
+def _enet_gram_F(w, params, G, b):
+    """:func:`_enet_support_F` in the support's sufficient statistics: ``G = X_S^T X_S /
+    n``, ``b = X_S^T y / n`` (the same stationarity; ``O(k^2)`` per product instead of
+    ``O(n k)``, for folds with many more rows than support coordinates)."""
+    alpha, l1_ratio = params
+    mask = jax.lax.stop_gradient(w != 0)
+    wm = jnp.where(mask, w, 0.0)
+    pen = alpha * (l1_ratio * jnp.sign(w) + (1.0 - l1_ratio) * w)
+    return jnp.where(mask, G @ wm - b + pen, w)
 
 
 def _val_mse(w, X, y, sw):
@@ -107,6 +118,30 @@ def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve)
                                       return_info=True)
     d_alpha, d_l1 = dparams
     return loss, d_alpha, d_l1, info.success, info.residual
+
+
+def _enet_gram_one_fold(G, b, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve):
+    loss, g = jax.value_and_grad(_val_mse)(w, Xt, yt, swt)
+    # As _enet_one_fold: the exact system, a ridge only on the caller's retry; the scale of
+    # the active block's diagonal from trace(G) (padded coordinates have zero columns).
+    active = w != 0
+    scale = (jnp.trace(G) + jnp.sum(jnp.where(active, alpha * (1.0 - l1_ratio), 0.0))) \
+        / jnp.maximum(jnp.sum(active), 1)
+    floor = jnp.where(ridge == 0, _PIVOT_RTOL * scale, -1.0)
+    lin = (partial(_cholesky_singular_fails, ridge=ridge * scale, pivot_floor=floor)
+           if solve == "cholesky" else partial(solve_cg, ridge=ridge * scale))
+    (dparams, *_), _, info = root_vjp(_enet_gram_F, w, ((alpha, l1_ratio), G, b), g,
+                                      solve=lin, return_info=True)
+    d_alpha, d_l1 = dparams
+    return loss, d_alpha, d_l1, info.success, info.residual
+
+
+def _enet_gram_hypergrad(G, b, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve="cholesky"):
+    """:func:`_enet_support_hypergrad` from each fold's support Gram matrix ``G (K, k, k)``
+    (``X_S^T X_S / n``, zero-padded) and ``b (K, k)`` (``X_S^T y / n``) instead of its
+    columns: the same outputs, ``O(k^3)`` instead of ``O(n k^2)`` per fold."""
+    return jax.vmap(partial(_enet_gram_one_fold, solve=solve))(
+        G, b, Xt, yt, swt, w, alpha, l1_ratio, ridge)
 
 
 def _enet_support_hypergrad(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge,
@@ -272,6 +307,7 @@ class Kernel:
 
 
 enet_support_hypergrad = Kernel(_enet_support_hypergrad, static_argnames=("solve",))
+enet_gram_hypergrad = Kernel(_enet_gram_hypergrad, static_argnames=("solve",))
 
 
 def _ridge_train_loss(w, alpha, X, y):

@@ -287,3 +287,33 @@ def test_enet_kernel_singular_support_fails_without_ridge():
         *_, ok1, res1 = enet_support_hypergrad(*args, np.full(1, FALLBACK_RIDGE))
     assert not bool(ok0[0])
     assert bool(ok1[0]) and float(res1[0]) < 1e-10
+
+
+def test_gram_kernel_equals_the_column_kernel():
+    """The support hypergradient from X_S^T X_S / n (folds with many rows) and from the
+    columns X_S: the same loss and gradients (padded coordinates included)."""
+    import jax
+
+    from skimplicit.linear_model._hypergrad import (enet_gram_hypergrad,
+                                                    enet_support_hypergrad)
+
+    rng = np.random.RandomState(0)
+    K, n, m, k = 3, 200, 60, 16
+    X = rng.randn(K, n, k)
+    X[:, :, 12:] = 0.0  # padded columns
+    y = rng.randn(K, n)
+    Xt, yt = rng.randn(K, m, k), rng.randn(K, m)
+    Xt[:, :, 12:] = 0.0
+    swt = rng.uniform(0.5, 2.0, (K, m))
+    w = rng.randn(K, k)
+    w[:, 9:] = 0.0  # 9 active coordinates
+    alpha, rho = rng.uniform(0.05, 0.2, (K, k)), np.array([1.0, 0.5, 0.9])
+    ntr = np.full(K, float(n))
+    with jax.enable_x64(True):
+        a = enet_support_hypergrad(X, y, ntr, Xt, yt, swt, w, alpha, rho, np.zeros(K))
+        G = np.einsum("kni,knj->kij", X, X) / n
+        b = np.einsum("kni,kn->ki", X, y) / n
+        g = enet_gram_hypergrad(G, b, Xt, yt, swt, w, alpha, rho, np.zeros(K))
+    for u, v in zip(a[:3], g[:3]):
+        np.testing.assert_allclose(np.asarray(v), np.asarray(u), rtol=1e-10, atol=1e-14)
+    assert np.all(np.asarray(g[3]))

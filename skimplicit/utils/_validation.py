@@ -178,7 +178,8 @@ def nothing_to_tune(X, y, sample_weight=None, *, fit_intercept=True):
     """
     if sample_weight is not None:
         keep = np.asarray(sample_weight) > 0
-        X, y = X[keep], np.asarray(y)[keep]
+        if not keep.all():  # (no copy of X when every weight counts)
+            X, y = X[keep], np.asarray(y)[keep]
     y = np.asarray(y)
     if fit_intercept:
         if is_constant_target(y):
@@ -188,6 +189,9 @@ def nothing_to_tune(X, y, sample_weight=None, *, fit_intercept=True):
         if sp.issparse(X):
             spread = (X.max(axis=0) - X.min(axis=0)).toarray()
             return bool(np.all(spread == 0))
+        X = np.asarray(X)
+        if X.shape[0] > 1 and np.any(X[1] != X[0]):  # (the usual case: no n x p pass)
+            return False
         return bool(np.all(X == X[:1]))
     if y.dtype.kind in "biuf" and not np.any(y):
         return True

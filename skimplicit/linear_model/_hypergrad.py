@@ -67,11 +67,12 @@ def _val_mse(w, X, y, sw):
     return jnp.sum(sw * r * r) / jnp.sum(sw)
 
 
-def _support_scale(X, n_train, w, alpha, l1_ratio):
+def _support_scale(sq_norm, w, alpha, l1_ratio):
     """The mean diagonal of the active block of the system:
-    ``(||X_S||_F^2 / n + sum_S alpha (1 - rho)) / |S|``; padding excluded."""
+    ``(||X_S||_F^2 / n + sum_S alpha (1 - rho)) / |S|`` (``sq_norm = ||X_S||_F^2 / n``,
+    or the trace of the support's Gram matrix); padding excluded."""
     active = w != 0
-    diag = jnp.sum(X * X) / n_train + jnp.sum(jnp.where(active, alpha * (1.0 - l1_ratio), 0.0))
+    diag = sq_norm + jnp.sum(jnp.where(active, alpha * (1.0 - l1_ratio), 0.0))
     return diag / jnp.maximum(jnp.sum(active), 1)
 
 
@@ -100,40 +101,37 @@ def _cholesky_singular_fails(matvec, b, *, ridge=None, pivot_floor=-1.0, init=No
     return _finish("solve_cholesky", mv, b_flat, x, 0, tol, unravel, return_info)
 
 
-def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve):
+def _support_vjp(F, args, Xt, yt, swt, w, alpha, l1_ratio, ridge, scale, solve):
+    """Validation MSE of one fold and its gradient in ``(alpha, l1_ratio)`` through the
+    support stationarity ``F(w, (alpha, l1_ratio), *args) = 0``."""
     loss, g = jax.value_and_grad(_val_mse)(w, Xt, yt, swt)
-    args = ((alpha, l1_ratio), n_train, X, y)
     # No ridge on the support system unless the caller asks for one (``ridge > 0``): a
     # ridge of 1e-10 x the mean diagonal moved the Lasso hypergradient of the diabetes
     # data by up to 5e-7 relative (folds whose hypergradients cancel in the mean). The
     # caller retries with a ridge only where this solve fails its residual check (a
     # singular support system, e.g. duplicated columns both active) and reports it.
-    # A pivot below 1e3 eps x the mean active diagonal: singular (see
+    # A pivot below 1e3 eps x the mean active diagonal (``scale``): singular (see
     # _cholesky_singular_fails); not checked again once ridged.
-    scale = _support_scale(X, n_train, w, alpha, l1_ratio)
     floor = jnp.where(ridge == 0, _PIVOT_RTOL * scale, -1.0)
     lin = (partial(_cholesky_singular_fails, ridge=ridge * scale, pivot_floor=floor)
            if solve == "cholesky" else partial(solve_cg, ridge=ridge * scale))
-    (dparams, *_), _, info = root_vjp(_enet_support_F, w, args, g, solve=lin,
+    (dparams, *_), _, info = root_vjp(F, w, ((alpha, l1_ratio), *args), g, solve=lin,
                                       return_info=True)
     d_alpha, d_l1 = dparams
     return loss, d_alpha, d_l1, info.success, info.residual
 
 
+def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve):
+    scale = _support_scale(jnp.sum(X * X) / n_train, w, alpha, l1_ratio)
+    return _support_vjp(_enet_support_F, (n_train, X, y), Xt, yt, swt, w, alpha, l1_ratio,
+                        ridge, scale, solve)
+
+
 def _enet_gram_one_fold(G, b, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve):
-    loss, g = jax.value_and_grad(_val_mse)(w, Xt, yt, swt)
-    # As _enet_one_fold: the exact system, a ridge only on the caller's retry; the scale of
-    # the active block's diagonal from trace(G) (padded coordinates have zero columns).
-    active = w != 0
-    scale = (jnp.trace(G) + jnp.sum(jnp.where(active, alpha * (1.0 - l1_ratio), 0.0))) \
-        / jnp.maximum(jnp.sum(active), 1)
-    floor = jnp.where(ridge == 0, _PIVOT_RTOL * scale, -1.0)
-    lin = (partial(_cholesky_singular_fails, ridge=ridge * scale, pivot_floor=floor)
-           if solve == "cholesky" else partial(solve_cg, ridge=ridge * scale))
-    (dparams, *_), _, info = root_vjp(_enet_gram_F, w, ((alpha, l1_ratio), G, b), g,
-                                      solve=lin, return_info=True)
-    d_alpha, d_l1 = dparams
-    return loss, d_alpha, d_l1, info.success, info.residual
+    # (padded coordinates have zero rows and columns in G)
+    scale = _support_scale(jnp.trace(G), w, alpha, l1_ratio)
+    return _support_vjp(_enet_gram_F, (G, b), Xt, yt, swt, w, alpha, l1_ratio, ridge,
+                        scale, solve)
 
 
 def _enet_gram_hypergrad(G, b, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve="cholesky"):

@@ -122,9 +122,10 @@ class _Fold:
 
     def full_gram(self):
         """``X^T X`` of the centered, sqrt-weight-scaled training data (dense folds),
-        computed once."""
+        computed once (with ``X^T y``); :meth:`gram` then reads its blocks."""
         if getattr(self, "_full_gram", None) is None:
             self._full_gram = self.X_fit.T @ self.X_fit
+            self._full_xty = self.X_fit.T @ self.y_fit
         return self._full_gram
 
     def empty_gram_cache(self):
@@ -137,10 +138,16 @@ class _Fold:
     def gram(self, S, cache):
         """``X_S^T X_S / n``, ``X_S^T y / n`` on the training data, and the updated cache.
 
-        Missing columns are added to the cache (``n |cache| |new|`` operations); past
+        From :meth:`full_gram` on the folds that use it; otherwise missing columns are
+        added to the cache (``n |cache| |new|`` operations); past
         ``max(2 n, 1000)`` cached columns it starts again from ``S``. The polish of
         successive outer steps, whose supports differ by a few columns, reuses the rest.
         """
+        if not self.sparse and _uses_full_gram(self.n_train, self.x_mean.shape[0]):
+            # The folds whose coordinate descent runs on the full Gram matrix: its blocks
+            # (the same numbers whatever was asked before; no cache).
+            full, n = self.full_gram(), self.n_train
+            return full[np.ix_(S, S)] / n, self._full_xty[S] / n, cache
         pos, cols, G, xty = cache
         new = S[pos[S] < 0]
         if new.size:

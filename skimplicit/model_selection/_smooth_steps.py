@@ -231,12 +231,12 @@ class L2SVMCVProblem:
                 present = np.unique(f.y_train)
                 cw = compute_class_weight(class_weight, classes=present, y=f.y_train,
                                           sample_weight=sw)
-                cw_of = dict(zip(present.tolist(), cw))
+                ytr = np.asarray(f.y_train)
                 if classes.size == 2:
-                    S *= np.array([cw_of[v] for v in np.asarray(f.y_train).tolist()])[:, None]
+                    S *= cw[np.searchsorted(present, ytr)][:, None]
                 else:
-                    for j, c in enumerate(classes):
-                        S[:, j] *= np.where(np.asarray(f.y_train) == c, cw_of.get(c, 1.0), 1.0)
+                    for j, c in enumerate(present):
+                        S[:, np.searchsorted(classes, c)] *= np.where(ytr == c, cw[j], 1.0)
             self.folds.append((Xtr, Ytr, S, Xte, Yte, np.asarray(f.sw_test, float)))
         # The data's unit of C: at C = 1 / sum_i s_i ||x~_i||^2 the loss's curvature is
         # that of the penalty.

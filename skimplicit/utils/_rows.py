@@ -4,28 +4,24 @@ import numpy as np
 import scipy.sparse as sp
 
 
-_MULT = None
-
-
 def _hash_rows(X, y):
     """A 64-bit hash of each row of dense ``X`` and of ``y``'s, from the float64 bits
     (``-0.0`` read as ``0.0``) by wrapping integer arithmetic: a row's hash does not depend
     on where the row sits. In blocks of rows, so that temporaries stay small."""
-    global _MULT
     n, p = X.shape
-    if _MULT is None or _MULT.size < p + 1:
-        _MULT = np.random.default_rng(0x5EED).integers(
-            1, 2 ** 63, size=max(p + 1, 64), dtype=np.uint64) | np.uint64(1)
-    mult = _MULT[:p]
+    Y = (np.asarray(y, np.float64).reshape(n, -1) + 0.0).view(np.uint64)
+    # Odd multipliers from a fixed seed (the same hash in every call): the first p for the
+    # columns of X, the next for the row's hash, the first ones again for the columns of y.
+    mult = np.random.default_rng(0x5EED).integers(
+        1, 2 ** 63, size=max(p + 1, Y.shape[1], 64), dtype=np.uint64) | np.uint64(1)
     h = np.empty(n, np.uint64)
     block = max(1, 2 ** 17 // max(p, 1))
     for s in range(0, n, block):
         U = (np.asarray(X[s:s + block], np.float64) + 0.0).view(np.uint64)
         U ^= U >> np.uint64(29)
-        U *= mult
+        U *= mult[:p]
         h[s:s + block] = U.sum(axis=1, dtype=np.uint64)
-    Y = (np.asarray(y, np.float64).reshape(n, -1) + 0.0).view(np.uint64)
-    return h * _MULT[p] + ((Y ^ (Y >> np.uint64(29))) * _MULT[: Y.shape[1]]).sum(
+    return h * mult[p] + ((Y ^ (Y >> np.uint64(29))) * mult[:Y.shape[1]]).sum(
         axis=1, dtype=np.uint64)
 
 

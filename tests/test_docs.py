@@ -165,7 +165,7 @@ def test_tunable_example_hypergradient(monkeypatch):
     from sklearn.preprocessing import StandardScaler
     from tunable_ridge import RidgeProblem
 
-    from skimplicit.linear_model._cv_problems import split_folds
+    from skimplicit.tuning import split_folds
     from skimplicit.model_selection import TunableProblem
 
     X, y = load_diabetes(return_X_y=True)

@@ -295,7 +295,7 @@ def test_sparse_column_units_and_hypergradient():
     hypergradient on sparse folds (kept sparse: COO in the kernel) is scale-free."""
     import scipy.sparse as sp
 
-    from skimplicit.linear_model._cv_problems import FoldData
+    from skimplicit.tuning import FoldData
     from skimplicit.linear_model._logistic_problem import (
         LogisticCVProblem, c_ridge, column_scales, one_hot)
 

@@ -31,8 +31,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..implicit import LinearSolveWarning
 from .._blas import one_blas_thread
-from ..model_selection._outer import tune
-from ..model_selection._tunable import Evaluation, Hyperparameter
+from ..tuning._outer import tune
+from ..tuning._protocol import Evaluation, Hyperparameter
 from ._kernels import bucket, cv_value_and_grad, encode, task_value_and_grad
 
 __all__ = ["TaskDrivenDictionaryLearning"]

@@ -56,7 +56,7 @@ class HypergradientCheck:
 def _tuning_problem(estimator, X, y, fit_kw):
     """The tunable problem ``estimator.fit(X, y, **fit_kw)`` builds, built the same way:
     the fit of a clone is stopped when it hands its problem to ``tune``."""
-    from ..model_selection._progress import _Captured, capture_problem
+    from ..tuning._progress import _Captured, capture_problem
 
     twin = clone(estimator)
     if hasattr(estimator, "init_components_"):

@@ -23,9 +23,9 @@ from sklearn.utils.metadata_routing import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..model_selection._constant import constant_target_result, tune_or_constant
+from ..tuning._constant import constant_target_result, tune_or_constant
 from ..utils import check_fold_weights, check_sample_weight
-from ._cv_problems import split_folds
+from ..tuning import split_folds
 
 __all__ = ["ImplicitLinearModelCV", "OUTER_LOOP_CONSTRAINTS"]
 
@@ -60,7 +60,7 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
     """Base class: a linear regressor whose regularization is tuned by hypergradients.
 
     Subclasses implement ``_make_tunable_problem(folds)`` (folds: a list of
-    :class:`~skimplicit.linear_model._cv_problems.FoldData`), ``_refit`` and
+    :class:`~skimplicit.tuning.FoldData`), ``_refit`` and
     ``_store_params`` (a few lines each).
     """
 

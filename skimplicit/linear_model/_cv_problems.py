@@ -1,4 +1,4 @@
-"""Tunable problems of the linear models (see :mod:`skimplicit.model_selection._tunable`).
+"""Tunable problems of the linear models (see :mod:`skimplicit.tuning._protocol`).
 
 Each problem holds the folds of one dataset, an inner solver per fold (warm-started from
 one evaluation to the next) and a batched hypergradient kernel of
@@ -8,7 +8,7 @@ one evaluation to the next) and a batched hypergradient kernel of
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+
 
 import jax
 import numpy as np
@@ -18,14 +18,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet
 
 from .._blas import one_blas_thread
-from ..model_selection._progress import check_time
-from ..model_selection._tunable import Evaluation, Hyperparameter, estimator_bound_hint
+from ..tuning import (Evaluation, Hyperparameter, bucket, estimator_bound_hint, pad_stack,
+                      solve_with_fallback)
+from ..tuning._progress import check_time
 from ..utils import nothing_to_tune
-from ._hypergrad import (bucket, enet_gram_hypergrad, enet_support_hypergrad, ridge_hypergrad,
-                         solve_with_fallback)
+from ._hypergrad import enet_gram_hypergrad, enet_support_hypergrad, ridge_hypergrad
 
-__all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "FoldData", "split_folds",
-           "make_folds"]
+__all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "make_folds"]
 
 
 def _uses_working_sets(n, p):
@@ -42,26 +41,6 @@ def _uses_full_gram(n, p):
 
 def _dense(X):
     return X.toarray() if sp.issparse(X) else np.asarray(X, float)
-
-
-class FoldData(NamedTuple):
-    """One cross-validation fold as arrays (already preprocessed, for pipelines).
-
-    ``X_train``/``X_test`` dense or sparse; ``sw_*`` the raw sample weights.
-    """
-
-    X_train: Any
-    y_train: np.ndarray
-    sw_train: np.ndarray
-    X_test: Any
-    y_test: np.ndarray
-    sw_test: np.ndarray
-
-
-def split_folds(X, y, sample_weight, cv_splits):
-    """``FoldData`` of each ``(train, test)`` index pair."""
-    return [FoldData(X[tr], y[tr], sample_weight[tr], X[te], y[te], sample_weight[te])
-            for tr, te in cv_splits]
 
 
 def _ridge_dual_solve(X, d, rhs, n):
@@ -295,13 +274,6 @@ class _Fold:
 
 def make_folds(folds, fit_intercept, normalize_weights=True):
     return [_Fold(d, fit_intercept, normalize_weights) for d in folds]
-
-
-def _pad_stack(arrays, shape):
-    out = np.zeros((len(arrays),) + shape)
-    for i, a in enumerate(arrays):
-        out[(i,) + tuple(slice(0, s) for s in a.shape)] = a
-    return out
 
 
 def _solve_name(k):
@@ -666,10 +638,10 @@ class EnetCVProblem:
                                     "support_size": [s.size for s in supports]})
         check_time()  # before the hypergradient kernel (its first call compiles)
         n, m = self._rows
-        Xt = _pad_stack([f.test_columns(s) for f, s in zip(self.folds, supports)], (m, k))
-        yt = _pad_stack([f.y_test - f.y_mean for f in self.folds], (m,))
-        swt = _pad_stack([f.sw_test for f in self.folds], (m,))
-        ws = _pad_stack([c[s] for c, s in zip(sols, supports)], (k,))
+        Xt = pad_stack([f.test_columns(s) for f, s in zip(self.folds, supports)], (m, k))
+        yt = pad_stack([f.y_test - f.y_mean for f in self.folds], (m,))
+        swt = pad_stack([f.sw_test for f in self.folds], (m,))
+        ws = pad_stack([c[s] for c, s in zip(sols, supports)], (k,))
         # Padded coordinates (identity rows) take the mean alpha, not 1: the kernel's
         # regularizing ridge is relative to the mean of alpha (1 - rho), in alpha's units.
         al = np.full((K, k), float(np.mean(alpha_vec)))
@@ -684,8 +656,8 @@ class EnetCVProblem:
                 Gs[i, : s.size, : s.size], bs[i, : s.size] = G, c
             kernel, args = enet_gram_hypergrad, (Gs, bs, Xt, yt, swt, ws, al, rho)
         else:
-            Xs = _pad_stack([f.train_columns(s) for f, s in zip(self.folds, supports)], (n, k))
-            ys = _pad_stack([f.train_target() for f in self.folds], (n,))
+            Xs = pad_stack([f.train_columns(s) for f, s in zip(self.folds, supports)], (n, k))
+            ys = pad_stack([f.train_target() for f in self.folds], (n,))
             kernel, args = enet_support_hypergrad, (Xs, ys, n_train, Xt, yt, swt, ws, al, rho)
         loss_f, d_alpha, d_rho, ok, res, ridge = solve_with_fallback(
             kernel, args, {"solve": _solve_name(k)}, K, "support system")
@@ -735,11 +707,11 @@ class RidgeCVProblem:
         m = max(f.X_test.shape[0] for f in self.folds)
         cols = np.arange(self.n_features)
         tshape = y.shape[1:]
-        self._X = _pad_stack([f.train_columns(cols) for f in self.folds], (n, self.n_features))
-        self._y = _pad_stack([f.train_target() for f in self.folds], (n,) + tshape)
-        self._Xt = _pad_stack([f.test_columns(cols) for f in self.folds], (m, self.n_features))
-        self._yt = _pad_stack([f.y_test - f.y_mean for f in self.folds], (m,) + tshape)
-        self._swt = _pad_stack([f.sw_test for f in self.folds], (m,))
+        self._X = pad_stack([f.train_columns(cols) for f in self.folds], (n, self.n_features))
+        self._y = pad_stack([f.train_target() for f in self.folds], (n,) + tshape)
+        self._Xt = pad_stack([f.test_columns(cols) for f in self.folds], (m, self.n_features))
+        self._yt = pad_stack([f.y_test - f.y_mean for f in self.folds], (m,) + tshape)
+        self._swt = pad_stack([f.sw_test for f in self.folds], (m,))
         with jax.enable_x64(True):  # one shape per fit: compile it while the path starts
             ridge_hypergrad.prefetch(self._X, self._y, self._Xt, self._yt, self._swt,
                                      np.ones((len(self.folds), self.n_features)))

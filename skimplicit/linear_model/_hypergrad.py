@@ -17,22 +17,11 @@ import numpy as np
 
 from jax.flatten_util import ravel_pytree
 
-from ..implicit import LinearSolveWarning, optimality, root_vjp
+from ..implicit import optimality, root_vjp
+from ..tuning._kernel import Kernel
 from ..implicit.linear_solve import _finish, _flatten_problem, default_tol, solve_cg
 
-__all__ = ["FALLBACK_RIDGE", "Kernel", "bucket", "enet_gram_hypergrad",
-           "enet_support_hypergrad", "ridge_hypergrad", "solve_with_fallback"]
-
-
-def bucket(k, minimum=16, per_octave=1):
-    """Smallest ``minimum * 2**j`` (or also ``1.5 * minimum * 2**j`` with ``per_octave=2``)
-    that holds ``k``: few shapes, few compilations; two per octave pad by 50 % at most."""
-    b = minimum
-    while b < k:
-        if per_octave == 2 and 3 * b // 2 >= k:
-            return 3 * b // 2
-        b *= 2
-    return b
+__all__ = ["enet_gram_hypergrad", "enet_support_hypergrad", "ridge_hypergrad"]
 
 
 def _enet_support_F(w, params, n_train, X, y):
@@ -162,148 +151,6 @@ def _enet_support_hypergrad(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridg
     )
 
 
-FALLBACK_RIDGE = 1e-10
-"""Relative ridge of a hypergradient system that failed its residual check (singular)."""
-
-
-def solve_with_fallback(kernel, args, kwargs, n_folds, what="linear system",
-                        max_residual=None):
-    """``kernel(*args, ridge, **kwargs)`` without ridge; again, with
-    :data:`FALLBACK_RIDGE` on the failed folds only, when a fold's solve fails (a
-    singular system: a vanishing Cholesky pivot, or a failed residual check), reported
-    by a ``LinearSolveWarning``.
-
-    The kernel returns ``(..., success, residual)``. With ``max_residual``, a fold fails
-    only when its residual exceeds it (a solve asked for a tighter tolerance than it must
-    meet), and ``success`` is that test. Returns the outputs as NumPy arrays followed by
-    the relative ridge used on each fold (a list, zeros when none was needed): callers
-    put it in ``Evaluation.info["ridge"]``.
-    """
-
-    def run(ridge):
-        out = [np.asarray(o) for o in kernel(*args, ridge, **kwargs)]
-        if max_residual is not None:
-            out[-2] = out[-1] <= max_residual  # (False when NaN)
-        return out
-
-    ridge = np.zeros(n_folds)
-    with jax.enable_x64(True):
-        with warnings.catch_warnings():
-            # A failed solve is retried below and reported there (once, with its cause).
-            warnings.simplefilter("ignore", LinearSolveWarning)
-            out = run(ridge)
-        failed = ~out[-2]
-        if failed.any():
-            ridge = np.where(failed, FALLBACK_RIDGE, 0.0)
-            out2 = run(ridge)
-            out = [np.where(failed.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
-                   for a, b in zip(out, out2)]
-            warnings.warn(
-                f"The hypergradient's {what} is singular on fold(s) "
-                f"{np.flatnonzero(failed).tolist()} (a vanishing pivot, or a failed residual "
-                f"check): "
-                f"solved with a ridge of {FALLBACK_RIDGE:g} x its mean diagonal, relative "
-                f"residual now {float(np.max(out[-1][failed])):.3g}. The hypergradient is "
-                "approximate (e.g. duplicated or collinear active features).",
-                LinearSolveWarning, stacklevel=3)
-    return (*out, ridge.tolist())
-
-
-# On CPU, compilation is most of a small fit's time: XLA's backend optimizations and its
-# fusion emitters cost 4x the compile time for no faster kernel here (5 folds of 400 x 512:
-# compile 0.8 s -> 0.2 s; the call 0.06 s either way).
-_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-
-
-_EXECUTOR = []
-
-
-def _executor():
-    if not _EXECUTOR:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _EXECUTOR.append(ThreadPoolExecutor(1, thread_name_prefix="skimplicit-compile"))
-    return _EXECUTOR[0]
-
-
-def _struct(a):
-    # (not ``getattr(a, "dtype", np.result_type(a))``: the default is evaluated eagerly, and
-    # ``np.result_type`` of a JAX array raises JAX's DeprecationWarning)
-    dtype = a.dtype if hasattr(a, "dtype") else np.result_type(a)
-    return jax.ShapeDtypeStruct(np.shape(a), np.dtype(dtype))
-
-
-def _signature(args, kwargs):
-    """Hashable shapes, dtypes and tree structure of ``args`` (pytrees), and the static
-    ``kwargs``."""
-    leaves, tree = jax.tree_util.tree_flatten(args)
-    return (str(tree), tuple((np.shape(a), _struct(a).dtype.str) for a in leaves),
-            tuple(sorted(kwargs.items())))
-
-
-class Kernel:
-    """A jitted kernel that compiles fast on CPU and can compile ahead, in the background.
-
-    * Calls go through ``jax.jit(fun, compiler_options=_FAST_COMPILE)`` on CPU (plain
-      ``jax.jit`` elsewhere, or when this XLA rejects the options).
-    * :meth:`prefetch` traces and lowers for given shapes, then compiles in a background
-      thread; a later call with those shapes uses that executable. The tuners call it
-      before their coarse path (host work, one BLAS thread) runs, so that the first
-      hypergradient does not wait for XLA: on 2 cores its compilation is hidden.
-    """
-
-    def __init__(self, fun, static_argnames=()):
-        self.__wrapped__ = fun
-        self.__doc__ = fun.__doc__
-        self._plain = jax.jit(fun, static_argnames=static_argnames)
-        self._fast = jax.jit(fun, static_argnames=static_argnames,
-                             compiler_options=_FAST_COMPILE)
-        self._use_fast = True
-        self._ahead = {}
-
-    def _jitted(self):
-        return self._fast if self._use_fast and jax.default_backend() == "cpu" else self._plain
-
-    def _with_fallback(self, action):
-        """``action(jitted)``; again with the plain jit when this XLA rejects the options."""
-        try:
-            return action(self._jitted())
-        except Exception as exc:
-            if not (self._use_fast and "compile option" in str(exc)):
-                raise
-            self._use_fast = False
-            return action(self._plain)
-
-    def __call__(self, *args, **kwargs):
-        future = self._ahead.get(_signature(args, kwargs)) if self._ahead else None
-        if future is not None:
-            try:
-                return future.result()(*args)
-            except Exception:  # noqa: BLE001 - compile again below, errors surface there
-                pass
-        return self._with_fallback(lambda jitted: jitted(*args, **kwargs))
-
-    def prefetch(self, *args, **kwargs):
-        """Trace and lower for the shapes and dtypes of ``args`` (arrays or
-        ``ShapeDtypeStruct``s, with the caller's x64 setting), compile in a background
-        thread. Returns once the compilation is submitted."""
-        key = _signature(args, kwargs)
-        if key in self._ahead or len(self._ahead) >= 32:
-            return
-        for k, fut in list(self._ahead.items()):  # only the latest request waits its turn
-            if fut.cancel():
-                del self._ahead[k]
-        structs = jax.tree_util.tree_map(_struct, args)
-        # Tracing and lowering are Python: here (a thread holding the GIL would slow the
-        # caller's Python as much); XLA's compilation releases it: in the background.
-        lowered = self._with_fallback(lambda jitted: jitted.lower(*structs, **kwargs))
-        self._ahead[key] = _executor().submit(lowered.compile)
-
-    def _cache_size(self):
-        """Compilations so far (calls and prefetches)."""
-        return self._fast._cache_size() + self._plain._cache_size() + len(self._ahead)
-
-
 enet_support_hypergrad = Kernel(_enet_support_hypergrad, static_argnames=("solve",))
 enet_gram_hypergrad = Kernel(_enet_gram_hypergrad, static_argnames=("solve",))
 
@@ -390,7 +237,3 @@ def _ridge_hypergrad(X, y, Xt, yt, swt, alpha):
 
 
 ridge_hypergrad = Kernel(_ridge_hypergrad)
-
-
-def as_numpy(*arrays):
-    return tuple(np.asarray(a) for a in arrays)

@@ -25,13 +25,13 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_method_params, validate_data
 
-from ..model_selection._constant import tune_or_constant
-from ..model_selection._outer import TuningResult
-from ..model_selection._tunable import Evaluation, Hyperparameter
+from ..tuning._constant import tune_or_constant
+from ..tuning._outer import TuningResult
+from ..tuning._protocol import Evaluation, Hyperparameter
 from ..utils import (check_fold_classes, check_fold_weights, check_sample_weight,
                      merge_duplicate_rows)
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
-from ._cv_problems import FoldData
+from ..tuning import FoldData
 from ._logistic_problem import (
     LogisticCVProblem,
     encode_folds,

@@ -40,7 +40,7 @@ Three parts, numerics in module functions:
   conditions, restricted to the support (identity off it; ``rho = 0`` leaves every
   nonzero coefficient in the system), vmapped over the folds padded to one shape.
 * :class:`LogisticCVProblem`: the tunable problem (see
-  :mod:`skimplicit.model_selection._tunable`) that wires them.
+  :mod:`skimplicit.tuning._protocol`) that wires them.
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ from scipy.special import expit
 from .._blas import one_blas_thread
 from ..implicit import root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
-from ..model_selection._progress import check_time
-from ..model_selection._tunable import Evaluation, Hyperparameter, estimator_bound_hint
+from ..tuning._progress import check_time
+from ..tuning._protocol import Evaluation, Hyperparameter, estimator_bound_hint
 from ..utils import check_fold_classes
-from ._hypergrad import Kernel, bucket, solve_with_fallback
+from ..tuning._kernel import Kernel, bucket, pad_stack, solve_with_fallback
 
 __all__ = [
     "LogisticCVProblem",
@@ -667,13 +667,6 @@ def _dense(X):
     return X.toarray() if sp.issparse(X) else np.asarray(X, float)
 
 
-def _pad_stack(arrays, shape):
-    out = np.zeros((len(arrays),) + tuple(shape))
-    for i, a in enumerate(arrays):
-        out[(i,) + tuple(slice(0, s) for s in a.shape)] = a
-    return out
-
-
 def _coo_stack(mats):
     """``(data (F, nnz), indices (F, nnz, 2))`` of sparse matrices, zero-padded."""
     # (a small test fold may have been densified by host_matrix while training stays sparse)
@@ -1006,14 +999,14 @@ class LogisticCVProblem:
             return self._stack_cache[key]
         F = self.n_folds
         n, m, k = self._padded_sizes()
-        Ys = _pad_stack(self.Y, (n, self.K))
-        Yts = _pad_stack(self.Yt, (m, self.K))
-        sws = _pad_stack(self.sw, (n,)) / self.w_unit
-        swts = _pad_stack(self.swt, (m,)) / self.w_unit  # (the loss is a weighted mean)
+        Ys = pad_stack(self.Y, (n, self.K))
+        Yts = pad_stack(self.Yt, (m, self.K))
+        sws = pad_stack(self.sw, (n,)) / self.w_unit
+        swts = pad_stack(self.swt, (m,)) / self.w_unit  # (the loss is a weighted mean)
         if cols is not None:
             k = min(bucket(max(1, max(c.size for c in cols)), 64), self.n_features)
-            Xs = _pad_stack([_columns(self.X[i], cols[i]) for i in range(F)], (n, k))
-            Xts = _pad_stack([_columns(self.Xt[i], cols[i]) for i in range(F)], (m, k))
+            Xs = pad_stack([_columns(self.X[i], cols[i]) for i in range(F)], (n, k))
+            Xts = pad_stack([_columns(self.Xt[i], cols[i]) for i in range(F)], (m, k))
             if self.x_unit != 1.0:
                 Xs /= self.x_unit
                 Xts /= self.x_unit
@@ -1029,8 +1022,8 @@ class LogisticCVProblem:
                     f"(> 2 GB). Pass X as a sparse matrix (kept sparse), or use "
                     f"l1_ratio > 0 (only the support's columns are used)."
                 )
-            Xs = _pad_stack(self.X, (n, k))
-            Xts = _pad_stack(self.Xt, (m, k))
+            Xs = pad_stack(self.X, (n, k))
+            Xts = pad_stack(self.Xt, (m, k))
             if self.x_unit != 1.0:
                 Xs /= self.x_unit
                 Xts /= self.x_unit
@@ -1064,9 +1057,9 @@ class LogisticCVProblem:
         cols = self._support_columns(sols)
         Xs, Ys, sws, Xts, Yts, swts, k, shapes = self._stacked(cols)
         if cols is None:
-            Ws = _pad_stack([W for W, _ in sols], (k, self.K))
+            Ws = pad_stack([W for W, _ in sols], (k, self.K))
         else:
-            Ws = _pad_stack([W[c] for (W, _), c in zip(sols, cols)], (k, self.K))
+            Ws = pad_stack([W[c] for (W, _), c in zip(sols, cols)], (k, self.K))
         bs = np.stack([b for _, b in sols])
         # In the kernel's units (X / g, W * g, see x_unit) the penalty
         # alpha (rho |W| + (1 - rho) / 2 W^2) is alpha_g (rho_g |W g| + (1 - rho_g) / 2 (W g)^2)

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from ..model_selection._tunable import Evaluation, Hyperparameter
-from ._hypergrad import Kernel
+from ..tuning._protocol import Evaluation, Hyperparameter
+from ..tuning._kernel import Kernel
 
 __all__ = ["RidgeLOOProblem", "loo_ridge_svd", "loo_ridge_gram"]
 

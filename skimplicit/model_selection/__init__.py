@@ -1,9 +1,10 @@
-"""Model selection: the shared outer loop, the tunable protocol and HypergradSearchCV."""
+"""Model selection: HypergradSearchCV (and, re-exported from :mod:`skimplicit.tuning`, the
+shared outer loop and the tunable protocol)."""
 
 from ..inspection._plot import plot_search_trajectory  # public in skimplicit.inspection
-from ._outer import TuningResult, tune
+from ..tuning import (Evaluation, FoldData, Hyperparameter, TunableProblem, TuningResult,
+                      split_folds, tune)
 from ._search import HypergradSearchCV
-from ._tunable import Evaluation, Hyperparameter, TunableProblem
 
 __all__ = [
     "tune",
@@ -11,6 +12,8 @@ __all__ = [
     "Evaluation",
     "Hyperparameter",
     "TunableProblem",
+    "FoldData",
+    "split_folds",
     "HypergradSearchCV",
     "plot_search_trajectory",
 ]

@@ -34,7 +34,7 @@ from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from .._blas import one_blas_thread
-from ._tunable import Evaluation, Hyperparameter
+from ..tuning import Evaluation, Hyperparameter
 
 __all__ = [
     "split_estimator",

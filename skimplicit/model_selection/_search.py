@@ -7,7 +7,7 @@ shared outer loop, :func:`skimplicit.model_selection.tune` (the loop behind
 1. **Folds without leakage.** For a :class:`~sklearn.pipeline.Pipeline`, the
    preprocessing steps (all but the last) are cloned and fitted on each training fold,
    and applied to its validation fold, giving one
-   :class:`~skimplicit.linear_model._cv_problems.FoldData` per split.
+   :class:`~skimplicit.tuning.FoldData` per split.
 2. **A tunable problem from the final step.** scikit-learn's ``Lasso``, ``ElasticNet``,
    ``Ridge`` and ``LogisticRegression`` are mapped to skimplicit's inner problems with
    exactly their objective and parameters; any other final step must implement the
@@ -26,7 +26,7 @@ An estimator can be the final step of a :class:`HypergradSearchCV` if it impleme
     def _make_tunable_problem(self, folds):
         '''Return a tunable problem for these folds (read-only list of FoldData).'''
 
-``folds`` is a list of :class:`~skimplicit.linear_model._cv_problems.FoldData`
+``folds`` is a list of :class:`~skimplicit.tuning.FoldData`
 ``(X_train, y_train, sw_train, X_test, y_test, sw_test)``: the already preprocessed
 arrays of each split (dense float64 or scipy sparse X; sample weights as given, ones by
 default; ``y`` as passed to ``fit``, float64 for regressors). The returned object
@@ -109,8 +109,8 @@ from ._adapters import (
     tuned_final_step,
 )
 from ..utils import check_fold_weights, check_sample_weight
-from ._constant import tune_or_constant
-from ._select import score_points, select_best
+from ..tuning._constant import tune_or_constant
+from ..tuning._select import score_points, select_best
 
 __all__ = ["HypergradSearchCV"]
 
@@ -161,7 +161,7 @@ def _scorer_name(scoring):
 
 def _fold_data(pre, X, y, train, test, pre_params, sw, sw_score):
     """Preprocess one split: fit ``pre`` on the training part, apply it to the test part."""
-    from ..linear_model._cv_problems import FoldData
+    from ..tuning import FoldData
 
     X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)
     y_tr, y_te = y[train], y[test]
@@ -180,7 +180,7 @@ def _fold_data(pre, X, y, train, test, pre_params, sw, sw_score):
 
 def _one_point_result(problem):
     """A one-row :class:`TuningResult`: every hyperparameter held (a one-point grid)."""
-    from ._outer import TuningResult
+    from ..tuning import TuningResult
 
     ev = problem.evaluate({}, precision=1.0, with_grad=False)
     rec = {"params": {}, "evaluation": ev, "time": 0.0, "phase": "fixed", "precision": 1.0,

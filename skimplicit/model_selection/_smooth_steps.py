@@ -37,7 +37,7 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.svm import LinearSVC, LinearSVR
 
 from ..linear_model._cv_problems import RidgeCVProblem
-from ._tunable import Evaluation, Hyperparameter
+from ..tuning import Evaluation, Hyperparameter
 
 __all__ = ["SMOOTH_FINAL_STEPS", "smooth_problem", "L2SVMCVProblem", "KernelRidgeCVProblem"]
 

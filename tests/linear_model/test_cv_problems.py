@@ -7,8 +7,9 @@ import pytest
 from sklearn.linear_model import ElasticNet
 
 from skimplicit.linear_model import _cv_problems as cp
+from skimplicit.tuning import split_folds
 from skimplicit.linear_model._coordinate_descent import fit_enet
-from skimplicit.linear_model._hypergrad import Kernel
+from skimplicit.tuning._kernel import Kernel
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def fold_data():
     y = X[:, :6] @ np.array([3.0, -2.0, 1.5, 1.0, -1.0, 0.5]) + rng.randn(60) + 4.0
     sw = rng.uniform(0.5, 2.0, 60)
     tr, te = np.arange(45), np.arange(45, 60)
-    return cp.split_folds(X, y, sw, [(tr, te)])[0]
+    return split_folds(X, y, sw, [(tr, te)])[0]
 
 
 def _reference(d, alpha, l1_ratio, positive=False):
@@ -55,7 +56,7 @@ def test_polish_of_a_support_wider_than_the_training_rows():
     rng = np.random.RandomState(2)
     X = rng.randn(40, 300)
     y = X[:, :10] @ rng.randn(10) + 0.3 * rng.randn(40)
-    d = cp.split_folds(X, y, rng.uniform(0.5, 2.0, 40), [(np.arange(30), np.arange(30, 40))])[0]
+    d = split_folds(X, y, rng.uniform(0.5, 2.0, 40), [(np.arange(30), np.arange(30, 40))])[0]
     fold = cp.make_folds([d], fit_intercept=True)[0]
     alpha, l1_ratio = 0.02, 0.1
     ref = _reference(d, alpha, l1_ratio)
@@ -103,7 +104,7 @@ def test_working_sets_stop_when_descent_meets_tol_at_once():
     rng = np.random.RandomState(0)
     X = rng.randn(80, 600)
     y = X[:, :5] @ np.ones(5) + 0.5 * rng.randn(80)
-    folds = cp.split_folds(X, y, np.ones(80), [(np.arange(60), np.arange(60, 80))])
+    folds = split_folds(X, y, np.ones(80), [(np.arange(60), np.arange(60, 80))])
     prob = cp.EnetCVProblem(folds)
     exact = _reference(folds[0], 0.05, 1.0)
     calls = []
@@ -145,7 +146,7 @@ def test_cover_values_are_the_loss_at_their_own_alpha():
     X, y = make_regression(n_samples=150, n_features=1500, n_informative=15, noise=20,
                            random_state=0)
     splits = list(KFold(5, shuffle=True, random_state=0).split(X))
-    prob = cp.EnetCVProblem(cp.split_folds(X, y, np.ones(150), splits))
+    prob = cp.EnetCVProblem(split_folds(X, y, np.ones(150), splits))
     amax = max(f.alpha_max() for f in prob.folds)
     for a in amax * np.logspace(0, -3, 7):
         ev = prob.evaluate({"alpha": a}, with_grad=False)

@@ -22,11 +22,11 @@ from skimplicit.implicit import LinearSolveWarning
 from skimplicit.linear_model._cv_problems import (
     AdaptiveRidgeCVProblem,
     EnetCVProblem,
-    FoldData,
     RidgeCVProblem,
-    split_folds,
 )
-from skimplicit.linear_model._hypergrad import FALLBACK_RIDGE, enet_support_hypergrad
+from skimplicit.linear_model._hypergrad import enet_support_hypergrad
+from skimplicit.tuning import FoldData, split_folds
+from skimplicit.tuning._kernel import FALLBACK_RIDGE
 from skimplicit.linear_model._logistic_problem import LogisticCVProblem
 from skimplicit.model_selection._adapters import make_problem, restrict
 from skimplicit.model_selection._search import _fold_data

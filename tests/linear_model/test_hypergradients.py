@@ -10,8 +10,8 @@ from skimplicit.linear_model._cv_problems import (
     AdaptiveRidgeCVProblem,
     EnetCVProblem,
     RidgeCVProblem,
-    split_folds,
 )
+from skimplicit.tuning import split_folds
 from skimplicit.linear_model._ridge import fit_ridge
 
 

@@ -18,7 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skimplicit.linear_model import ImplicitLogisticRegressionCV
 from skimplicit.linear_model import _logistic_problem as lp
-from skimplicit.linear_model._cv_problems import FoldData
+from skimplicit.tuning import FoldData
 from skimplicit.linear_model._logistic_problem import LogisticCVProblem
 
 # -- scikit-learn's contract (cheap settings, as test_common.py) -------------------------

@@ -13,7 +13,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from skimplicit.linear_model import ImplicitLogisticRegressionCV
-from skimplicit.linear_model._cv_problems import FoldData
+from skimplicit.tuning import FoldData
 from skimplicit.linear_model._logistic_problem import LogisticCVProblem
 
 FAST = dict(cv=3, max_outer_iter=4)

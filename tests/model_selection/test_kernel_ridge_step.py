@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skimplicit.linear_model._cv_problems import FoldData
+from skimplicit.tuning import FoldData
 from skimplicit.model_selection import HypergradSearchCV
 from skimplicit.model_selection._adapters import make_problem
 

@@ -10,9 +10,10 @@ from sklearn.datasets import load_diabetes, make_regression
 from sklearn.linear_model import Lasso
 
 from skimplicit.linear_model import ImplicitElasticNetCV, ImplicitLassoCV
-from skimplicit.linear_model._cv_problems import EnetCVProblem, split_folds
+from skimplicit.linear_model._cv_problems import EnetCVProblem
+from skimplicit.tuning import split_folds
 from skimplicit.model_selection import Evaluation, HypergradSearchCV, Hyperparameter, tune
-from skimplicit.model_selection import _progress
+from skimplicit.tuning import _progress
 
 
 @pytest.fixture(scope="module")

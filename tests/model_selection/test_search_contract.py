@@ -201,7 +201,7 @@ def test_skimplicit_final_step_keeps_its_eps_and_refuses_a_list_of_l1_ratio(diab
     l1_ratio values (a grid of separate problems) is refused before any tuning, with
     what to do instead (it used to tune at the first value and fail in the refit)."""
     from skimplicit.linear_model import ImplicitElasticNetCV, ImplicitLassoCV
-    from skimplicit.linear_model._cv_problems import split_folds
+    from skimplicit.tuning import split_folds
 
     X, y = diabetes
     cv = KFold(3, shuffle=True, random_state=0)

@@ -26,7 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC, LinearSVR
 
-from skimplicit.linear_model._cv_problems import FoldData
+from skimplicit.tuning import FoldData
 from skimplicit.model_selection import HypergradSearchCV
 from skimplicit.model_selection._adapters import make_problem
 

@@ -46,7 +46,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from . import _progress
-from ._tunable import Evaluation
+from ._protocol import Evaluation
 
 __all__ = ["tune", "TuningResult"]
 
@@ -517,7 +517,7 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     Parameters
     ----------
     problem : TunableProblem
-        See :mod:`skimplicit.model_selection._tunable`.
+        See :mod:`skimplicit.tuning._protocol`.
     init : dict or None
         Starting hyperparameters (natural units), clipped to the bounds. ``None``
         evaluates the problem's coarse cover first and descends from its best basins. A
@@ -534,13 +534,13 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     max_time : float or None
         Wall-clock budget in seconds, checked after each evaluation and, once a finite
         loss is known, within an evaluation where the inner solver allows (between
-        folds: :func:`~skimplicit.model_selection._progress.check_time`); the evaluation
+        folds: :func:`~skimplicit.tuning._progress.check_time`); the evaluation
         cut short is dropped.
     verbose : int, default=0
         > 0: a header (what is tuned, folds, budget), one line per evaluation and a
         summary line on stdout; >= 2 adds the inner solver's detail. The same records go
         to the ``logging.getLogger("skimplicit")`` logger whatever ``verbose`` is (see
-        :mod:`~skimplicit.model_selection._progress`).
+        :mod:`~skimplicit.tuning._progress`).
     random_state : int, RandomState or None
         For random restart points.
     n_jobs : int or None

@@ -31,7 +31,7 @@ the best point sits on it; ``None`` for a natural limit such as ``l1_ratio = 1``
 That is all :func:`tune` needs. An estimator becomes tunable by
 :class:`~skimplicit.model_selection.HypergradSearchCV` by implementing
 ``_make_tunable_problem(folds)`` (``folds``: one
-:class:`~skimplicit.linear_model._cv_problems.FoldData` per split) returning such a
+:class:`~skimplicit.tuning.FoldData` per split) returning such a
 problem; skimplicit's estimators do (see the user guide, "Making a new estimator
 tunable").
 """
@@ -39,11 +39,12 @@ tunable").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Hyperparameter", "Evaluation", "TunableProblem", "estimator_bound_hint"]
+__all__ = ["Hyperparameter", "Evaluation", "FoldData", "TunableProblem", "split_folds",
+           "estimator_bound_hint"]
 
 
 @dataclass(frozen=True)
@@ -200,3 +201,33 @@ def estimator_bound_hint(name, side, l1_ratio_bounds=(0.0, 1.0)):
         return None if side == "upper" and l1_ratio_bounds[1] >= 1 else \
             "the estimator parameter `l1_ratio_bounds`"
     return "the estimator parameter `bounds`"
+
+
+class FoldData(NamedTuple):
+    """One cross-validation fold as arrays (already preprocessed, for pipelines).
+
+    ``X_train``/``X_test`` dense or sparse; ``sw_*`` the raw sample weights. A tunable
+    problem is built from a list of them, one per split (see :func:`split_folds`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.tuning import split_folds
+    >>> X, y, sw = np.arange(12.0).reshape(6, 2), np.arange(6.0), np.ones(6)
+    >>> folds = split_folds(X, y, sw, [([0, 1, 2, 3], [4, 5]), ([2, 3, 4, 5], [0, 1])])
+    >>> folds[0].X_train.shape, folds[0].y_test
+    ((4, 2), array([4., 5.]))
+    """
+
+    X_train: Any
+    y_train: np.ndarray
+    sw_train: np.ndarray
+    X_test: Any
+    y_test: np.ndarray
+    sw_test: np.ndarray
+
+
+def split_folds(X, y, sample_weight, cv_splits):
+    """``FoldData`` of each ``(train, test)`` index pair."""
+    return [FoldData(X[tr], y[tr], sample_weight[tr], X[te], y[te], sample_weight[te])
+            for tr, te in cv_splits]

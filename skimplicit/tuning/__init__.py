@@ -1,0 +1,29 @@
+"""The tuning layer: the tunable protocol and the one outer loop, below every estimator.
+
+An estimator (or a third party's) builds a *tunable problem* from its folds
+(:class:`FoldData`) and hands it to :func:`tune`; the problem reports the CV loss and its
+hypergradient at a point as an :class:`Evaluation`. :class:`Kernel` compiles the
+problems' batched hypergradient kernels (fast on CPU, ahead of time in the background).
+Imports point down only: ``linear_model``, ``decomposition`` and ``model_selection`` use
+this package, which uses ``solvers`` and ``implicit``, never the other way round.
+"""
+
+from ._kernel import Kernel, bucket, pad_stack, solve_with_fallback
+from ._outer import TuningResult, tune
+from ._protocol import (Evaluation, FoldData, Hyperparameter, TunableProblem,
+                        estimator_bound_hint, split_folds)
+
+__all__ = [
+    "tune",
+    "TuningResult",
+    "Evaluation",
+    "Hyperparameter",
+    "TunableProblem",
+    "FoldData",
+    "split_folds",
+    "Kernel",
+    "bucket",
+    "pad_stack",
+    "solve_with_fallback",
+    "estimator_bound_hint",
+]

@@ -10,6 +10,7 @@ this package, which uses ``solvers`` and ``implicit``, never the other way round
 
 from ._kernel import Kernel, bucket, pad_stack, solve_with_fallback
 from ._outer import TuningResult, tune
+from ._problem import CVProblem, WarmStarts
 from ._protocol import (Evaluation, FoldData, Hyperparameter, TunableProblem,
                         estimator_bound_hint, split_folds)
 
@@ -20,6 +21,8 @@ __all__ = [
     "Hyperparameter",
     "TunableProblem",
     "FoldData",
+    "CVProblem",
+    "WarmStarts",
     "split_folds",
     "Kernel",
     "bucket",

@@ -1,0 +1,147 @@
+"""The problem base: what every K-fold tunable problem of the estimators shares.
+
+A model's problem is a small spec on top of :class:`CVProblem`: its hyperparameters, its
+coarse cover (:meth:`~CVProblem.initial_points`), an inner solve per fold (a solver of
+:mod:`skimplicit.solvers`) and a batched hypergradient :class:`~skimplicit.tuning.Kernel`
+in :meth:`~CVProblem.evaluate`. The base keeps the warm starts (restored by the outer loop
+before each restart, copied with the problem for threads), the bound hints, the
+``Evaluation`` assembly and a store of evaluated points for nearest-point warm starts.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ._protocol import Evaluation, estimator_bound_hint
+
+__all__ = ["CVProblem", "WarmStarts"]
+
+
+def _copied(value):
+    """A list, tuple or dict copied one level deep (its elements are replaced, never
+    modified in place, by the problems); anything else as it is."""
+    if isinstance(value, (list, tuple, dict)):
+        return copy.copy(value)
+    if isinstance(value, WarmStarts):
+        return value.copy()
+    return value
+
+
+class WarmStarts:
+    """Inner solutions of the evaluated points, the newest ``maxlen`` kept, looked up by
+    the nearest point (not the last one: a line search that backtracks, or a descent
+    that returns near an earlier point, starts close).
+
+    ``key`` is a flat array of search coordinates (e.g. ``log alpha`` and ``l1_ratio``);
+    the distance is the largest coordinate difference.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.tuning import WarmStarts
+    >>> store = WarmStarts()
+    >>> store.add(np.log([1.0]), "solution at 1")
+    >>> store.add(np.log([0.01]), "solution at 0.01")
+    >>> value, dist = store.nearest(np.log([0.5]))
+    >>> value, round(dist, 3)
+    ('solution at 1', 0.693)
+    """
+
+    def __init__(self, maxlen=64):
+        self.maxlen = int(maxlen)
+        self._items = []
+
+    def copy(self):
+        new = WarmStarts(self.maxlen)
+        new._items = list(self._items)
+        return new
+
+    def __len__(self):
+        return len(self._items)
+
+    def add(self, key, value):
+        self._items.append((np.asarray(key, float).ravel(), value))
+        del self._items[: -self.maxlen]
+
+    def nearest(self, key, distance=None):
+        """``(value, distance)`` of the stored point nearest to ``key`` (``(None, inf)``
+        when empty); ``distance(a, b)`` overrides the largest coordinate difference."""
+        if not self._items:
+            return None, np.inf
+        key = np.asarray(key, float).ravel()
+        if distance is None:
+            dist = [float(np.max(np.abs(key - k))) for k, _ in self._items]
+        else:
+            dist = [float(distance(key, k)) for k, _ in self._items]
+        i = int(np.argmin(dist))
+        return self._items[i][1], dist[i]
+
+
+class CVProblem:
+    """Base class of K-fold tunable problems (see :class:`~skimplicit.tuning.TunableProblem`).
+
+    Subclasses set ``hyperparameters`` and ``loss_name``, implement
+    :meth:`initial_points` and :meth:`evaluate`, and list in ``warm_state`` the names of
+    the attributes that hold their warm starts (lists, tuples, dicts or
+    :class:`WarmStarts`, replaced rather than modified in place): the base then gives
+    :meth:`get_warm_start`, :meth:`set_warm_start` and ``copy.copy`` (a copy whose warm
+    starts are its own, for threads). :meth:`evaluation` assembles an
+    :class:`~skimplicit.tuning.Evaluation` from per-fold losses.
+
+    Examples
+    --------
+    >>> import copy
+    >>> import numpy as np
+    >>> from skimplicit.tuning import CVProblem, Hyperparameter, tune
+    >>> class Quadratic(CVProblem):
+    ...     '''Two "folds" whose losses are (log alpha - log c)^2, c = 0.1 and 1.'''
+    ...     warm_state = ("_seen",)
+    ...     def __init__(self):
+    ...         self.hyperparameters = [Hyperparameter("alpha", 1e-4, 1e2)]
+    ...         self._seen = []
+    ...     def initial_points(self):
+    ...         return [{"alpha": a} for a in (10.0, 1.0, 0.01)]
+    ...     def evaluate(self, params, *, precision=1.0, with_grad=True):
+    ...         a = params["alpha"]
+    ...         self._seen = self._seen + [a]
+    ...         z = np.log(a) - np.log([0.1, 1.0])
+    ...         grad = {"alpha": float(np.mean(2 * z / a))} if with_grad else None
+    ...         return self.evaluation(z ** 2, grad, n_seen=len(self._seen))
+    >>> p = Quadratic()
+    >>> round(tune(p).best_params["alpha"], 4)  # the geometric mean of 0.1 and 1
+    0.3162
+    >>> q = copy.copy(p); q._seen is p._seen
+    False
+    """
+
+    loss_name = "mse"
+    cover_with_grad = False
+    warm_state = ()
+
+    def get_warm_start(self):
+        return tuple(_copied(getattr(self, name)) for name in self.warm_state)
+
+    def set_warm_start(self, state):
+        for name, value in zip(self.warm_state, state):
+            setattr(self, name, _copied(value))
+
+    def __copy__(self):
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.set_warm_start(self.get_warm_start())
+        return new
+
+    def bound_hint(self, name, side):
+        """How to widen a bound (see :func:`~skimplicit.tuning.tune`): the estimator
+        parameter ``bounds`` (or ``l1_ratio_bounds``; ``None`` at ``l1_ratio = 1``)."""
+        return estimator_bound_hint(name, side, getattr(self, "l1_ratio_bounds", (0.0, 1.0)))
+
+    @staticmethod
+    def evaluation(fold_losses, grad=None, converged=True, **info):
+        """The :class:`~skimplicit.tuning.Evaluation` of per-fold losses (their mean is
+        the loss); ``info`` as keyword arguments."""
+        fold_losses = np.asarray(fold_losses, float)
+        return Evaluation(loss=float(fold_losses.mean()), grad=grad, fold_losses=fold_losses,
+                          converged=bool(converged), info=info)

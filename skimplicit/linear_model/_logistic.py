@@ -542,6 +542,54 @@ default='lbfgs'
         _raise_for_params(params, self, "fit", allow={"groups"})
         rhos, tune_rho, rho_bounds, l1_none, penalty = self._l1_spec()
         Cs_list = self._Cs_list()
+        X, y, y_enc, n_classes = self._validate_data_and_classes(X, y)
+        sample_weight_in = sample_weight
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        sw_train = sample_weight
+        if self.class_weight is not None:
+            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
+                                      sample_weight=sample_weight)
+            sw_train = sample_weight * cw[y_enc]
+        self._check_weights(sw_train, y_enc, "the data")
+        groups, self._score_params = self._route(params, sample_weight_in, sample_weight)
+        splits = list(check_cv(self.cv, y, classifier=True).split(X, y, groups))
+        check_fold_weights(splits, sample_weight)
+        loss = self._loss()
+        # A training fold missing a class: the grid path (see _fit_present), every fold
+        # scored by the scorer as LogisticRegressionCV scores it (the log-loss clips the
+        # probability 0 of the missing class at the float epsilon, as log_loss does).
+        missing = [i for i, (tr, _) in enumerate(splits)
+                   if not np.isin(np.arange(n_classes), y_enc[tr][sw_train[tr] > 0]).all()]
+        if missing or (Cs_list is not None and Cs_list.size == 1):
+            points, folds_out = self._grid(X, y, y_enc, sw_train, sample_weight, splits,
+                                           Cs_list, rhos, tune_rho, n_classes)
+            self._result_from_grid(points, folds_out, tune_rho)
+        else:
+            # Repeated rows merged into weights (canonical order): weights and repeated
+            # rows give the same fit exactly, also where the problem is ill-conditioned.
+            folds = [FoldData(*merge_duplicate_rows(X[tr], y_enc[tr], sw_train[tr])[:3],
+                              *merge_duplicate_rows(X[te], y_enc[te], sample_weight[te])[:3])
+                     for tr, te in splits]
+            problem = self._make_problem(folds, Cs_list, rhos, tune_rho, rho_bounds,
+                                         n_classes, loss)
+            # No varying feature: one evaluation (every C fits the same intercept-only
+            # model).
+            result = tune_or_constant(
+                problem, folds, fit_intercept=self.fit_intercept, init=self._init(problem),
+                max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
+                n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
+                random_state=self.random_state, n_jobs=self.n_jobs,
+            )
+            self._store_points(result, problem, X, y, splits, loss)
+        self._select_and_refit(X, y, y_enc, sw_train, splits, n_classes, tune_rho, l1_none,
+                               penalty)
+        del self._score_params
+        return self
+
+    def _validate_data_and_classes(self, X, y):
+        """Validated ``X`` (float64), ``y``, its codes and the number of classes
+        (``classes_`` set); scikit-learn's errors for one class, liblinear multiclass,
+        ``C_per_class`` on two classes and a ``class_weight`` dict of unknown labels."""
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         check_classification_targets(y)
         X = X.astype(np.float64, copy=False)
@@ -569,55 +617,22 @@ default='lbfgs'
                 "The given class_weight dict must have the class labels as keys; "
                 f"classes={self.classes_} but key={self.class_weight.keys()}"
             )
-        sample_weight_in = sample_weight
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        sw_train = sample_weight
-        if self.class_weight is not None:
-            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y,
-                                      sample_weight=sample_weight)
-            sw_train = sample_weight * cw[y_enc]
-        self._check_weights(sw_train, y_enc, "the data")
+        return X, y, y_enc, n_classes
+
+    def _route(self, params, sample_weight_in, sample_weight):
+        """``groups`` for the splitter and the scorer's parameters."""
         if _routing_enabled():
             routed = process_routing(self, "fit", sample_weight=sample_weight_in, **params)
-            groups = routed.splitter.split.get("groups")
-            score_params = dict(routed.scorer.score) if "scorer" in routed else {}
-        else:
-            groups = params.get("groups")
-            score_params = ({"sample_weight": sample_weight}
-                            if sample_weight_in is not None else {})
-        cv = check_cv(self.cv, y, classifier=True)
-        splits = list(cv.split(X, y, groups))
-        check_fold_weights(splits, sample_weight)
-        loss = self._loss()
-        # A training fold missing a class: the grid path (see _fit_present), every fold
-        # scored by the scorer as LogisticRegressionCV scores it (the log-loss clips the
-        # probability 0 of the missing class at the float epsilon, as log_loss does).
-        missing = [i for i, (tr, _) in enumerate(splits)
-                   if not np.isin(np.arange(n_classes), y_enc[tr][sw_train[tr] > 0]).all()]
-        self._score_params = score_params
-        if missing or (Cs_list is not None and Cs_list.size == 1) or (
-                tune_rho and Cs_list is not None and Cs_list.size == 1):
-            points, folds_out = self._grid(X, y, y_enc, sw_train, sample_weight, splits,
-                                           Cs_list, rhos, tune_rho, n_classes)
-            self._result_from_grid(points, folds_out, tune_rho)
-        else:
-            self._tune(X, y, y_enc, sw_train, sample_weight, splits, Cs_list, rhos, tune_rho,
-                       rho_bounds, n_classes, loss)
-        self._select_and_refit(X, y, y_enc, sw_train, splits, n_classes, tune_rho, l1_none,
-                               penalty)
-        del self._score_params
-        return self
+            return (routed.splitter.split.get("groups"),
+                    dict(routed.scorer.score) if "scorer" in routed else {})
+        return params.get("groups"), ({"sample_weight": sample_weight}
+                                      if sample_weight_in is not None else {})
 
-    def _tune(self, X, y, y_enc, sw_train, sample_weight, splits, Cs_list, rhos, tune_rho,
-              rho_bounds, n_classes, loss):
-        """The hypergradient descent (the log-loss's when ``scoring`` is not
-        differentiable); every evaluated point with its fold solutions in
-        ``self._points``."""
-        # Repeated rows merged into weights (canonical order): weights and repeated rows
-        # give the same fit exactly, also where the problem is ill-conditioned.
-        folds = [FoldData(*merge_duplicate_rows(X[tr], y_enc[tr], sw_train[tr])[:3],
-                          *merge_duplicate_rows(X[te], y_enc[te], sample_weight[te])[:3])
-                 for tr, te in splits]
+    def _make_problem(self, folds, Cs_list, rhos, tune_rho, rho_bounds, n_classes, loss):
+        """The problem specification: the folds' penalized multinomial (or binary)
+        log-loss, tuned over ``C`` (and ``l1_ratio``), its cover from ``Cs`` when it is a
+        list, the bound hints naming the parameters that set the interval. The followed
+        loss is the log-loss when ``scoring`` is not differentiable."""
         bounds = check_bounds(self.bounds)
         cover = None
         if Cs_list is not None:
@@ -642,6 +657,10 @@ default='lbfgs'
             max_iter=self.max_iter, bounds=bounds, l1_ratio_bounds=lo_hi,
             loss=loss or "log_loss",
         )
+        return problem
+
+    def _init(self, problem):
+        """The descent's start from ``C_init`` (``None``: the cover's best point)."""
         init = None
         if not (isinstance(self.C_init, str) and self.C_init == "auto"):
             C0 = np.asarray(self.C_init, float)
@@ -652,15 +671,13 @@ default='lbfgs'
                 raise ValueError(f"C_init must be positive and finite; got {self.C_init}.")
             init = {"C": np.broadcast_to(C0, (problem.K,)).copy() if self.C_per_class
                     else float(C0.ravel()[0])}
-            if tune_rho:
+            if problem.tune_l1_ratio:
                 init["l1_ratio"] = problem.l1_ratio
-        # No varying feature: one evaluation (every C fits the same intercept-only model).
-        result = tune_or_constant(
-            problem, folds, fit_intercept=self.fit_intercept, init=init,
-            max_outer_iter=self.max_outer_iter, outer_tol=self.outer_tol,
-            n_restarts=self.n_restarts, max_time=self.max_time, verbose=self.verbose,
-            random_state=self.random_state, n_jobs=self.n_jobs,
-        )
+        return init
+
+    def _store_points(self, result, problem, X, y, splits, loss):
+        """Every evaluated point once, with its fold solutions and scores, in
+        ``self._points``; the tuning attributes."""
         self.tuning_result_ = result
         self.history_ = result.history(problem.hyperparameters)
         self.n_outer_iter_ = result.n_iter

@@ -226,3 +226,30 @@ def test_mirror_descent_fixed_point_closed_form():
         expected = np.exp(y - y.max()) / np.exp(y - y.max()).sum() - x
         np.testing.assert_allclose(F(x, None, c, tau), expected, rtol=1e-12)
         assert np.abs(expected).max() > 1e-3
+
+
+def test_support_stationary_with_a_written_out_gradient_is_the_same_mapping():
+    """``grad=`` (no nested autodiff) gives the autodiff mapping, zero at the closed-form
+    elastic-net solution of an orthonormal design (soft-thresholding, then shrinkage)."""
+    import jax
+    import jax.numpy as jnp
+
+    from skimplicit.implicit.optimality import support_stationary
+
+    with jax.enable_x64(True):
+        rng = np.random.RandomState(0)
+        Q, _ = np.linalg.qr(rng.randn(30, 6))
+        n = 30
+        X = jnp.asarray(Q * np.sqrt(n))  # X^T X / n = I
+        y = jnp.asarray(rng.randn(n) * 3)
+        alpha, rho = 0.4, 0.7
+        pen = lambda w, p: p[0] * (p[1] * jnp.sign(w) + (1 - p[1]) * w)  # noqa: E731
+        F_auto = support_stationary(lambda w, X, y: 0.5 * jnp.sum((X @ w - y) ** 2) / n, pen)
+        F_written = support_stationary(None, pen, grad=lambda w, X, y: X.T @ (X @ w - y) / n)
+        z = X.T @ y / n
+        w_star = jnp.sign(z) * jnp.maximum(jnp.abs(z) - alpha * rho, 0) / (1 + alpha * (1 - rho))
+        assert int(jnp.sum(w_star != 0)) not in (0, 6)  # a proper support
+        np.testing.assert_allclose(F_written(w_star, (alpha, rho), X, y), 0, atol=1e-12)
+        w = jnp.asarray(rng.randn(6)).at[0].set(0.0)
+        np.testing.assert_allclose(F_written(w, (alpha, rho), X, y),
+                                   F_auto(w, (alpha, rho), X, y), rtol=1e-12, atol=1e-14)

@@ -33,7 +33,9 @@ from ..implicit import LinearSolveWarning
 from .._blas import one_blas_thread
 from ..tuning._outer import tune
 from ..tuning._protocol import Evaluation, Hyperparameter
-from ._kernels import bucket, cv_value_and_grad, encode, task_value_and_grad
+from ..solvers._codes import encode
+from ..tuning import bucket
+from ._kernels import cv_value_and_grad, task_value_and_grad
 
 __all__ = ["TaskDrivenDictionaryLearning"]
 

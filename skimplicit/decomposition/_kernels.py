@@ -11,9 +11,9 @@ codes ``Z (n, k)`` with ``X ~ Z D``. The code of a sample ``x`` is
 scikit-learn's ``sparse_encode(algorithm="lasso_cd")`` objective for ``lambda_2 = 0`` (it
 divides both terms by ``p`` internally, which leaves the argmin unchanged).
 
-* :func:`encode` solves all samples at once by coordinate descent on the Gram matrix
-  ``G = D D^T`` (``O(n k)`` per coordinate, no ``p``), stopping on the largest optimality
-  violation, relative to ``max |X D^T|`` (the ``alpha`` above which every code is 0).
+* The inner solvers are in :mod:`skimplicit.solvers._codes`: ``encode`` (the codes of
+  all samples by Gram coordinate descent) and ``logistic_fit`` (the logistic model on
+  the codes, damped Newton).
 * :func:`codes_vjp` is the reverse-mode derivative of the codes: implicit differentiation
   (:func:`skimplicit.implicit.root_vjp`) of the stationarity conditions restricted to each
   sample's support, :func:`codes_optimality`, whose Jacobian is block diagonal (one
@@ -32,110 +32,30 @@ padding is exact (a zero atom has a zero code and a zero gradient).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 from ..implicit import root_vjp
-from ..implicit.linear_solve import SolveInfo
+from ..implicit.linear_solve import solve_cholesky
+from ..solvers._codes import encode, logistic_fit, logistic_objective, sample_losses
+from ..tuning._kernel import FALLBACK_RIDGE
 
 __all__ = [
-    "encode",
     "codes_optimality",
     "codes_vjp",
     "solve_block_cholesky",
     "BlockSolveInfo",
     "task_value_and_grad",
     "cv_value_and_grad",
-    "logistic_fit",
-    "bucket",
 ]
 
-_FALLBACK_RIDGE = 1e-10
-"""Ridge (relative to the block's mean diagonal) of a support system whose solve failed
-its residual check: linearly dependent active atoms. Never added otherwise."""
-
-
-def bucket(k, minimum=8):
-    """Smallest ``minimum * 2**j >= k``: few distinct shapes, few compilations."""
-    b = int(minimum)
-    while b < k:
-        b *= 2
-    return b
-
-
-def _soft(x, t):
-    return jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, 0.0)
-
 
 # --------------------------------------------------------------------------------------
-# Sparse coding
+# Implicit derivative of the codes
 # --------------------------------------------------------------------------------------
-
-
-def _violation(Zt, Ct, G, alpha, l2):
-    """Largest optimality violation per sample (``Zt`` is ``(k, n)``)."""
-    grad = G @ Zt - Ct + l2 * Zt
-    v = jnp.where(Zt != 0, jnp.abs(grad + alpha * jnp.sign(Zt)),
-                  jnp.maximum(jnp.abs(grad) - alpha, 0.0))
-    return jnp.max(v, axis=0)
-
-
-@jax.jit
-def encode(X, D, alpha, l2, Z0, tol, max_iter):
-    """Lasso (elastic-net) codes of every row of ``X`` by Gram coordinate descent.
-
-    Parameters
-    ----------
-    X : array (n, p)
-    D : array (k, p)
-        Dictionary, one atom per row.
-    alpha, l2 : float
-        ``alpha ||z||_1 + l2 / 2 ||z||^2``.
-    Z0 : array (n, k)
-        Warm start.
-    tol : float
-        Stop when every sample's largest optimality violation is ``<= tol * max |X D^T|``.
-    max_iter : int
-        Maximum epochs (one pass over the ``k`` coordinates for all samples).
-
-    Returns
-    -------
-    Z : array (n, k)
-    n_iter : int array
-        Epochs run.
-    violation : array
-        Final largest relative violation (``<= tol`` when converged).
-    """
-    G = D @ D.T
-    Ct = D @ X.T  # (k, n)
-    k = G.shape[0]
-    dg = jnp.diag(G) + l2
-    inv = jnp.where(dg > 0, 1.0 / jnp.where(dg > 0, dg, 1.0), 0.0)
-    scale = jnp.maximum(jnp.max(jnp.abs(Ct)), jnp.finfo(X.dtype).tiny)
-
-    def epoch(Zt):
-        def coord(j, Zt):
-            r = Ct[j] - G[j] @ Zt + G[j, j] * Zt[j]
-            return Zt.at[j].set(_soft(r, alpha) * inv[j])
-
-        return jax.lax.fori_loop(0, k, coord, Zt)
-
-    def cond(state):
-        _, v, it = state
-        return (v > tol * scale) & (it < max_iter)
-
-    def body(state):
-        Zt, _, it = state
-        Zt = epoch(Zt)
-        return Zt, jnp.max(_violation(Zt, Ct, G, alpha, l2)), it + 1
-
-    Zt0 = Z0.T.astype(X.dtype)
-    state = (Zt0, jnp.max(_violation(Zt0, Ct, G, alpha, l2)), 0)
-    Zt, v, it = jax.lax.while_loop(cond, body, state)
-    return Zt.T, it, v / scale
 
 
 def codes_optimality(Z, alpha, l2, D, X):
@@ -206,7 +126,7 @@ def solve_block_cholesky(matvec, b, *, ridge=None, init=None, tol=None, maxiter=
     failed = ~(res <= tol)
 
     def with_ridge(_):
-        r = _FALLBACK_RIDGE * jnp.mean(diag, axis=1)
+        r = FALLBACK_RIDGE * jnp.mean(diag, axis=1)
         x2, res2 = blocks(A + r[:, None, None] * eye, -1.0)
         return jnp.where(failed[:, None], x2, x), jnp.where(failed, res2, res)
 
@@ -237,18 +157,11 @@ def codes_vjp(Z, alpha, l2, D, X, gZ):
 # --------------------------------------------------------------------------------------
 
 
-def _sample_losses(S, Y):
-    """Per-sample logistic losses: binary for ``Y (n, 1)`` in {0, 1}, else multinomial."""
-    if S.shape[1] == 1:
-        return jnp.logaddexp(0.0, S[:, 0]) - Y[:, 0] * S[:, 0]
-    return jax.nn.logsumexp(S, axis=1) - jnp.sum(Y * S, axis=1)
-
-
 def _task_loss(Z, W, b, Y, sw, C):
     """``(C sum_i s_i l_i + 1/2 ||W||^2) / (C sum_i s_i)``: scikit-learn's logistic
     objective divided by ``C sum s`` (same minimizer, an O(1) scale)."""
     s_sum = jnp.sum(sw)
-    losses = _sample_losses(Z @ W + b, Y)
+    losses = sample_losses(Z @ W + b, Y)
     return jnp.sum(sw * losses) / s_sum + 0.5 * jnp.sum(W * W) / (C * s_sum), losses
 
 
@@ -279,80 +192,19 @@ def task_value_and_grad(D, W, b, X, Y, sw, Z0, alpha, l2, C, tol, max_iter):
 # K-fold validation loss of a logistic model on fixed-dictionary codes (for tuning)
 # --------------------------------------------------------------------------------------
 
-_B_RIDGE = 1e-8  # makes the multinomial intercept identifiable in the tuning problem
-
-
-def _logistic_objective(theta, C, Z, Y, m):
-    W, b = theta
-    losses = _sample_losses(Z @ W + b, Y)
-    return C * jnp.sum(m * losses) + 0.5 * jnp.sum(W * W) + 0.5 * _B_RIDGE * jnp.sum(b * b)
-
 
 def _logistic_F(theta, C, Z, Y, m):
-    return jax.grad(_logistic_objective)(theta, C, Z, Y, m)
+    return jax.grad(logistic_objective)(theta, C, Z, Y, m)
 
 
-def logistic_fit(theta0, C, Z, Y, m, n_newton=30):
-    """scikit-learn's L2 logistic regression ``C sum m_i l_i + 1/2 ||W||^2`` by damped
-    Newton (dense Hessian of size ``(k + 1) K``; the intercept carries a ``1e-8`` ridge).
-
-    Returns ``(theta, gradient_norm_ratio)``.
-    """
-    flat0, unravel = ravel_pytree(theta0)
-
-    def f(v):
-        return _logistic_objective(unravel(v), C, Z, Y, m)
-
-    g_f = jax.grad(f)
-    h_f = jax.hessian(f)
-    steps = 0.5 ** jnp.arange(12, dtype=flat0.dtype)
-
-    def body(_, v):
-        g = g_f(v)
-        H = h_f(v)
-        H = 0.5 * (H + H.T)
-        d = jnp.linalg.solve(H, g)
-        fv = f(v)
-        cand = jax.vmap(lambda t: f(v - t * d))(steps)
-        # Armijo, with a few ulps of slack: near the optimum the decrease falls below the
-        # rounding of f and an exact test would stall the (quadratic) convergence.
-        slack = 16 * jnp.finfo(flat0.dtype).eps * jnp.abs(fv)
-        ok = cand <= fv - 1e-4 * steps * (g @ d) + slack
-        t = jnp.where(jnp.any(ok), steps[jnp.argmax(ok)], 0.0)
-        return jnp.where(jnp.all(jnp.isfinite(d)), v - t * d, v)
-
-    v = jax.lax.fori_loop(0, n_newton, body, flat0)
-    g0 = jnp.linalg.norm(g_f(flat0))
-    ratio = jnp.linalg.norm(g_f(v)) / jnp.maximum(g0, jnp.finfo(flat0.dtype).tiny)
-    return unravel(v), ratio
-
-
-def _dense_cholesky(matvec, b, *, ridge=None, init=None, tol=None, maxiter=None,
-                    return_info=False):
-    """Dense Cholesky on pytrees without host callback (vmapped over folds)."""
-    del init, maxiter
-    b_flat, unravel = ravel_pytree(b)
-    n = b_flat.shape[0]
-    tol = (1e-8 if b_flat.dtype == jnp.float64 else 1e-4) if tol is None else tol
-
-    def mv(v):
-        return ravel_pytree(matvec(unravel(v)))[0]
-
-    A = jax.vmap(mv, out_axes=1)(jnp.eye(n, dtype=b_flat.dtype))
-    if ridge is not None:
-        A = A + ridge * jnp.eye(n, dtype=b_flat.dtype)
-    A = 0.5 * (A + A.T)
-    x = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(A, lower=True), b_flat)
-    bn = jnp.linalg.norm(b_flat)
-    res = jnp.linalg.norm(A @ x - b_flat) / jnp.where(bn > 0, bn, 1.0)
-    ok = (res <= tol) & jnp.all(jnp.isfinite(x))
-    out = unravel(x)
-    return (out, SolveInfo(res, jnp.asarray(0), ok)) if return_info else out
+# The refit's stationarity system, (k + 1) K unknowns: dense Cholesky. tol=1e-9: a solve
+# succeeds when its relative residual is <= 10 tol = 1e-8.
+_CHOLESKY = functools.partial(solve_cholesky, tol=1e-9)
 
 
 def _val_loss(theta, Z, Y, v):
     W, b = theta
-    losses = _sample_losses(Z @ W + b, Y)
+    losses = sample_losses(Z @ W + b, Y)
     return jnp.sum(v * losses) / jnp.sum(v)
 
 
@@ -361,7 +213,7 @@ def _fold_hypergrad(theta0, C, Z, Y, m, v):
     theta, ratio = logistic_fit(theta0, C, Z, Y, m)
     loss, (g_theta, g_Z_direct) = jax.value_and_grad(_val_loss, argnums=(0, 1))(theta, Z, Y, v)
     (d_C, d_Z, _, _), _, info = root_vjp(_logistic_F, theta, (C, Z, Y, m), g_theta,
-                                         solve=_dense_cholesky, return_info=True)
+                                         solve=_CHOLESKY, return_info=True)
     return loss, d_C, g_Z_direct + d_Z, theta, ratio, info.success
 
 
@@ -373,7 +225,7 @@ def cv_value_and_grad(alpha, C, D, X, Y, M, V, Z0, theta0, l2, tol, max_iter):
     ``M (K, n)`` and ``V (K, n)`` are the training and validation weights of each fold
     (0/1 masks; padded rows are 0 in both). The codes of all rows are computed once (they
     do not depend on the fold); each fold refits the logistic model on its training rows
-    (:func:`logistic_fit`, warm-started at ``theta0``, a pytree with a leading fold axis)
+    (``logistic_fit``, warm-started at ``theta0``, a pytree with a leading fold axis)
     and the hypergradient chains two implicit differentiations: the logistic model's
     stationarity (in ``C`` and the codes) and the codes' support stationarity (in
     ``alpha``).

@@ -7,18 +7,12 @@ one evaluation to the next) and a batched hypergradient kernel of
 
 from __future__ import annotations
 
-import warnings
-
-
 import jax
 import numpy as np
-import scipy.linalg as sla
-import scipy.sparse as sp
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import ElasticNet
 
 from .._blas import one_blas_thread
-from ..tuning import (Evaluation, Hyperparameter, bucket, estimator_bound_hint, pad_stack,
+from ..solvers import HostCD, LeastSquaresFold, dense, solve_enet_host
+from ..tuning import (CVProblem, Hyperparameter, WarmStarts, bucket, pad_stack,
                       solve_with_fallback)
 from ..tuning._progress import check_time
 from ..utils import nothing_to_tune
@@ -27,143 +21,21 @@ from ._hypergrad import enet_gram_hypergrad, enet_support_hypergrad, ridge_hyper
 __all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "make_folds"]
 
 
-def _uses_working_sets(n, p):
-    """Dense folds with many features are solved on working sets (see _ws_cd)."""
-    return p > 2 * max(n, 100)
-
-
-def _uses_full_gram(n, p):
-    """Dense folds with at least twice as many rows as features (and at most 2048 of
-    them) are solved by coordinate descent on their Gram matrix, computed once per fold
-    (``O(p^2)`` per sweep instead of ``O(n p)``), as ``LassoCV``'s path does for n > p."""
-    return n >= 2 * p and p <= 2048
-
-
-def _dense(X):
-    return X.toarray() if sp.issparse(X) else np.asarray(X, float)
-
-
-def _ridge_dual_solve(X, d, rhs, n):
-    """``(X^T X / n + diag(d))^{-1} rhs`` for ``X`` of shape ``(n, k)``, ``k > n``, ``d > 0``.
-
-    Woodbury: ``D^{-1} rhs - D^{-1} X^T (n I + X D^{-1} X^T)^{-1} X D^{-1} rhs``, one
-    ``n x n`` Cholesky factorization (``O(n^2 k)`` in all instead of ``O(n k^2 + k^3)``).
-    """
-    dinv = 1.0 / d
-    u = dinv * rhs
-    M = (X * dinv) @ X.T
-    M[np.diag_indices_from(M)] += n
-    fac = sla.cho_factor(M, lower=True, check_finite=False)
-    return u - dinv * (X.T @ sla.cho_solve(fac, X @ u, check_finite=False))
-
-
-class _Fold:
-    """Training and test parts of one fold, with the weighted training means."""
+class _Fold(LeastSquaresFold):
+    """Training part of one fold prepared for the host solvers
+    (:class:`~skimplicit.solvers.LeastSquaresFold`), and its test part."""
 
     def __init__(self, data, fit_intercept, normalize_weights):
         Xtr, ytr, sw, Xte, yte, swte = data
-        self.n_train = Xtr.shape[0]
-        # scikit-learn's Lasso/ElasticNet rescale sample weights to sum to n_samples (their
-        # loss is a weighted mean); Ridge uses them as they are (a weighted sum).
-        sw = np.asarray(sw, float)
-        self.sw_train = sw * (self.n_train / sw.sum()) if normalize_weights else sw
+        super().__init__(Xtr, ytr, sw, fit_intercept=fit_intercept,
+                         normalize_weights=normalize_weights)
         self.sw_test = np.asarray(swte, float)
-        if fit_intercept:
-            # (a matrix-vector product: np.average would form the weighted copy of X)
-            self.x_mean = np.asarray(Xtr.T @ self.sw_train / self.sw_train.sum()).ravel()
-            self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
-        else:
-            self.x_mean = np.zeros(Xtr.shape[1])
-            self.y_mean = np.zeros(ytr.shape[1:]) if ytr.ndim > 1 else 0.0
-        self.y_train = np.asarray(ytr, float)
         self.X_test = Xte
         self.y_test = np.asarray(yte, float)
-        self.sqrt_sw = np.sqrt(self.sw_train)
-        self.sparse = sp.issparse(Xtr)
-        if self.sparse:
-            self.X_train = Xtr.tocsc()
-        else:
-            # Dense: store the centered, sqrt-weight-scaled design once. Unweighted least
-            # squares without intercept on it is the weighted problem with intercept, so
-            # the inner solver never copies or re-centers X.
-            self.X_train = None
-            # Fortran order for scikit-learn's coordinate descent on all columns; with
-            # working sets it gets column copies anyway (a transposing copy saved).
-            if _uses_working_sets(*Xtr.shape):
-                X_fit = np.subtract(Xtr, self.x_mean, dtype=float)  # one pass, a new array
-            else:
-                X_fit = np.array(Xtr, dtype=float, order="F")
-                X_fit -= self.x_mean
-            if np.any(self.sqrt_sw != 1.0):
-                X_fit *= self.sqrt_sw[:, None]
-            self.X_fit = X_fit
-        self.y_fit = self.train_target()
-
-    def full_gram(self):
-        """``X^T X`` of the centered, sqrt-weight-scaled training data (dense folds),
-        computed once (with ``X^T y``); :meth:`gram` then reads its blocks."""
-        if getattr(self, "_full_gram", None) is None:
-            self._full_gram = self.X_fit.T @ self.X_fit
-            self._full_xty = self.X_fit.T @ self.y_fit
-        return self._full_gram
-
-    def empty_gram_cache(self):
-        """A cache for :meth:`gram`: ``(position of each feature or -1, cached features,
-        their Gram matrix, their X^T y)``. Never modified in place (a new tuple each time
-        it grows), so a snapshot is a reference."""
-        return (np.full(self.x_mean.shape[0], -1), np.zeros(0, int), np.zeros((0, 0)),
-                np.zeros(0))
-
-    def gram(self, S, cache):
-        """``X_S^T X_S / n``, ``X_S^T y / n`` on the training data, and the updated cache.
-
-        From :meth:`full_gram` on the folds that use it; otherwise missing columns are
-        added to the cache (``n |cache| |new|`` operations); past
-        ``max(2 n, 1000)`` cached columns it starts again from ``S``. The polish of
-        successive outer steps, whose supports differ by a few columns, reuses the rest.
-        """
-        if not self.sparse and _uses_full_gram(self.n_train, self.x_mean.shape[0]):
-            # The folds whose coordinate descent runs on the full Gram matrix: its blocks
-            # (the same numbers whatever was asked before; no cache).
-            full, n = self.full_gram(), self.n_train
-            return full[np.ix_(S, S)] / n, self._full_xty[S] / n, cache
-        pos, cols, G, xty = cache
-        new = S[pos[S] < 0]
-        if new.size:
-            n = self.n_train
-            pos = pos.copy()
-            if cols.size + new.size > max(2 * n, 1000):
-                pos[cols] = -1
-                cols, G, xty, new = np.zeros(0, int), np.zeros((0, 0)), np.zeros(0), S
-            m = cols.size
-            Xn = self.train_columns(new)
-            G2 = np.empty((m + new.size, m + new.size))
-            G2[:m, :m] = G
-            if m:
-                B = self.train_columns(cols).T @ Xn / n
-                G2[:m, m:] = B
-                G2[m:, :m] = B.T
-            G2[m:, m:] = Xn.T @ Xn / n
-            xty = np.r_[xty, Xn.T @ self.y_fit / n]
-            pos[new] = np.arange(m, m + new.size)
-            cols, G = np.r_[cols, new], G2
-            cache = (pos, cols, G, xty)
-        p = pos[S]
-        return G[np.ix_(p, p)], xty[p], cache
-
-    def train_columns(self, cols):
-        """Centered, sqrt-weight-scaled training columns (dense), as the solver sees them."""
-        if not self.sparse:
-            return self.X_fit[:, cols]
-        Xc = self.X_train[:, cols].toarray()
-        return (Xc - self.x_mean[cols]) * self.sqrt_sw[:, None]
-
-    def train_target(self):
-        return ((self.y_train - self.y_mean).T * self.sqrt_sw).T
 
     def test_columns(self, cols):
         Xc = self.X_test[:, cols]
-        Xc = Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc)
+        Xc = dense(Xc)
         return Xc - self.x_mean[cols]
 
     def validation_mse(self, coef, support):
@@ -172,104 +44,6 @@ class _Fold:
         r = (self.y_test - self.y_mean) - pred
         return float(np.average(r * r, weights=self.sw_test) if r.ndim == 1
                      else np.average(np.mean(r * r, axis=1), weights=self.sw_test))
-
-    def kkt_gradient(self, r):
-        """``X^T r / n`` on the centered, weighted training data (``r`` in the solver's space)."""
-        if not self.sparse:
-            return self.X_fit.T @ r / self.n_train
-        rs = r * self.sqrt_sw
-        return (np.asarray(self.X_train.T @ rs).ravel() - self.x_mean * rs.sum()) / self.n_train
-
-    def polish(self, w, alpha, l1_ratio, positive, cache, max_rounds=6):
-        """The exact elastic-net solution near ``w`` by a few active-set rounds, or ``None``.
-
-        With the support ``S`` and the signs ``s`` fixed, the elastic net's stationarity
-        conditions are linear:
-        ``(X_S^T X_S / n + diag(alpha_S (1 - rho))) w_S = X_S^T y / n - rho alpha_S s``.
-        Each round solves them (Cholesky; through Woodbury's identity when the support
-        has more columns than training rows), drops the coordinates whose sign flips (and
-        re-solves), then adds the coordinates that violate ``|x_j^T r| / n <= rho alpha_j``
-        most (a quarter of the support size, at least 3) with the sign of their
-        correlation. The result is returned only when it is a
-        certified optimum: consistent signs, stationarity on the support, the subgradient
-        condition off it. An inexact solution with the right support (a loose coordinate
-        descent), or the exact solution at a nearby ``alpha`` (the previous outer step),
-        thus becomes exact to rounding error at the cost of a few ``k x k`` solves.
-        Returns ``(solution or None, the updated Gram cache)``.
-        """
-        y = self.y_fit
-        n = self.n_train
-        thr = alpha * l1_ratio
-        l2 = alpha * (1.0 - l1_ratio)
-        S = np.flatnonzero(w)
-        s = np.sign(w[S])
-        for _ in range(max_rounds):
-            # More support columns than training rows (an elastic net, l2 > 0): the k x k
-            # system by Woodbury's identity through an n x n one (O(n^2 k), no k x k Gram
-            # matrix); else the cached Gram matrix.
-            dual = S.size > n and bool(np.all(l2[S] > 0))
-            if dual:
-                XS = self.train_columns(S)
-                c = XS.T @ y / n
-            else:
-                G, c, cache = self.gram(S, cache)
-                G[np.diag_indices_from(G)] += l2[S]
-            keep = np.ones(S.size, bool)
-            for _ in range(8):  # sign flips: drop them and re-solve
-                idx = np.flatnonzero(keep)
-                if idx.size == 0:
-                    wS = np.zeros(0)
-                    break
-                rhs = c[idx] - thr[S[idx]] * s[idx]
-                try:
-                    if dual:
-                        wS = _ridge_dual_solve(XS[:, idx], l2[S[idx]], rhs, n)
-                    else:
-                        fac = sla.cho_factor(G[np.ix_(idx, idx)], lower=True,
-                                             check_finite=False)
-                        wS = sla.cho_solve(fac, rhs, check_finite=False)
-                except (np.linalg.LinAlgError, ValueError):
-                    return None, cache
-                flipped = np.sign(wS) != s[idx]
-                if not flipped.any():
-                    break
-                keep[idx[flipped]] = False
-            else:
-                return None, cache
-            if not np.all(np.isfinite(wS)):
-                return None, cache
-            S, s = S[idx], s[idx]
-            XSw = (XS[:, idx] if dual else self.train_columns(S)) @ wS if S.size else 0.0
-            g = self.kkt_gradient(y - XSw)
-            scale = max(float(np.max(thr)), float(np.max(np.abs(g))), 1e-300)
-            # Stationarity on the support (guards against a near-singular Gram matrix) ...
-            stat = g[S] - l2[S] * wS - thr[S] * s
-            if stat.size and np.max(np.abs(stat)) > 1e-8 * scale:
-                return None, cache
-            # ... and the subgradient condition off it.
-            excess = (g if positive else np.abs(g)) - thr
-            excess[S] = -np.inf
-            add = np.flatnonzero(excess > 1e-7 * scale)
-            # The worst violators only (all of them at once would overshoot: far from the
-            # solution most features violate, and more than n_train of them make the
-            # Lasso's system singular).
-            add = add[np.argsort(-excess[add])[: max(3, S.size // 4)]]
-            if add.size == 0:
-                out = np.zeros(w.size)
-                out[S] = wS
-                return out, cache
-            order = np.argsort(S.tolist() + add.tolist())
-            s = np.r_[s, np.sign(g[add])][order]
-            S = np.r_[S, add][order]
-        return None, cache
-
-    def alpha_max(self):
-        """``||X^T y||_inf / n`` on the centered, weighted training data (l1_ratio = 1)."""
-        if not self.sparse:
-            return float(np.max(np.abs(self.X_fit.T @ self.y_fit)) / self.n_train)
-        yc = (self.y_train - self.y_mean) * self.sw_train
-        Xty = self.X_train.T @ yc - self.x_mean * yc.sum()
-        return float(np.max(np.abs(Xty)) / self.n_train)
 
 
 def make_folds(folds, fit_intercept, normalize_weights=True):
@@ -280,7 +54,7 @@ def _solve_name(k):
     return "cholesky" if k <= 2048 else "cg"
 
 
-class EnetCVProblem:
+class EnetCVProblem(CVProblem):
     """K-fold validation MSE of scikit-learn's ``ElasticNet`` objective.
 
     ``(1 / (2 n)) ||y - X w - b||^2 + alpha * l1_ratio * ||w||_1
@@ -294,7 +68,10 @@ class EnetCVProblem:
     JAX call (Cholesky on the support, never a p x p system).
     """
 
-    loss_name = "mse"
+    # The Gram caches are warm state too: a restart's results must not depend on what
+    # another start (maybe in another thread) added to them (their rounding depends on
+    # the order).
+    warm_state = ("_solutions", "_grams")
 
     def __init__(self, folds, *, fit_intercept=True, l1_ratio=1.0,
                  tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
@@ -341,19 +118,19 @@ class EnetCVProblem:
             self.hyperparameters.append(
                 Hyperparameter("l1_ratio", l1_ratio_bounds[0], l1_ratio_bounds[1], "linear")
             )
-        self._solutions = []  # (log alpha per feature, l1_ratio, fold solutions), newest last
-        self._grams = [f.empty_gram_cache() for f in self.folds]  # see _Fold.gram
+        # Fold solutions by (log alpha per feature, l1_ratio), the newest 64.
+        self._solutions = WarmStarts(maxlen=64)
+        self._grams = [f.empty_gram_cache() for f in self.folds]  # see LeastSquaresFold.gram
+        self.solver = HostCD(max_iter=max_iter, precompute=self.precompute, positive=positive)
         self._last_loss = np.inf
         self._best_path_loss = np.inf
 
     # -- warm starts (restored by the outer loop before each restart) -------------------
-    def get_warm_start(self):
-        # The Gram caches too: a restart's results must not depend on what another start
-        # (maybe in another thread) added to them (their rounding depends on the order).
-        return list(self._solutions), list(self._grams)
-
-    def set_warm_start(self, state):
-        self._solutions, self._grams = list(state[0]), list(state[1])
+    @staticmethod
+    def _distance(a, b):
+        """``max |log alpha - log alpha'| + |l1_ratio - l1_ratio'|`` of two keys
+        ``(log alpha per feature, l1_ratio)``."""
+        return np.max(np.abs(a[:-1] - b[:-1])) + abs(a[-1] - b[-1])
 
     def _warm_start(self, alpha_vec, l1_ratio):
         """Fold solutions of the evaluated point nearest to ``(alpha, l1_ratio)``.
@@ -362,16 +139,14 @@ class EnetCVProblem:
         backtracks, or a descent that returns near an earlier point, starts close. Returns
         the solutions and their distance.
         """
-        if not self._solutions:
+        if not len(self._solutions):
             return [None] * len(self.folds), np.inf
-        la = np.log(alpha_vec)
-        dist = [np.max(np.abs(la - a)) + abs(l1_ratio - r) for a, r, _ in self._solutions]
-        k = int(np.argmin(dist))
-        return list(self._solutions[k][2]), dist[k]
+        sols, dist = self._solutions.nearest(np.r_[np.log(alpha_vec), l1_ratio],
+                                             self._distance)
+        return list(sols), dist
 
     def _remember(self, alpha_vec, l1_ratio, coefs):
-        self._solutions.append((np.log(alpha_vec), l1_ratio, list(coefs)))
-        del self._solutions[:-64]
+        self._solutions.add(np.r_[np.log(alpha_vec), l1_ratio], list(coefs))
 
     # Cover density: points per decade of alpha, and at most this many points per line;
     # with l1_ratio tuned, the further lines (COVER_RATIOS within the bounds) are coarser.
@@ -427,131 +202,14 @@ class EnetCVProblem:
                 points += self._cover_line(r, self.COVER_PER_DECADE_MIX)
         return points
 
-    def bound_hint(self, name, side):
-        """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
-        return estimator_bound_hint(name, side, self.l1_ratio_bounds)
-
     # -- inner solves -------------------------------------------------------------------
     def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False, cheap=False):
-        """Coordinate descent on fold ``i`` from ``init``, then :meth:`_Fold.polish`.
-
-        From the solution at a ``near`` point (within 35 % in alpha), the polish alone is
-        tried first (no descent at all when a few active-set rounds certify an optimum).
-        The descent runs at ``tol``; if its support does not polish into a certified
-        optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
-        descent's solution is kept, with its convergence flag); ``cheap`` (cover points,
-        which only rank values) skips that retry unless the first descent did not move the
-        warm start. Returns ``(coef, converged, n_iter, exact)``.
-        """
-        alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
-        fold = self.folds[i]
-        if near:  # the exact solution at a nearby point: often a few active-set rounds away
-            exact, self._grams[i] = fold.polish(init, alpha_vec, l1_ratio, self.positive,
-                                                self._grams[i])
-            if exact is not None:
-                return exact, True, 0, True
-        coef = init
-        n_iter = 0
-        for t, gram in ((tol, True), (tol * 1e-2, False)):
-            # The retry on the columns themselves: the Gram matrix's duality gap loses
-            # digits to cancellation when the residual is small (singular supports, e.g.
-            # duplicated columns, which the polish cannot certify).
-            coef, converged, it = self._descend_fold(i, alpha, l1_ratio, t, coef, gram)
-            n_iter += it
-            exact, self._grams[i] = fold.polish(coef, alpha_vec, l1_ratio, self.positive,
-                                                self._grams[i])
-            if exact is not None:
-                return exact, True, n_iter, True
-            # Cheap: no retry, unless the descent left the warm start as it was (one from
-            # another point that passes the loose duality-gap test uncertified would give
-            # that point's validation loss here: a false plateau on the cover).
-            if cheap and n_iter > 0:
-                break
-        return coef, converged, n_iter, False
-
-    def _descend_fold(self, i, alpha, l1_ratio, tol, init, gram=True):
-        """scikit-learn coordinate descent on fold ``i``; per-feature alphas by rescaling.
-
-        Dense folds with many features use working sets: coordinate descent on the
-        columns that can be active (the warm start's support plus the worst violators of
-        the optimality conditions), then a check of every feature (one ``X^T r``); work
-        scales with the active set, not with ``n_features``.
-        """
-        f = self.folds[i]
-        a = alpha
-        scale = None
-        if np.ndim(alpha):
-            a = float(np.min(alpha))
-            scale = a / np.asarray(alpha)  # w_j = scale_j v_j turns sum alpha_j|w_j| into a||v||_1
-        v0 = None if init is None else (init / scale if scale is not None else init)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            if f.sparse:
-                X = f.X_train @ sp.diags(scale) if scale is not None else f.X_train
-                v, n_iter = self._cd(X, f.y_train, a, l1_ratio, tol, v0, f.sw_train, True)
-            else:
-                v, n_iter = self._ws_cd(f, a, l1_ratio, tol, v0, scale, gram)
-        converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        coef = v * scale if scale is not None else v
-        return coef, converged, n_iter
-
-    def _cd(self, X, y, a, l1_ratio, tol, v0, sw, intercept, gram=None):
-        # Without an intercept scikit-learn does not modify X: no copy of it (n x p per
-        # call); with one (sparse folds) it may center a dense X in place.
-        fit_b = self.fit_intercept and intercept
-        est = ElasticNet(alpha=a, l1_ratio=l1_ratio, fit_intercept=fit_b, copy_X=bool(fit_b),
-                         precompute=self.precompute if gram is None else gram, warm_start=True,
-                         positive=self.positive,
-                         tol=tol, max_iter=self.max_iter, selection="cyclic")
-        if v0 is not None:
-            est.coef_ = np.array(v0, dtype=float)
-        est.fit(X, y, sample_weight=sw, check_input=False)
-        return est.coef_.copy(), est.n_iter_
-
-    def _ws_cd(self, f, a, l1_ratio, tol, v0, scale, gram=True):
-        X, y, n = f.X_fit, f.y_fit, f.n_train
-        p = X.shape[1]
-        if not _uses_working_sets(n, p):  # plain coordinate descent
-            Xs = X if scale is None else np.asfortranarray(X * scale)
-            G = None
-            # (Not below a duality-gap tolerance of 1e-10: the Gram matrix's gap,
-            # ||y||^2 - 2 w.X^T y + w.G w, loses ~1e-16 ||y||^2 to cancellation.)
-            if gram and tol >= 1e-10 and _uses_full_gram(n, p):
-                G = f.full_gram()
-                if scale is not None:
-                    G = G * np.outer(scale, scale)
-            return self._cd(Xs, y, a, l1_ratio, tol, v0, None, False, gram=G)
-        v = np.zeros(p) if v0 is None else np.array(v0, dtype=float)
-        thresh = a * l1_ratio
-        n_iter = 0
-        supp = np.flatnonzero(v)
-        r = y - X[:, supp] @ (v[supp] * (1 if scale is None else scale[supp]))
-        for rnd in range(50):
-            check_time()
-            grad = X.T @ r / n
-            if scale is not None:
-                grad *= scale
-            viol = np.abs(grad) - thresh if not self.positive else grad - thresh
-            active = v != 0
-            viol[active] = -np.inf
-            out = np.flatnonzero(viol > 1e-12 * max(thresh, 1e-300))
-            if rnd > 0 and out.size == 0:
-                break
-            # Working set: the support plus the worst violators (at least 100, doubling).
-            n_add = max(100, int(active.sum()))
-            add = out[np.argsort(-viol[out])[:n_add]]
-            ws = np.union1d(np.flatnonzero(active), add)
-            Xw = np.asfortranarray(X[:, ws] if scale is None else X[:, ws] * scale[ws])
-            vw, it = self._cd(Xw, y, a, l1_ratio, tol, v[ws], None, False)
-            n_iter += it
-            v = np.zeros(p)
-            v[ws] = vw
-            r = y - Xw @ vw
-            if it == 0:
-                # The working set's problem, violators included, already met ``tol``: more
-                # rounds would change nothing at this tolerance.
-                break
-        return v, n_iter
+        """:func:`~skimplicit.solvers.solve_enet_host` on fold ``i`` with its Gram cache.
+        Returns ``(coef, converged, n_iter, exact)``."""
+        coef, info, self._grams[i] = solve_enet_host(
+            self.folds[i], alpha, l1_ratio, self.solver, tol=tol, init=init,
+            gram_cache=self._grams[i], near=near, cheap=cheap, check=check_time)
+        return coef, info.converged, info.n_iter, info.exact
 
     def _kernel_size(self, supports):
         """Few compiled shapes: rows padded to the largest fold (fixed during a fit); the
@@ -603,7 +261,7 @@ class EnetCVProblem:
         l1_ratio = float(params.get("l1_ratio", self.l1_ratio))
         # Inner accuracy: scikit-learn's duality-gap tolerance, tightened by the outer loop's
         # schedule (precision 1 -> 1e-2) as the descent converges; a solution whose support
-        # polishes into a certified optimum is then exact (see _Fold.polish).
+        # polishes into a certified optimum is then exact (see LeastSquaresFold.polish).
         tol = self.tol * precision
         K = len(self.folds)
         alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
@@ -632,10 +290,8 @@ class EnetCVProblem:
                     self._prefetch_kernel(k)
                 self._best_path_loss = float(loss_f.mean())
             self._last_loss = float(loss_f.mean())
-            return Evaluation(loss=float(loss_f.mean()), grad=None, fold_losses=loss_f,
-                              converged=bool(all(conv)),
-                              info={"n_iter": iters, "exact": exact,
-                                    "support_size": [s.size for s in supports]})
+            return self.evaluation(loss_f, None, all(conv), n_iter=iters, exact=exact,
+                                   support_size=[s.size for s in supports])
         check_time()  # before the hypergradient kernel (its first call compiles)
         n, m = self._rows
         Xt = pad_stack([f.test_columns(s) for f, s in zip(self.folds, supports)], (m, k))
@@ -669,15 +325,13 @@ class EnetCVProblem:
         if self.tune_l1_ratio:
             grad["l1_ratio"] = float(d_rho.mean())
         self._last_loss = float(loss_f.mean())
-        return Evaluation(
-            loss=float(loss_f.mean()), grad=grad, fold_losses=loss_f,
-            converged=bool(all(conv) and ok.all()),
-            info={"n_iter": iters, "exact": exact, "support_size": [s.size for s in supports],
-                  "linear_residual": float(res.max()), "ridge": ridge},
-        )
+        return self.evaluation(
+            loss_f, grad, all(conv) and ok.all(), n_iter=iters, exact=exact,
+            support_size=[s.size for s in supports], linear_residual=float(res.max()),
+            ridge=ridge)
 
 
-class RidgeCVProblem:
+class RidgeCVProblem(CVProblem):
     """K-fold validation MSE of scikit-learn's ``Ridge`` objective.
 
     ``||y - X w - b||^2 + sum_j alpha_j w_j^2`` on each (weighted) training fold, tuned over
@@ -685,13 +339,11 @@ class RidgeCVProblem:
     matrix) and the hypergradient by implicit differentiation, all folds batched in JAX.
     """
 
-    loss_name = "mse"
-
     def __init__(self, folds, *, fit_intercept=True, alpha_per_feature=False,
                  bounds=None, starts=None):
         # The user's alphas (a list): the cover's points instead of the log-spaced line.
         self.starts = None if starts is None else np.sort(np.asarray(starts, float))[::-1]
-        folds = [d._replace(X_train=_dense(d.X_train), X_test=_dense(d.X_test)) for d in folds]
+        folds = [d._replace(X_train=dense(d.X_train), X_test=dense(d.X_test)) for d in folds]
         self.folds = make_folds(folds, fit_intercept, normalize_weights=False)
         self.n_features = folds[0].X_train.shape[1]
         y = folds[0].y_train
@@ -781,10 +433,6 @@ class RidgeCVProblem:
         self._n_extended += 1
         return True
 
-    def bound_hint(self, name, side):
-        """How to widen a bound (see :func:`~skimplicit.model_selection.tune`)."""
-        return "the estimator parameter `bounds`"
-
     def fold_hypergrad(self, alpha):
         """Per fold: validation MSE, its gradient w.r.t. ``alpha (K, p)``, the solution,
         the linear solves' success flags and residuals (one batched JAX call)."""
@@ -798,15 +446,12 @@ class RidgeCVProblem:
         del precision, with_grad  # exact inner solve; the gradient comes at no extra cost
         loss_f, d_alpha, _, ok, res = self.fold_hypergrad(params["alpha"])
         g = d_alpha.mean(axis=0)
-        return Evaluation(
-            loss=float(loss_f.mean()),
-            grad={"alpha": g if self.alpha_per_feature else float(g.sum())},
-            fold_losses=loss_f, converged=bool(ok.all()),
-            info={"linear_residual": float(res.max())},
-        )
+        return self.evaluation(
+            loss_f, {"alpha": g if self.alpha_per_feature else float(g.sum())}, ok.all(),
+            linear_residual=float(res.max()))
 
 
-class AdaptiveRidgeCVProblem:
+class AdaptiveRidgeCVProblem(CVProblem):
     """Ridge with one alpha per feature from a two-parameter adaptive family.
 
     ``alpha_j = alpha * (m / |w_j|) ** gamma``, with ``w`` the one-alpha ridge solution at
@@ -820,8 +465,6 @@ class AdaptiveRidgeCVProblem:
     move); the family keeps two hyperparameters and the coarse path is the one-alpha
     path (``gamma = 0``).
     """
-
-    loss_name = "mse"
 
     def __init__(self, folds, *, fit_intercept=True, bounds=None, gamma_max=2.0, inner=None):
         # ``inner``: the one-alpha-per-feature problem (default: K-fold; the estimator
@@ -888,7 +531,5 @@ class AdaptiveRidgeCVProblem:
                 "gamma": float(np.sum(da * self.log_weights) / K)}
         self._last_loss = float(loss_f.mean())
         # base_alpha: where the weights come from (None on the path, where gamma = 0).
-        return Evaluation(loss=float(loss_f.mean()), grad=grad, fold_losses=loss_f,
-                          converged=bool(ok.all()),
-                          info={"linear_residual": float(res.max()),
-                                "base_alpha": self.base_alpha})
+        return self.evaluation(loss_f, grad, ok.all(), linear_residual=float(res.max()),
+                               base_alpha=self.base_alpha)

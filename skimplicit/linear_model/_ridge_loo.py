@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from ..tuning import CVProblem
 from ..tuning._protocol import Evaluation, Hyperparameter
 from ..tuning._kernel import Kernel
 
@@ -91,7 +92,7 @@ loo_ridge_svd = Kernel(_loo_svd, static_argnames=("kind",))
 loo_ridge_gram = Kernel(_loo_gram, static_argnames=("kind",))
 
 
-class RidgeLOOProblem:
+class RidgeLOOProblem(CVProblem):
     """Exact leave-one-out loss of scikit-learn's ``Ridge`` objective on all the data.
 
     ``||sqrt(sw) (y - X w - b)||^2 + sum_j alpha_j w_j^2``; the loss is a function of the
@@ -101,10 +102,10 @@ class RidgeLOOProblem:
     The interface of :class:`~skimplicit.linear_model._cv_problems.RidgeCVProblem`
     (``fold_hypergrad``, ``cover_alphas``, ``data_scale``) lets
     :class:`~skimplicit.linear_model._cv_problems.AdaptiveRidgeCVProblem` wrap it (one
-    "fold": the whole data).
+    "fold": the whole data). The loss is not the mean of the per-sample losses for every
+    ``kind`` (``r2``, ``rmse``): its :class:`~skimplicit.tuning.Evaluation` is built here.
     """
 
-    loss_name = "mse"
     cover_with_grad = True
     COVER_PER_DECADE = 2
     COVER_MAX = 41

@@ -36,6 +36,12 @@ Entry points (all return ``(coef, intercept, info)`` with ``info`` a :class:`Sol
 * :func:`implicit_solve`: :func:`solve` made differentiable in the penalty, ``X``, ``y`` and
   ``sample_weight`` by :func:`~skimplicit.implicit.custom_root` with :func:`optimality`.
 * :func:`alpha_max`, :func:`objective`, :func:`select_solver` (``solver=None`` uses it).
+* Host least squares (NumPy / SciPy, scikit-learn's compiled coordinate descent), what
+  the Lasso / elastic-net estimators run: :class:`LeastSquaresFold` (a training fold
+  prepared once: centered, sqrt-weight-scaled), :func:`enet_cd` (working sets, the full
+  Gram matrix, per-feature alphas by rescaling), :func:`solve_enet_host` (the descent and
+  the certified active-set polish, a :class:`HostSolverInfo`), :class:`HostCD`,
+  :func:`ridge_dual_solve` (module ``_host_cd``).
 * Simplex-constrained problems (the multiclass SVM dual): :func:`mirror_descent_simplex`,
   :func:`projected_gradient_simplex`, :func:`block_cd_multiclass_svm` (module
   ``_simplex``).
@@ -79,6 +85,18 @@ from ._base import SolverInfo
 from ._cd import CD, cd_kernel
 from ._datafits import Logistic, Quadratic, global_lipschitz
 from ._fista import FISTA, fista_kernel
+from ._host_cd import (
+    HostCD,
+    HostSolverInfo,
+    LeastSquaresFold,
+    dense,
+    enet_cd,
+    ridge_dual_solve,
+    solve_enet_host,
+    uses_dual_ridge,
+    uses_full_gram,
+    uses_working_sets,
+)
 from ._newton import Newton, newton_kernel
 from ._penalties import L1, L2, ElasticNet
 from ._ridge import Direct, ridge_kernel
@@ -127,6 +145,12 @@ __all__ = [
     "newton_kernel",
     "ridge_kernel",
     "sklearn_kernel",
+    "HostCD",
+    "HostSolverInfo",
+    "LeastSquaresFold",
+    "enet_cd",
+    "solve_enet_host",
+    "ridge_dual_solve",
     "mirror_descent_simplex",
     "projected_gradient_simplex",
     "block_cd_multiclass_svm",

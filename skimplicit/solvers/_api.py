@@ -36,6 +36,7 @@ from ..implicit import custom_root
 from ..implicit.linear_solve import solve_cg
 from ._base import SolverInfo, bucket, is_traced
 from ._cd import CD, buffer_shape, cd_kernel, default_ws_cap
+from ._host_cd import HostCD
 from ._datafits import Logistic, Quadratic
 from ._fista import FISTA, fista_kernel
 from ._newton import Newton, newton_kernel
@@ -289,8 +290,11 @@ def _grow(run, solver, X, W0, traced):
 # --------------------------------------------------------------------------------------
 
 
-def select_solver(datafit, penalty, n_samples, n_features, n_problems=1, platform=None):
+def select_solver(datafit, penalty, n_samples, n_features, n_problems=1, platform=None, *,
+                  host=False):
     """The solver to use for a problem, chosen by measurement (``benchmarks/bench_solvers.py``).
+
+    JAX solvers (``host=False``, the default):
 
     * ``L2`` penalty: :class:`Direct` (least squares) or :class:`Newton` (logistic).
     * ``L1`` / ``ElasticNet`` on an accelerator: :class:`FISTA` (dense batched products).
@@ -305,6 +309,25 @@ def select_solver(datafit, penalty, n_samples, n_features, n_problems=1, platfor
       scikit-learn's time; pass ``solver=SklearnCD()`` for those single fits.
       :class:`SklearnCD` is never chosen automatically.
 
+    Host solvers (``host=True``, NumPy / SciPy on the CPU; what the estimators' tuning runs
+    per fold, warm-started from one evaluation to the next; least squares only):
+
+    ==========================  ==============================  ===========================
+    data shape (one fold)       solver / variant                rule
+    ==========================  ==============================  ===========================
+    ``L1`` / ``ElasticNet``     :class:`HostCD` (scikit-learn's  always on the host
+                                compiled CD) + polish
+    dense, ``p > 2 max(n,100)`` working sets (CD on the         :func:`uses_working_sets`
+                                support + worst violators)
+    dense, ``n >= 2p``,         CD on the fold's full Gram      :func:`uses_full_gram`
+    ``p <= 2048``               matrix (``O(p^2)`` a sweep)
+    sparse                      CD on the sparse columns
+    a system in ``k > n``       Woodbury through an ``n x n``   :func:`uses_dual_ridge`
+    columns with ``l2 > 0``     factorization (polish, ridge)
+    ``L2`` (ridge)              :class:`Direct` (exact; the     primal for ``p <= n``,
+                                tuning's batched JAX solve)     dual for ``p > n``
+    ==========================  ==============================  ===========================
+
     Parameters
     ----------
     datafit, penalty : objects of :mod:`skimplicit.solvers`
@@ -312,10 +335,13 @@ def select_solver(datafit, penalty, n_samples, n_features, n_problems=1, platfor
         Problem size and number of problems batched together (folds x hyperparameters).
     platform : str, optional
         ``'cpu'``, ``'gpu'``, ``'tpu'``; default :func:`jax.default_backend`.
+    host : bool, default=False
+        The host solver of a least-squares problem (the table above); the host logistic
+        solvers (:func:`solve_logistic`) choose their method from the penalty.
 
     Returns
     -------
-    solver : CD, FISTA, Newton or Direct
+    solver : CD, FISTA, Newton, Direct or HostCD
 
     Examples
     --------
@@ -326,8 +352,15 @@ def select_solver(datafit, penalty, n_samples, n_features, n_problems=1, platfor
     FISTA(check_every=10, n_power=30, restart=True)
     >>> select_solver(Quadratic(), L2(1.0), 100, 5000)
     Direct(max_gram_bytes=268435456)
+    >>> select_solver(Quadratic(), L1(0.1), 100, 5000, host=True)
+    HostCD(max_iter=1000, precompute=False, positive=False)
     """
     del n_samples, n_features, n_problems
+    if host:
+        if not datafit.is_quadratic:
+            raise ValueError("host=True selects least-squares solvers; the host logistic "
+                             "solvers are solve_logistic / fit_logistic.")
+        return Direct() if isinstance(penalty, L2) else HostCD()
     platform = jax.default_backend() if platform is None else platform
     if isinstance(penalty, L2):
         return Direct() if datafit.is_quadratic else Newton()

@@ -7,6 +7,8 @@ import pytest
 from sklearn.linear_model import ElasticNet
 
 from skimplicit.linear_model import _cv_problems as cp
+from skimplicit.solvers import _host_cd as host_cd
+from skimplicit.solvers import enet_cd, uses_working_sets
 from skimplicit.tuning import split_folds
 from skimplicit.linear_model._coordinate_descent import fit_enet
 from skimplicit.tuning._kernel import Kernel
@@ -98,19 +100,21 @@ def test_gram_cache_grows_and_restarts(fold_data, monkeypatch):
     assert cache is before  # nothing new: the same snapshot
 
 
-def test_working_sets_stop_when_descent_meets_tol_at_once():
+def test_working_sets_stop_when_descent_meets_tol_at_once(monkeypatch):
     """From an exact solution at a loose tol, coordinate descent does nothing: the
     working-set loop must stop (it used to spin 50 rounds per fold)."""
     rng = np.random.RandomState(0)
     X = rng.randn(80, 600)
     y = X[:, :5] @ np.ones(5) + 0.5 * rng.randn(80)
     folds = split_folds(X, y, np.ones(80), [(np.arange(60), np.arange(60, 80))])
-    prob = cp.EnetCVProblem(folds)
+    fold = cp.make_folds(folds, fit_intercept=True)[0]
+    assert uses_working_sets(fold.n_train, 600)
     exact = _reference(folds[0], 0.05, 1.0)
     calls = []
-    orig = prob._cd
-    prob._cd = lambda *a, **k: calls.append(1) or orig(*a, **k)
-    prob._descend_fold(0, 0.05, 1.0, 1e-2, exact)
+    orig = host_cd._sklearn_cd
+    monkeypatch.setattr(host_cd, "_sklearn_cd",
+                        lambda *a, **k: calls.append(1) or orig(*a, **k))
+    enet_cd(fold, 0.05, 1.0, tol=1e-2, init=exact)
     assert len(calls) <= 2
 
 

@@ -1,0 +1,121 @@
+"""Host least-squares solvers (skimplicit.solvers._host_cd): scikit-learn's coordinate
+descent with working sets, the Gram path, per-feature alphas, the certified polish."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import ElasticNet
+
+from skimplicit.solvers import (
+    L1,
+    L2,
+    Direct,
+    HostCD,
+    LeastSquaresFold,
+    Logistic,
+    Quadratic,
+    enet_cd,
+    ridge_dual_solve,
+    select_solver,
+    solve_enet_host,
+    uses_full_gram,
+    uses_working_sets,
+)
+
+
+def _data(n, p, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, p)
+    y = X[:, :5] @ np.array([3.0, -2.0, 1.5, 1.0, -1.0]) + 0.5 * rng.randn(n) + 2.0
+    sw = rng.uniform(0.5, 2.0, n)
+    return X, y, sw
+
+
+def _sklearn(X, y, sw, alpha, l1_ratio, positive=False):
+    """scikit-learn's weighted ElasticNet with intercept, to 1e-14."""
+    return ElasticNet(alpha=alpha, l1_ratio=l1_ratio, positive=positive, tol=1e-14,
+                      max_iter=10 ** 6).fit(X, y, sample_weight=sw).coef_
+
+
+@pytest.mark.parametrize("shape", [(60, 90), (80, 600), (300, 20)])
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5])
+@pytest.mark.parametrize("fmt", ["dense", "csc"])
+def test_enet_cd_matches_sklearn(shape, l1_ratio, fmt):
+    """Plain columns, working sets (80 x 600) and the full Gram matrix (300 x 20), dense
+    or sparse, against scikit-learn's ElasticNet at a tight tolerance."""
+    X, y, sw = _data(*shape)
+    fold = LeastSquaresFold(sp.csc_matrix(X) if fmt == "csc" else X, y, sw)
+    coef, info = enet_cd(fold, 0.1, l1_ratio, HostCD(max_iter=10 ** 5), tol=1e-13)
+    assert info.converged and info.n_iter > 0 and not info.exact
+    ref = _sklearn(X, y, sw, 0.1, l1_ratio)
+    np.testing.assert_allclose(coef, ref, atol=1e-8 * np.max(np.abs(ref)))
+
+
+def test_working_sets_equal_plain_descent():
+    X, y, sw = _data(80, 600)
+    assert uses_working_sets(80, 600)
+    fold = LeastSquaresFold(X, y, sw)
+    ws, _ = enet_cd(fold, 0.05, 1.0, HostCD(max_iter=10 ** 5), tol=1e-13)
+    # The same problem without working sets: scikit-learn on every column.
+    plain = _sklearn(X, y, sw, 0.05, 1.0)
+    np.testing.assert_allclose(ws, plain, atol=1e-9 * np.max(np.abs(plain)))
+    assert np.count_nonzero(ws) == np.count_nonzero(plain)
+
+
+def test_gram_equals_columns():
+    X, y, sw = _data(400, 30)
+    assert uses_full_gram(400, 30)
+    fold = LeastSquaresFold(X, y, sw)
+    g, info_g = enet_cd(fold, 0.05, 0.7, tol=1e-10, gram=True)
+    c, info_c = enet_cd(fold, 0.05, 0.7, tol=1e-10, gram=False)
+    assert info_g.converged and info_c.converged
+    np.testing.assert_allclose(g, c, atol=1e-7 * np.max(np.abs(c)))
+
+
+@pytest.mark.parametrize("per_feature,positive", [(False, False), (True, False),
+                                                   (False, True)])
+def test_polish_makes_the_solution_exact(per_feature, positive):
+    X, y, sw = _data(60, 90, seed=3)
+    fold = LeastSquaresFold(X, y, sw)
+    rng = np.random.RandomState(1)
+    alpha = 0.15 * rng.uniform(0.5, 2.0, 90) if per_feature else 0.15
+    coef, info, cache = solve_enet_host(fold, alpha, 1.0, HostCD(positive=positive),
+                                        tol=1e-2)
+    assert info.exact and info.converged
+    if per_feature:  # a = min alpha; w_j = (a / alpha_j) v_j: a Lasso on rescaled columns
+        a = float(np.min(alpha))
+        v = _sklearn(X * (a / alpha), y, sw, a, 1.0, positive)
+        ref = v * (a / alpha)
+    else:
+        ref = _sklearn(X, y, sw, alpha, 1.0, positive)
+    np.testing.assert_allclose(coef, ref, rtol=1e-9, atol=1e-10 * np.max(np.abs(ref)))
+    assert cache[1].size >= np.count_nonzero(ref)
+    # From the exact solution at a nearby point, the polish alone (no descent).
+    near, info2, _ = solve_enet_host(fold, 1.1 * np.asarray(alpha), 1.0,
+                                     HostCD(positive=positive), init=coef, near=True,
+                                     gram_cache=cache)
+    assert info2.exact and info2.n_iter == 0
+
+
+def test_not_converged_when_max_iter_is_too_small():
+    X, y, sw = _data(60, 90)
+    fold = LeastSquaresFold(X, y, sw)
+    coef, info = enet_cd(fold, 0.01, 0.5, HostCD(max_iter=1), tol=1e-14)
+    assert not info.converged and not info.exact
+    coef, info, _ = solve_enet_host(fold, 0.01, 0.5, HostCD(max_iter=1), tol=1e-14)
+    assert not info.converged and not info.exact
+
+
+def test_ridge_dual_solve():
+    rng = np.random.RandomState(0)
+    X, d, rhs = rng.randn(7, 30), rng.uniform(0.1, 1.0, 30), rng.randn(30)
+    x = ridge_dual_solve(X, d, rhs, 7)
+    np.testing.assert_allclose(x, np.linalg.solve(X.T @ X / 7 + np.diag(d), rhs),
+                               rtol=1e-10)
+
+
+def test_select_solver_host():
+    assert select_solver(Quadratic(), L1(1.0), 10, 10, host=True) == HostCD()
+    assert isinstance(select_solver(Quadratic(), L2(1.0), 10, 10, host=True), Direct)
+    with pytest.raises(ValueError, match="least-squares"):
+        select_solver(Logistic(), L1(1.0), 10, 10, host=True)

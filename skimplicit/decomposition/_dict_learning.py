@@ -1,9 +1,12 @@
 r"""TaskDrivenDictionaryLearning: a dictionary learned for a classification task.
 
-The numerics live in :mod:`skimplicit.decomposition._kernels`; this module holds the
-padded workspace, the unsupervised initialization, the supervised phase (projected
-gradient with early stopping chosen by cross-validation), the tunable problem handed to
-the shared outer loop :func:`skimplicit.model_selection.tune`, and the estimator.
+The inner solvers live in :mod:`skimplicit.solvers._codes`, the hypergradient kernels in
+:mod:`skimplicit.decomposition._kernels`; this module holds the padded workspace, the
+unsupervised initialization, the supervised phase (projected gradient with early stopping
+chosen by cross-validation), the tunable problem handed to the shared outer loop
+:func:`skimplicit.tuning.tune` (a :class:`~skimplicit.tuning.CVProblem`), the fit's
+specification :class:`TaskDrivenSpec` (the phases on the data in its own unit) and the
+estimator.
 """
 
 from __future__ import annotations
@@ -31,10 +34,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..implicit import LinearSolveWarning
 from .._blas import one_blas_thread
-from ..tuning._outer import tune
-from ..tuning._protocol import Evaluation, Hyperparameter
 from ..solvers._codes import encode
-from ..tuning import bucket
+from ..tuning import CVProblem, Evaluation, Hyperparameter, bucket, tune
 from ._kernels import cv_value_and_grad, task_value_and_grad
 
 __all__ = ["TaskDrivenDictionaryLearning"]
@@ -116,7 +117,7 @@ def unsupervised_dictionary(X, n_components, alpha, l2, *, max_iter, rng, code_m
     """Alternating minimization of ``1/2 ||X - Z D||^2 + alpha ||Z||_1`` (+ ``l2``).
 
     scikit-learn's ``dict_learning`` scheme: SVD start (right singular vectors; random
-    normalized samples for atoms beyond the rank), then codes by :func:`encode` and a
+    normalized samples for atoms beyond the rank), then codes by ``encode`` and a
     block-coordinate update of each atom projected on the unit ball; an atom no sample
     uses is replaced by a random sample. Stops when the objective decreases by less than
     ``tol`` relatively.
@@ -250,7 +251,7 @@ def _supervised_phase(ws, D0, y_enc, n_classes, *, alpha, l2, C, train, val, n_i
 # --------------------------------------------------------------------------------------
 
 
-class CodesLogisticCVProblem:
+class CodesLogisticCVProblem(CVProblem):
     """K-fold validation log loss of logistic regression on the codes of a fixed dictionary.
 
     Hyperparameters: ``alpha`` (the codes' L1 penalty) and/or ``C`` (the classifier's),
@@ -262,6 +263,7 @@ class CodesLogisticCVProblem:
     """
 
     loss_name = "log_loss"
+    warm_state = ("_codes", "_theta")  # codes of all rows, each fold's (W, b)
 
     def __init__(self, ws, D, folds, *, alpha, C, tune_alpha, tune_C, l2, code_max_iter,
                  C_bounds=(1e-4, 1e4), x_unit=1.0):
@@ -289,14 +291,8 @@ class CodesLogisticCVProblem:
             self.hyperparameters.append(Hyperparameter(
                 "C", C_bounds[0] / self.x_unit ** 2, C_bounds[1] / self.x_unit ** 2, "log"))
         n_out = ws.Y.shape[1]
-        self._state = (np.zeros((ws.nb, ws.kb)),
-                       (np.zeros((K, ws.kb, n_out)), np.zeros((K, n_out))))
-
-    def get_warm_start(self):
-        return self._state
-
-    def set_warm_start(self, state):
-        self._state = state
+        self._codes = np.zeros((ws.nb, ws.kb))
+        self._theta = (np.zeros((K, ws.kb, n_out)), np.zeros((K, n_out)))
 
     def bound_hint(self, name, side):
         """No warning at a bound: ``alpha``'s are fixed fractions of ``alpha_max`` (above
@@ -332,17 +328,16 @@ class CodesLogisticCVProblem:
         u = self.x_unit
         alpha = float(params.get("alpha", self.alpha0)) / u  # in the unit system
         C = float(params.get("C", self.C0)) * u * u
-        Z0, theta0 = self._state
         ws = self.ws
         with jax.enable_x64(True):
             loss, fold_losses, d_alpha, d_C, aux = cv_value_and_grad(
-                alpha, C, self.D, ws.X, ws.Y, self.M, self.V, Z0, theta0, self.l2,
-                _CODE_TOL, self.code_max_iter)
+                alpha, C, self.D, ws.X, ws.Y, self.M, self.V, self._codes, self._theta,
+                self.l2, _CODE_TOL, self.code_max_iter)
             Z, theta, ratio, viol, ok, n_ridged = aux
             n_ridged = int(n_ridged)
             loss, fold_losses = float(loss), np.asarray(fold_losses)
             d_alpha, d_C = float(d_alpha) / u, float(d_C) * u * u  # back to X's units
-            self._state = (np.asarray(Z), tuple(np.asarray(t) for t in theta))
+            self._codes, self._theta = np.asarray(Z), tuple(np.asarray(t) for t in theta)
             converged = bool(ok) and float(viol) <= _CODE_TOL and float(ratio) <= 1e-6
         grad = None
         if with_grad:
@@ -357,9 +352,124 @@ class CodesLogisticCVProblem:
                 "(linearly dependent active atoms): solved with a ridge of 1e-10 x their "
                 "mean diagonal; the hypergradient in alpha is approximate.",
                 LinearSolveWarning, stacklevel=2)
+        # (not self.evaluation: the loss is the kernel's mean over folds, summed in XLA's
+        # order, not NumPy's: the last bit differs)
         return Evaluation(loss=loss, grad=grad, fold_losses=fold_losses, converged=converged,
                           info={"newton_gradient_ratio": float(ratio),
                                 "ridged_systems": n_ridged})
+
+
+# --------------------------------------------------------------------------------------
+# The fit's specification: the phases on the data in its own unit
+# --------------------------------------------------------------------------------------
+
+
+def resolved_alpha(X, alpha):
+    """``alpha``, or for ``"auto"`` 0.1 x the median sample norm (1 when it is 0)."""
+    if isinstance(alpha, str):  # "auto": 0.1 x the median sample norm
+        norm = float(np.median(np.linalg.norm(X, axis=1)))
+        return 0.1 * norm if norm > 0 else 1.0
+    return float(alpha)
+
+
+def _phase_ok(h):
+    """Whether a supervised phase's codes converged and its support systems solved."""
+    return h["codes_converged"] and h["linear_ok"] and not h["n_ridged"]
+
+
+class TaskDrivenSpec:
+    """One fit of :class:`TaskDrivenDictionaryLearning` on validated data.
+
+    Everything runs on ``X / u``, ``u`` the root mean square of ``X`` (the data's own
+    unit), with ``alpha / u`` and ``C u^2``: the same model (codes scale like X, C like
+    1 / X^2), while the unsupervised start, the supervised phase's steps and the solvers'
+    tolerances see data of unit scale whatever the units of X. Results are converted
+    back. Building the spec runs the initialization (``dict_init``, or the unsupervised
+    dictionary) and splits the folds; :meth:`tuning_problem` is the tunable problem of
+    ``alpha`` / ``C`` at the initial dictionary; :meth:`supervised_fit` the supervised
+    phase with early stopping, returning the fitted attributes.
+    """
+
+    def __init__(self, est, X, y, y_enc, n_classes):
+        n, p = X.shape
+        self.k = k = p if est.n_components is None else int(est.n_components)
+        self.p, self.y_enc, self.n_classes = p, y_enc, n_classes
+        Y = (y_enc[:, None] == np.arange(n_classes)).astype(float) if n_classes > 2 else \
+            y_enc[:, None].astype(float)
+        self.rng = check_random_state(est.random_state)
+        self.l2 = l2 = float(est.ridge_alpha)
+        self.code_max_iter, self.verbose = est.transform_max_iter, est.verbose
+        self.alpha = resolved_alpha(X, est.alpha)
+        u = float(np.sqrt(np.mean(X * X)))
+        self.u = u = u if np.isfinite(u) and u > 0 else 1.0
+        Xu = X / u
+        self.ws = _Workspace(Xu, Y, k)
+        if est.dict_init is not None:
+            D0 = check_array(est.dict_init, dtype=np.float64)
+            if D0.shape != (k, p):
+                raise ValueError(f"dict_init must have shape (n_components, n_features) = "
+                                 f"{(k, p)}, got {D0.shape}.")
+            self.D0, self.n_init = _project_atoms(D0.copy()), 0
+        else:
+            self.D0, self.n_init = unsupervised_dictionary(
+                Xu, k, self.alpha / u, l2, max_iter=est.init_max_iter, rng=self.rng,
+                code_max_iter=self.code_max_iter)
+        if self.verbose:
+            print(f"[TaskDrivenDictionaryLearning] initialization: {self.n_init} "
+                  "alternations", flush=True)
+        self.folds = None
+        if est.cv is not None or est.tune_alpha or est.tune_C:
+            cv = check_cv(5 if est.cv is None else est.cv, y, classifier=True)
+            self.folds = list(cv.split(X, y))
+
+    def tuning_problem(self, C, tune_alpha, tune_C):
+        """The :class:`CodesLogisticCVProblem` of ``alpha`` and/or ``C`` (X's units) on
+        the codes of the initial dictionary."""
+        return CodesLogisticCVProblem(
+            self.ws, self.D0, self.folds, alpha=self.alpha, C=C, tune_alpha=tune_alpha,
+            tune_C=tune_C, l2=self.l2, code_max_iter=self.code_max_iter, x_unit=self.u)
+
+    def supervised_fit(self, alpha, C, *, max_iter, tol, early_stopping):
+        """The supervised phase at ``(alpha, C)`` (X's units) on all rows, for the number
+        of iterations that minimizes the mean validation loss over the folds with
+        ``early_stopping`` (``max_iter`` without). Returns the fitted attributes."""
+        ws, u = self.ws, self.u
+        common = dict(alpha=alpha / u, l2=self.l2, C=C * u * u, tol=tol,
+                      code_max_iter=self.code_max_iter, verbose=self.verbose)
+        n_sup, cv_val_loss, converged = max_iter, None, True
+        if early_stopping and max_iter > 0:
+            curves = []
+            for f, (tr, te) in enumerate(self.folds):
+                _, h = _supervised_phase(ws, self.D0, self.y_enc, self.n_classes, train=tr,
+                                         val=te, n_iter=max_iter, label=f" fold {f}", **common)
+                converged &= _phase_ok(h)
+                c = np.asarray(h["val_loss"])
+                # A fold that stopped early keeps its last value.
+                curves.append(np.r_[c, np.full(max_iter + 1 - c.size, c[-1])])
+            cv_val_loss = np.mean(curves, axis=0)
+            n_sup = int(np.argmin(cv_val_loss))
+        P, h = _supervised_phase(ws, self.D0, self.y_enc, self.n_classes,
+                                 train=np.arange(ws.n), val=None, n_iter=n_sup, **common)
+        converged &= _phase_ok(h)
+        if not converged:
+            warnings.warn(
+                "A sparse coding did not reach its tolerance or a support system of the "
+                "implicit gradient was singular (linearly dependent active atoms); the "
+                "gradients may be inaccurate. Increase transform_max_iter or set "
+                "ridge_alpha > 0.", ConvergenceWarning, stacklevel=2)
+        k, p = self.k, self.p
+        if self.verbose:
+            print(f"[TaskDrivenDictionaryLearning] supervised phase: {int(h['n_iter'])}"
+                  f" iterations (alpha={alpha:.4g}, C={C:.4g})", flush=True)
+        return {
+            "components_": P[0][:k, :p].copy(),
+            "coef_": P[1][:k].T / u,  # codes of X are u times those of X / u
+            "intercept_": np.asarray(P[2], float).copy(),
+            "n_supervised_iter_": int(h["n_iter"]),
+            "n_iter_": int(self.n_init + int(h["n_iter"])),
+            "loss_curve_": [f / (u * u) for f in h["loss"]],  # the objective in X's units
+            "cv_val_loss_": cv_val_loss,
+        }
 
 
 # --------------------------------------------------------------------------------------
@@ -593,115 +703,31 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         # Many small host-side solves (codes, the initial LogisticRegression) beside XLA:
         # one BLAS thread (see skimplicit._blas; 2x faster on a loaded 2-core machine).
         with one_blas_thread():
-            return self._fit(X, y)
-
-    def _fit(self, X, y):
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
-        X = np.asarray(X, dtype=np.float64)
-        check_classification_targets(y)
-        le = LabelEncoder().fit(y)
-        self.classes_ = le.classes_
-        n_classes = len(self.classes_)
-        if n_classes < 2:
-            raise ValueError(
-                "TaskDrivenDictionaryLearning needs samples of at least 2 classes in the "
-                f"data, but the data contains only one class: {self.classes_[0]!r}.")
-        y_enc = le.transform(y)
-        n, p = X.shape
-        k = p if self.n_components is None else int(self.n_components)
-        Y = (y_enc[:, None] == np.arange(n_classes)).astype(float) if n_classes > 2 else \
-            y_enc[:, None].astype(float)
-        rng = check_random_state(self.random_state)
-        l2 = float(self.ridge_alpha)
-        # Everything runs on X / u, u the root mean square of X (the data's own unit), with
-        # alpha / u and C u^2: the same model (codes scale like X, C like 1 / X^2), while
-        # the unsupervised start, the supervised phase's steps and the solvers' tolerances
-        # see data of unit scale whatever the units of X. Results are converted back.
-        alpha = self._resolved_alpha(X)
-        u = float(np.sqrt(np.mean(X * X)))
-        u = u if np.isfinite(u) and u > 0 else 1.0
-        self._x_unit = u
-        Xu = X / u
-        alpha_u = alpha / u
-        ws = _Workspace(Xu, Y, k)
-
-        # 1. initialization
-        if self.dict_init is not None:
-            D0 = check_array(self.dict_init, dtype=np.float64)
-            if D0.shape != (k, p):
-                raise ValueError(f"dict_init must have shape (n_components, n_features) = "
-                                 f"{(k, p)}, got {D0.shape}.")
-            D0 = _project_atoms(D0.copy())
-            n_init = 0
-        else:
-            D0, n_init = unsupervised_dictionary(
-                Xu, k, alpha_u, l2, max_iter=self.init_max_iter, rng=rng,
-                code_max_iter=self.transform_max_iter)
-        self.init_components_ = D0.copy()
-        if self.verbose:
-            print(f"[TaskDrivenDictionaryLearning] initialization: {n_init} alternations",
-                  flush=True)
-
-        folds = None
-        if self.cv is not None or self.tune_alpha or self.tune_C:
-            cv = check_cv(5 if self.cv is None else self.cv, y, classifier=True)
-            folds = list(cv.split(X, y))
-
-        # 2. tuning of alpha and/or C (shared outer loop)
-        self.alpha_, self.C_ = alpha, float(self.C)
-        if self.tune_alpha or self.tune_C:
-            problem = CodesLogisticCVProblem(
-                ws, D0, folds, alpha=alpha, C=self.C, tune_alpha=self.tune_alpha,
-                tune_C=self.tune_C, l2=l2, code_max_iter=self.transform_max_iter, x_unit=u)
-            result = tune(problem, max_outer_iter=self.max_outer_iter,
-                          verbose=self.verbose, random_state=rng)
-            self.tuning_result_ = result
-            self.history_ = result.history(problem.hyperparameters)
-            self.alpha_ = float(result.best_params.get("alpha", self.alpha_))
-            self.C_ = float(result.best_params.get("C", self.C_))
-
-        # 3. supervised phase, early stopping chosen by cross-validation
-        common = dict(alpha=self.alpha_ / u, l2=l2, C=self.C_ * u * u, tol=self.tol,
-                      code_max_iter=self.transform_max_iter, verbose=self.verbose)
-        n_sup = self.max_iter
-        self.cv_val_loss_ = None
-        converged = True
-        if self.cv is not None and self.max_iter > 0:
-            curves = []
-            for f, (tr, te) in enumerate(folds):
-                _, h = _supervised_phase(ws, D0, y_enc, n_classes, train=tr, val=te,
-                                         n_iter=self.max_iter, label=f" fold {f}", **common)
-                converged &= h["codes_converged"] and h["linear_ok"] and not h["n_ridged"]
-                c = np.asarray(h["val_loss"])
-                # A fold that stopped early keeps its last value.
-                curves.append(np.r_[c, np.full(self.max_iter + 1 - c.size, c[-1])])
-            self.cv_val_loss_ = np.mean(curves, axis=0)
-            n_sup = int(np.argmin(self.cv_val_loss_))
-        P, h = _supervised_phase(ws, D0, y_enc, n_classes, train=np.arange(n), val=None,
-                                 n_iter=n_sup, **common)
-        converged &= h["codes_converged"] and h["linear_ok"] and not h["n_ridged"]
-        if not converged:
-            warnings.warn(
-                "A sparse coding did not reach its tolerance or a support system of the "
-                "implicit gradient was singular (linearly dependent active atoms); the "
-                "gradients may be inaccurate. Increase transform_max_iter or set "
-                "ridge_alpha > 0.", ConvergenceWarning, stacklevel=2)
-        self.components_ = P[0][:k, :p].copy()
-        self.coef_ = P[1][:k].T / u  # codes of X are u times those of X / u
-        self.intercept_ = np.asarray(P[2], float).copy()
-        self.n_supervised_iter_ = int(h["n_iter"])
-        self.n_iter_ = int(n_init + self.n_supervised_iter_)
-        self.loss_curve_ = [f / (u * u) for f in h["loss"]]  # the objective in X's units
-        if self.verbose:
-            print(f"[TaskDrivenDictionaryLearning] supervised phase: {self.n_supervised_iter_}"
-                  f" iterations (alpha={self.alpha_:.4g}, C={self.C_:.4g})", flush=True)
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+            check_classification_targets(y)
+            le = LabelEncoder().fit(y)
+            self.classes_ = le.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    "TaskDrivenDictionaryLearning needs samples of at least 2 classes in the "
+                    f"data, but the data contains only one class: {self.classes_[0]!r}.")
+            spec = TaskDrivenSpec(self, np.asarray(X, dtype=np.float64), y, le.transform(y),
+                                  len(self.classes_))
+            self.init_components_, self._x_unit = spec.D0.copy(), spec.u
+            self.alpha_, self.C_ = spec.alpha, float(self.C)
+            if self.tune_alpha or self.tune_C:  # the shared outer loop
+                problem = spec.tuning_problem(self.C, self.tune_alpha, self.tune_C)
+                result = tune(problem, max_outer_iter=self.max_outer_iter,
+                              verbose=self.verbose, random_state=spec.rng)
+                self.tuning_result_ = result
+                self.history_ = result.history(problem.hyperparameters)
+                self.alpha_ = float(result.best_params.get("alpha", self.alpha_))
+                self.C_ = float(result.best_params.get("C", self.C_))
+            fitted = spec.supervised_fit(self.alpha_, self.C_, max_iter=self.max_iter,
+                                         tol=self.tol, early_stopping=self.cv is not None)
+        for name, value in fitted.items():
+            setattr(self, name, value)
         return self
-
-    def _resolved_alpha(self, X):
-        if isinstance(self.alpha, str):  # "auto": 0.1 x the median sample norm
-            norm = float(np.median(np.linalg.norm(X, axis=1)))
-            return 0.1 * norm if norm > 0 else 1.0
-        return float(self.alpha)
 
     # -- codes and predictions -----------------------------------------------------------
     def _codes(self, X, alpha):

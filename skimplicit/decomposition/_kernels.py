@@ -1,15 +1,8 @@
 r"""Numerical kernels of task-driven dictionary learning (module-level, jitted per shape).
 
-Layouts (scikit-learn's): data ``X (n, p)``, dictionary ``D (k, p)`` with one atom per row,
-codes ``Z (n, k)`` with ``X ~ Z D``. The code of a sample ``x`` is
-
-.. math::
-
-    z^*(x; D) = \operatorname*{argmin}_z \tfrac12 \|x - D^\top z\|_2^2
-                + \alpha \|z\|_1 + \tfrac{\lambda_2}{2} \|z\|_2^2 ,
-
-scikit-learn's ``sparse_encode(algorithm="lasso_cd")`` objective for ``lambda_2 = 0`` (it
-divides both terms by ``p`` internally, which leaves the argmin unchanged).
+Layouts and the codes' objective are those of :mod:`skimplicit.solvers._codes` (data
+``X (n, p)``, dictionary ``D (k, p)`` with one atom per row, codes ``Z (n, k)``, each the
+lasso / elastic-net code of its sample).
 
 * The inner solvers are in :mod:`skimplicit.solvers._codes`: ``encode`` (the codes of
   all samples by Gram coordinate descent) and ``logistic_fit`` (the logistic model on

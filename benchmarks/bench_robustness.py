@@ -273,7 +273,7 @@ def _l1_objective(X, y, labels, W, b, C):
 
 
 def _certified_l1(X, y, labels, C):
-    from skimplicit.linear_model._logistic_problem import fit_logistic, one_hot
+    from skimplicit.solvers._host_logistic import fit_logistic, one_hot
 
     enc = np.searchsorted(labels, y)
     Y = one_hot(enc, len(labels))

@@ -296,8 +296,8 @@ def test_sparse_column_units_and_hypergradient():
     import scipy.sparse as sp
 
     from skimplicit.tuning import FoldData
-    from skimplicit.linear_model._logistic_problem import (
-        LogisticCVProblem, c_ridge, column_scales, one_hot)
+    from skimplicit.linear_model._logistic_problem import LogisticCVProblem
+    from skimplicit.solvers._host_logistic import c_ridge, column_scales, one_hot
 
     A = sp.random(600, 200, density=0.02, random_state=0, format="csr")
     b = (np.asarray(A[:, :5].sum(axis=1)).ravel() + 0.05 * np.random.RandomState(0).randn(600)

@@ -32,13 +32,8 @@ from ..utils import (check_fold_classes, check_fold_weights, check_sample_weight
                      merge_duplicate_rows)
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ..tuning import FoldData
-from ._logistic_problem import (
-    LogisticCVProblem,
-    encode_folds,
-    fit_logistic,
-    host_matrix,
-    one_hot,
-)
+from ..solvers._host_logistic import fit_logistic, host_matrix, one_hot
+from ._logistic_problem import LogisticCVProblem, encode_folds
 
 __all__ = ["ImplicitLogisticRegressionCV"]
 

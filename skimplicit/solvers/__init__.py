@@ -36,6 +36,11 @@ Entry points (all return ``(coef, intercept, info)`` with ``info`` a :class:`Sol
 * :func:`implicit_solve`: :func:`solve` made differentiable in the penalty, ``X``, ``y`` and
   ``sample_weight`` by :func:`~skimplicit.implicit.custom_root` with :func:`optimality`.
 * :func:`alpha_max`, :func:`objective`, :func:`select_solver` (``solver=None`` uses it).
+* Host (NumPy / SciPy, nothing to compile) logistic regression, what the logistic
+  estimators run: :func:`solve_logistic` (Newton-CG for ``L2``, split L-BFGS-B and an
+  active-set polish for ``L1`` / ``ElasticNet``; a :class:`SolverInfo` of Python scalars),
+  :func:`fit_logistic` (the same on arrays), :func:`refine_logistic` (module
+  ``_host_logistic``).
 * Host least squares (NumPy / SciPy, scikit-learn's compiled coordinate descent), what
   the Lasso / elastic-net estimators run: :class:`LeastSquaresFold` (a training fold
   prepared once: centered, sqrt-weight-scaled), :func:`enet_cd` (working sets, the full
@@ -97,6 +102,7 @@ from ._host_cd import (
     uses_full_gram,
     uses_working_sets,
 )
+from ._host_logistic import fit_logistic, refine_logistic, solve_logistic
 from ._newton import Newton, newton_kernel
 from ._penalties import L1, L2, ElasticNet
 from ._ridge import Direct, ridge_kernel
@@ -157,4 +163,7 @@ __all__ = [
     "multiclass_svm_dual",
     "multiclass_svm_dual_coef",
     "entropy_mirror_map",
+    "solve_logistic",
+    "fit_logistic",
+    "refine_logistic",
 ]

@@ -18,6 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skimplicit.linear_model import ImplicitLogisticRegressionCV
 from skimplicit.linear_model import _logistic_problem as lp
+from skimplicit.solvers import _host_logistic as hl
 from skimplicit.tuning import FoldData
 from skimplicit.linear_model._logistic_problem import LogisticCVProblem
 
@@ -136,12 +137,12 @@ def test_cv_loss_is_scikit_learns(dataset, request):
 def test_l1_solution_is_scikit_learns(cancer):
     """The l1 inner solver (L-BFGS-B + active-set polish) matches saga and is exact."""
     X, y = cancer
-    Y = lp.one_hot(y, 2)
+    Y = hl.one_hot(y, 2)
     sw = np.ones(len(y))
     C = 0.1
-    W, b, _, ok = lp.fit_logistic(X, Y, sw, 1 / C, 1.0, tol=1e-12)
+    W, b, _, ok = hl.fit_logistic(X, Y, sw, 1 / C, 1.0, tol=1e-12)
     assert ok
-    assert lp._kkt_violation(W, b, X, Y, sw, 1 / C, 0.0, True) < 1e-12
+    assert hl.kkt_violation(W, b, X, Y, sw, 1 / C, 0.0, True) < 1e-12
     ref = LogisticRegression(C=C, l1_ratio=1.0, solver="saga", tol=1e-8, max_iter=20000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -348,7 +349,7 @@ def test_stationarity_is_the_objectives_gradient(K):
     rng = np.random.RandomState(0)
     X, W, b = rng.randn(30, 6), rng.randn(6, K), rng.randn(K)
     W[2] = 0.0
-    Y = lp.one_hot(rng.randint(0, max(K, 2), 30), max(K, 2))
+    Y = hl.one_hot(rng.randint(0, max(K, 2), 30), max(K, 2))
     sw, alpha, rho = rng.uniform(0.5, 2, 30), rng.uniform(0.5, 2, K), 0.3
 
     def objective(theta):
@@ -377,9 +378,9 @@ def test_center_classes_is_the_penalty_minimum_along_the_free_direction(K, l1, l
     rng = np.random.RandomState(K)
     X, W, b = rng.randn(40, 5), 3 * rng.randn(5, K), rng.randn(K)
     W[1, :2] = 0.0
-    Y = lp.one_hot(rng.randint(0, K, 40), K)
+    Y = hl.one_hot(rng.randint(0, K, 40), K)
     sw = rng.uniform(0.5, 2, 40)
-    Wc, bc = lp._center_classes(W, b, l1, l2)
+    Wc, bc = hl._center_classes(W, b, l1, l2)
     shift = (W - Wc)[:, 0]
     np.testing.assert_allclose(W - Wc, np.repeat(shift[:, None], K, axis=1), atol=1e-12)
     np.testing.assert_allclose(bc.mean(), 0.0, atol=1e-12)
@@ -395,7 +396,7 @@ def test_center_classes_is_the_penalty_minimum_along_the_free_direction(K, l1, l
         grid = shift[j] + np.linspace(-1, 1, 20001)
         values = pen(W[j][None, :] - grid[:, None])
         assert pen(Wc[j]) <= values.min() + 1e-12
-    loss = lp._loss_grad(W, b, X, Y, sw, True)[0]
-    loss_c = lp._loss_grad(Wc, bc, X, Y, sw, True)[0]
+    loss = hl._loss_grad(W, b, X, Y, sw, True)[0]
+    loss_c = hl._loss_grad(Wc, bc, X, Y, sw, True)[0]
     np.testing.assert_allclose(loss_c, loss, rtol=1e-12)
     assert pen(Wc).sum() <= pen(W).sum() + 1e-12

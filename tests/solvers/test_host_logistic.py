@@ -1,0 +1,128 @@
+"""Host logistic solvers (skimplicit.solvers._host_logistic) against scikit-learn's
+``LogisticRegression`` at tight tolerances: l2 (Newton-CG), l1 and elastic net (split
+L-BFGS-B and the active-set polish), binary and multinomial, weighted, warm-started."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+from skimplicit.solvers import L1, L2, ElasticNet, SolverInfo, fit_logistic, solve_logistic
+from skimplicit.solvers._host_logistic import kkt_violation, one_hot, refine_logistic
+
+C = 0.5
+PENALTIES = {"l2": (0.0, "newton-cholesky"), "l1": (1.0, "saga"), "enet": (0.5, "saga")}
+
+
+def _penalty(rho, C=C):
+    if rho == 0.0:
+        return L2(1 / C)
+    if rho == 1.0:
+        return L1(1 / C)
+    return ElasticNet(1 / C, rho)
+
+
+def _sklearn(X, y, sw, rho, solver, C=C, fit_intercept=True):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return LogisticRegression(C=C, l1_ratio=rho, solver=solver, tol=1e-10,
+                                  max_iter=100000, fit_intercept=fit_intercept).fit(
+            X, y, sample_weight=sw)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("penalty", list(PENALTIES))
+def test_binary_matches_sklearn(clf, rel_err, penalty, weighted):
+    X, y, sw = clf
+    sw = sw if weighted else np.ones(len(y))
+    rho, solver = PENALTIES[penalty]
+    W, b, info = solve_logistic(X, one_hot(y.astype(int), 2), _penalty(rho),
+                                sample_weight=sw, tol=1e-10)
+    ref = _sklearn(X, y, sw, rho, solver)
+    assert isinstance(info, SolverInfo) and info.converged and info.n_iter > 0
+    assert W.shape == (30, 1) and b.shape == (1,)
+    assert rel_err(W[:, 0], ref.coef_[0]) <= 1e-6
+    assert abs(b[0] - ref.intercept_[0]) <= 1e-6 * max(1.0, abs(ref.intercept_[0]))
+    if rho > 0:  # the same support, exact zeros
+        np.testing.assert_array_equal(W[:, 0] != 0, np.abs(ref.coef_[0]) > 1e-8)
+
+
+def test_binary_l1_matches_liblinear_without_intercept(clf, rel_err):
+    # liblinear penalizes its intercept: compared without one.
+    X, y, sw = clf
+    W, b, info = solve_logistic(X, one_hot(y.astype(int), 2), L1(1 / C), sample_weight=sw,
+                                tol=1e-10, fit_intercept=False)
+    ref = _sklearn(X, y, sw, 1.0, "liblinear", fit_intercept=False)
+    assert info.converged and b[0] == 0.0
+    assert rel_err(W[:, 0], ref.coef_[0]) <= 1e-6
+
+
+@pytest.mark.parametrize("penalty", list(PENALTIES))
+def test_multinomial_matches_sklearn(multi, rel_err, penalty):
+    X, y, Y, sw = multi
+    rho, solver = PENALTIES[penalty]
+    W, b, info = solve_logistic(X, Y, _penalty(rho), sample_weight=sw, tol=1e-10)
+    ref = _sklearn(X, y, sw, rho, "lbfgs" if rho == 0 else solver)
+    assert info.converged
+    assert W.shape == (10, 3) and b.shape == (3,)
+    assert rel_err(W.T, ref.coef_) <= 1e-6
+    # The intercept is defined up to a constant: compare the symmetric (mean-zero) ones.
+    assert abs(b.sum()) <= 1e-10
+    assert rel_err(b, ref.intercept_ - ref.intercept_.mean()) <= 1e-6
+
+
+@pytest.mark.parametrize("penalty", list(PENALTIES))
+def test_warm_start(multi, rel_err, penalty):
+    """From the solution at a nearby C (as along a path): the solution at C (as
+    scikit-learn's), in fewer iterations than from zero; from the solution itself, none."""
+    X, y, Y, sw = multi
+    rho, solver = PENALTIES[penalty]
+    W0, b0, _ = solve_logistic(X, Y, _penalty(rho, C / 1.1), sample_weight=sw, tol=1e-10)
+    W, b, warm = solve_logistic(X, Y, _penalty(rho), sample_weight=sw, init=(W0, b0),
+                                tol=1e-10)
+    _, _, cold = solve_logistic(X, Y, _penalty(rho), sample_weight=sw, tol=1e-10)
+    ref = _sklearn(X, y, sw, rho, "lbfgs" if rho == 0 else solver)
+    assert warm.converged and warm.n_iter < cold.n_iter
+    assert rel_err(W.T, ref.coef_) <= 1e-6
+    # The warm start is not modified in place.
+    assert not np.array_equal(W0, W)
+    _, _, again = solve_logistic(X, Y, _penalty(rho), sample_weight=sw, init=(W, b),
+                                 tol=1e-10)
+    assert again.converged and again.n_iter == 0
+
+
+@pytest.mark.parametrize("rho", [0.0, 1.0])
+def test_not_converged_when_max_iter_is_too_small(clf, rho):
+    X, y, sw = clf
+    Y = one_hot(y.astype(int), 2)
+    _, _, info = solve_logistic(X, Y, _penalty(rho, C=100.0), sample_weight=sw, tol=1e-10,
+                                max_iter=1, polish=False)
+    assert not info.converged and info.threshold == 1e-10
+    _, _, info = solve_logistic(X, Y, _penalty(rho, C=100.0), sample_weight=sw, tol=1e-10)
+    assert info.converged
+
+
+def test_solve_logistic_is_fit_logistic(multi):
+    """The penalty objects map to (alpha, l1_ratio) exactly: the same bits."""
+    X, _, Y, sw = multi
+    for pen, rho in [(L2(2.0), 0.0), (L1(2.0), 1.0), (ElasticNet(2.0, 0.3), 0.3)]:
+        W, b, info = solve_logistic(X, Y, pen, sample_weight=sw, tol=1e-8)
+        W2, b2, n_iter, ok = fit_logistic(X, Y, sw, np.full(3, 2.0), rho, tol=1e-8)
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+        assert (info.n_iter, info.converged) == (n_iter, ok)
+    with pytest.raises(TypeError, match="L1, L2 or ElasticNet"):
+        solve_logistic(X, Y, "l2")
+
+
+def test_refine_makes_l2_exact(clf):
+    X, y, sw = clf
+    Y = one_hot(y.astype(int), 2)
+    alpha = np.array([1 / C])
+    W, b, _, _ = fit_logistic(X, Y, sw, alpha, 0.0, tol=1e-4)
+    assert kkt_violation(W, b, X, Y, sw, 0.0, alpha, True) > 1e-10
+    W, b, n_iter = refine_logistic(X, Y, sw, alpha, W, b)
+    assert 0 < n_iter <= 3
+    assert kkt_violation(W, b, X, Y, sw, 0.0, alpha, True) <= 1e-13

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
-import scipy.sparse as sp
 from sklearn.linear_model import (
     GammaRegressor,
     HuberRegressor,
@@ -37,7 +36,10 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.svm import LinearSVC, LinearSVR
 
 from ..linear_model._cv_problems import RidgeCVProblem
-from ..tuning import Evaluation, Hyperparameter
+from ..solvers import dense
+from ..solvers._host_smooth import (huber_fit, squared_svm_newton, tweedie_newton,
+                                    tweedie_terms, weighted_kernel_ridge)
+from ..tuning import CVProblem, Evaluation, Hyperparameter
 
 __all__ = ["SMOOTH_FINAL_STEPS", "smooth_problem", "L2SVMCVProblem", "KernelRidgeCVProblem"]
 
@@ -156,11 +158,9 @@ class RidgeFoldGrads(RidgeCVProblem):
         del precision, with_grad  # exact inner solve; the gradient comes at no extra cost
         loss_f, d_alpha, _, ok, res = self.fold_hypergrad(params["alpha"])
         fold_g = d_alpha.sum(axis=1)
-        return Evaluation(
-            loss=float(loss_f.mean()), grad={"alpha": float(fold_g.mean())},
-            fold_losses=loss_f, converged=bool(ok.all()),
-            info={"linear_residual": float(res.max()), "fold_grads": {"alpha": fold_g}},
-        )
+        return CVProblem.evaluation(loss_f, {"alpha": float(fold_g.mean())}, ok.all(),
+                                    linear_residual=float(res.max()),
+                                    fold_grads={"alpha": fold_g})
 
 
 def _ridge_classifier_problem(final, folds, bounds, class_weight=None):
@@ -181,18 +181,22 @@ def _ridge_classifier_problem(final, folds, bounds, class_weight=None):
     return problem
 
 
-def _dense(X):
-    return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=float)
-
-
 def _augment(X, fit_intercept, intercept_scaling):
-    X = _dense(X)
+    X = dense(X)
     if fit_intercept:
         X = np.hstack([X, np.full((X.shape[0], 1), float(intercept_scaling))])
     return X
 
 
-class L2SVMCVProblem:
+class _StepProblem(CVProblem):
+    """A final step's problem: its bounds are the search's (``bounds`` of the
+    hyperparameter), not an estimator parameter."""
+
+    def bound_hint(self, name, side):
+        return f"the bounds of {name!r}"
+
+
+class L2SVMCVProblem(_StepProblem):
     """K-fold validation loss of liblinear's L2-regularized squared-loss SVMs, tuned in C.
 
     ``task="svc"``: ``LinearSVC(loss="squared_hinge")`` one-vs-rest, the validation loss
@@ -203,6 +207,7 @@ class L2SVMCVProblem:
 
     cover_with_grad = True  # exact solves: the gradient costs one more solve with H
     provides_fold_grads = True
+    warm_state = ("_warm",)
 
     def __init__(self, folds, *, task="svc", epsilon=0.0, fit_intercept=True,
                  intercept_scaling=1.0, class_weight=None, bounds=None, n_cover=12):
@@ -253,100 +258,21 @@ class L2SVMCVProblem:
         self._grams = [[None] * Y.shape[1] for _, Y, *_ in self.folds]
 
     def __copy__(self):
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
+        new = super().__copy__()
         new._grams = [list(g) for g in self._grams]
         return new
-
-    def get_warm_start(self):
-        return [None if w is None else w.copy() for w in self._warm]
-
-    def set_warm_start(self, state):
-        self._warm = [None if w is None else np.array(w) for w in state]
 
     def initial_points(self):
         hp = self.hyperparameters[0]
         return [{"C": float(c)} for c in np.geomspace(hp.lower, hp.upper, self.n_cover)]
 
-    def bound_hint(self, name, side):
-        return f"the bounds of {name!r}"
-
-    # -- inner solve ---------------------------------------------------------------------
-    def _active(self, y, r):
-        if self.task == "svc":
-            act = y * r > 0
-            return act, y
-        act = np.abs(r) > self.epsilon
-        return act, y - self.epsilon * np.sign(r)
-
-    def _objective(self, X, y, s, C, w):
-        r = y - X @ w
-        m = np.maximum(0.0, y * r) if self.task == "svc" else np.maximum(
-            0.0, np.abs(r) - self.epsilon)
-        return 0.5 * w @ w + C * np.sum(s * m * m)
-
-    def _pattern(self, y, w, X):
-        r = y - X @ w
-        act, yt = self._active(y, r)
-        key = act if self.task == "svc" else np.where(act, np.sign(r), 0.0)
-        return act, yt, key
-
-    def _gram(self, X, s, y, key, state):
-        """``(key, M, v)``: ``M = X_A^T S X_A`` and ``v = X_A^T S y~_A`` on the active rows
-        of ``key`` (``y~ = y - epsilon key`` for the SVR). From ``state`` (another pattern's)
-        by the rows whose pattern changed, when they are fewer than half the active rows
-        (``O(changed p^2)`` instead of ``O(active p^2)``); afresh otherwise, and every 64
-        updates (rounding does not accumulate)."""
-        def parts(rows, k):
-            Xr, sr = X[rows], s[rows]
-            yr = y[rows] if self.task == "svc" else y[rows] - self.epsilon * k[rows]
-            return (Xr.T * sr) @ Xr, Xr.T @ (sr * yr)
-
-        act = key != 0
-        if state is not None:
-            old, M, v, n_up = state
-            changed = np.flatnonzero(old != key)
-            if n_up < 64 and 2 * changed.size < max(int(act.sum()), 1):
-                leave = changed[old[changed] != 0]
-                enter = changed[key[changed] != 0]
-                if leave.size:
-                    dM, dv = parts(leave, old)
-                    M, v = M - dM, v - dv
-                if enter.size:
-                    dM, dv = parts(enter, key)
-                    M, v = M + dM, v + dv
-                return key, M, v, n_up + 1
-        M, v = parts(np.flatnonzero(act), key)
-        return key, M, v, 0
-
-    def _solve(self, X, y, s, C, w, max_iter=200, state=None):
-        """Active-set Newton: ``(w, cho_factor of H at the final active set, converged,
-        state)``, ``state`` the Gram matrix of the final active set (see :meth:`_gram`),
-        to start the next solve of this fold from.
-
-        Each step minimizes the quadratic that equals the objective on the current
-        active set (and signs); when its minimizer has the same active set it is the
-        exact minimizer. Otherwise a backtracking step along it (the objective is convex).
-        """
-        p = X.shape[1]
-        f = self._objective(X, y, s, C, w)
-        cho = None
-        for _ in range(max_iter):
-            key = self._pattern(y, w, X)[2].astype(float)
-            state = self._gram(X, s, y, key, state)
-            _, M, v, _ = state
-            cho = sla.cho_factor(np.eye(p) + 2.0 * C * M)
-            w_new = sla.cho_solve(cho, 2.0 * C * v)
-            if np.array_equal(self._pattern(y, w_new, X)[2].astype(float), key):
-                return w_new, cho, True, state
-            d, step = w_new - w, 1.0
-            while True:
-                f_new = self._objective(X, y, s, C, w + step * d)
-                if f_new <= f or step < 1e-12:
-                    break
-                step *= 0.5
-            w, f = w + step * d, f_new
-        return w, cho, False, state
+    def _solve(self, X, y, s, C, w0, state=None):
+        """``(w, cho_factor of H at the final active set, info, state)`` by active-set
+        Newton (:func:`~skimplicit.solvers._host_smooth.squared_svm_newton`), ``state``
+        the final active set's Gram matrix, to start the next solve of this fold from."""
+        loss = "squared_hinge" if self.task == "svc" else "squared_epsilon_insensitive"
+        return squared_svm_newton(X, y, C, sample_weight=s, loss=loss, epsilon=self.epsilon,
+                                  init=w0, gram=state)
 
     def _val(self, Xte, y, t, w):
         """Validation loss of one binary problem / regression and its gradient in w."""
@@ -375,10 +301,10 @@ class L2SVMCVProblem:
             W, loss, g = np.empty((X.shape[1], Y.shape[1])), 0.0, 0.0
             for j in range(Y.shape[1]):
                 w0 = warm[:, j] if warm is not None else np.zeros(X.shape[1])
-                w, cho, conv, st = self._solve(X, Y[:, j], S[:, j], C, w0,
+                w, cho, info, st = self._solve(X, Y[:, j], S[:, j], C, w0,
                                                state=self._grams[k][j])
                 self._grams[k][j] = st
-                ok &= conv
+                ok &= info.converged
                 W[:, j] = w
                 lj, gw = self._val(Xte, Yte[:, j], t, w)
                 loss += lj
@@ -387,16 +313,14 @@ class L2SVMCVProblem:
             self._warm[k] = W
             losses.append(loss)
             grads.append(g)
-        losses, grads = np.array(losses), np.array(grads)
-        return Evaluation(
-            loss=float(losses.mean()),
-            grad={"C": float(grads.mean())} if with_grad else None,
-            fold_losses=losses, converged=bool(ok),
-            info={"fold_grads": {"C": grads}} if with_grad else {},
-        )
+        grads = np.array(grads)
+        if not with_grad:
+            return self.evaluation(losses, None, ok)
+        return self.evaluation(losses, {"C": float(grads.mean())}, ok,
+                               fold_grads={"C": grads})
 
 
-class HuberCVProblem:
+class HuberCVProblem(_StepProblem):
     """K-fold validation MSE of scikit-learn's ``HuberRegressor``, tuned in ``alpha``.
 
     The inner problem is scikit-learn's own, jointly in the coefficients ``w``, the
@@ -417,8 +341,8 @@ class HuberCVProblem:
     def __init__(self, folds, *, epsilon=1.35, fit_intercept=True, bounds=None,
                  tol=1e-12, n_cover=12):
         self.epsilon, self.fit_intercept, self.tol = float(epsilon), fit_intercept, tol
-        self.folds = [(_dense(f.X_train), np.asarray(f.y_train, float),
-                       np.asarray(f.sw_train, float), _dense(f.X_test),
+        self.folds = [(dense(f.X_train), np.asarray(f.y_train, float),
+                       np.asarray(f.sw_train, float), dense(f.X_test),
                        np.asarray(f.y_test, float), np.asarray(f.sw_test, float))
                       for f in folds]
         if any(np.ndim(f[1]) != 1 for f in self.folds):
@@ -434,9 +358,9 @@ class HuberCVProblem:
         self.n_cover = n_cover
         self._models = [None] * len(self.folds)
 
+    # (no get/set_warm_start: a start's copy goes on from the models it was copied with)
     def __copy__(self):
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
+        new = super().__copy__()
         new._models = list(self._models)  # tuples of arrays, never modified in place
         return new
 
@@ -444,86 +368,16 @@ class HuberCVProblem:
         hp = self.hyperparameters[0]
         return [{"alpha": float(a)} for a in np.geomspace(hp.upper, hp.lower, self.n_cover)]
 
-    def bound_hint(self, name, side):
-        return f"the bounds of {name!r}"
-
     def fold_model(self, k, alpha):
         """Fold ``k``'s ``(theta, sigma, converged)`` at ``alpha``: Newton from the last
         solution of this fold, or from scikit-learn's own fit the first time (or if
         Newton fails)."""
-        state = self._models[k]
-        if state is not None:
-            theta, sigma, ok = self._polish(k, state[0], state[1], alpha)
-            if ok:
-                self._models[k] = (theta, sigma)
-                return theta, sigma, True
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-
         X, y, s = self.folds[k][:3]
-        m = HuberRegressor(epsilon=self.epsilon, fit_intercept=self.fit_intercept,
-                           alpha=alpha, max_iter=100_000)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            m.fit(X, y, sample_weight=s)
-        theta = np.append(m.coef_, m.intercept_) if self.fit_intercept else m.coef_.copy()
-        theta, sigma, ok = self._polish(k, theta, float(m.scale_), alpha)
+        theta, sigma, info = huber_fit(X, y, alpha, sample_weight=s, epsilon=self.epsilon,
+                                       fit_intercept=self.fit_intercept,
+                                       init=self._models[k])
         self._models[k] = (theta, sigma)
-        return theta, sigma, ok
-
-    def _parts(self, k, theta, sigma, alpha):
-        """Objective, gradient and Hessian in ``(theta, sigma)`` on the current inlier
-        set (``theta = (w, b)``)."""
-        X, y, s = self.folds[k][:3]
-        Xt = np.hstack([X, np.ones((len(X), 1))]) if self.fit_intercept else X
-        p, nw = Xt.shape[1], X.shape[1]
-        r = y - Xt @ theta
-        inl = np.abs(r) < self.epsilon * sigma
-        out = ~inl
-        w = theta[:nw]
-        f = (np.sum(s) * sigma + np.sum(s[inl] * r[inl] ** 2) / sigma
-             + np.sum(s[out] * (2 * self.epsilon * np.abs(r[out]) - sigma * self.epsilon ** 2))
-             + alpha * w @ w)
-        g = np.empty(p + 1)
-        g[:p] = (-2.0 * Xt[inl].T @ (s[inl] * r[inl]) / sigma
-                 - 2.0 * self.epsilon * Xt[out].T @ (s[out] * np.sign(r[out])))
-        g[:nw] += 2.0 * alpha * w
-        g[p] = (np.sum(s) - np.sum(s[inl] * r[inl] ** 2) / sigma ** 2
-                - self.epsilon ** 2 * np.sum(s[out]))
-        V = np.hstack([sigma * Xt[inl], r[inl][:, None]])
-        H = (V.T * (2.0 * s[inl] / sigma ** 3)) @ V
-        H[np.arange(nw), np.arange(nw)] += 2.0 * alpha
-        return f, g, H, inl
-
-    def _polish(self, k, theta, sigma, alpha, max_iter=100):
-        """Newton steps to the exact minimizer (scikit-learn's L-BFGS-B stops at a
-        relative decrease of ~1e-9): on a fixed inlier set the objective is smooth and
-        Newton converges quadratically; the line search keeps it decreasing across
-        changes of the set. ``(theta, sigma, converged)``: converged when the gradient
-        vanishes to rounding."""
-        f, g, H, inl = self._parts(k, theta, sigma, alpha)
-        for _ in range(max_iter):
-            try:
-                d = -np.linalg.solve(H, g)
-            except np.linalg.LinAlgError:
-                return theta, sigma, False
-            # Newton decrement: the predicted decrease, invariant to the data's scale.
-            decrement = float(-g @ d)
-            if decrement <= 1e-30 * max(1.0, abs(f)):
-                return theta, sigma, True
-            step = 1.0
-            while step >= 1e-12:
-                th2, sg2 = theta + step * d[:-1], sigma + step * d[-1]
-                if sg2 > 0:
-                    f2, g2, H2, inl2 = self._parts(k, th2, sg2, alpha)
-                    if f2 <= f + 1e-15 * abs(f):
-                        break
-                step *= 0.5
-            else:  # no decrease left at rounding level
-                return theta, sigma, decrement <= 1e-12 * max(1.0, abs(f))
-            theta, sigma, f, g, H, inl = th2, sg2, f2, g2, H2, inl2
-        return theta, sigma, False
+        return theta, sigma, info.converged
 
     def _hypergrad(self, k, theta, sigma, alpha):
         X, y, s, Xte, yte, t = self.folds[k]
@@ -557,13 +411,12 @@ class HuberCVProblem:
             loss, g = self._hypergrad(k, theta, sigma, alpha)
             losses.append(loss)
             grads.append(g)
-        losses, grads = np.array(losses), np.array(grads)
-        return Evaluation(loss=float(losses.mean()), grad={"alpha": float(grads.mean())},
-                          fold_losses=losses, converged=bool(ok),
-                          info={"fold_grads": {"alpha": grads}})
+        grads = np.array(grads)
+        return self.evaluation(losses, {"alpha": float(grads.mean())}, ok,
+                               fold_grads={"alpha": grads})
 
 
-class GLMCVProblem:
+class GLMCVProblem(_StepProblem):
     """K-fold validation deviance of scikit-learn's Poisson / Gamma / Tweedie regressors
     (log link, ``power >= 1``), tuned in ``alpha``.
 
@@ -577,6 +430,7 @@ class GLMCVProblem:
 
     cover_with_grad = True
     provides_fold_grads = True
+    warm_state = ("_warm",)
 
     def __init__(self, folds, *, power=1.0, fit_intercept=True, bounds=None, n_cover=12):
         self.power, self.fit_intercept = float(power), fit_intercept
@@ -592,7 +446,7 @@ class GLMCVProblem:
                     raise ValueError(
                         f"Some value(s) of y are out of the valid range of the Tweedie "
                         f"deviance of power {self.power:g} (y >= 0, y > 0 from power 2).")
-            Xtr, Xte = _dense(f.X_train), _dense(f.X_test)
+            Xtr, Xte = dense(f.X_train), dense(f.X_test)
             if fit_intercept:
                 Xtr = np.hstack([Xtr, np.ones((len(Xtr), 1))])
                 Xte = np.hstack([Xte, np.ones((len(Xte), 1))])
@@ -612,32 +466,9 @@ class GLMCVProblem:
         self.n_cover = n_cover
         self._warm = [None] * len(self.folds)
 
-    def get_warm_start(self):
-        return list(self._warm)
-
-    def set_warm_start(self, state):
-        self._warm = list(state)
-
     def initial_points(self):
         hp = self.hyperparameters[0]
         return [{"alpha": float(a)} for a in np.geomspace(hp.upper, hp.lower, self.n_cover)]
-
-    def bound_hint(self, name, side):
-        return f"the bounds of {name!r}"
-
-    # Unit deviance (up to terms in y alone) and its derivatives in eta = log(mu).
-    def _dev_terms(self, y, eta):
-        p = self.power
-        mu = np.exp(eta)
-        if p == 1:
-            f = 2 * (mu - y * eta)
-        elif p == 2:
-            f = 2 * (eta + y / mu)
-        else:
-            f = 2 * (-y * mu ** (1 - p) / (1 - p) + mu ** (2 - p) / (2 - p))
-        d1 = 2 * (mu ** (2 - p) - y * mu ** (1 - p))
-        d2 = 2 * ((2 - p) * mu ** (2 - p) - (1 - p) * y * mu ** (1 - p))
-        return f, d1, d2
 
     def deviance(self, y, eta):
         """scikit-learn's unit Tweedie deviance of the power (log link)."""
@@ -649,48 +480,14 @@ class GLMCVProblem:
         return 2 * (np.maximum(y, 0) ** (2 - p) / ((1 - p) * (2 - p))
                     - y * mu ** (1 - p) / (1 - p) + mu ** (2 - p) / (2 - p))
 
-    def _parts(self, k, theta, alpha):
-        X, y, s = self.folds[k][:3]
-        nw = self.n_features
-        eta = X @ theta
-        f, d1, d2 = self._dev_terms(y, eta)
-        w = theta[:nw]
-        F = 0.5 * np.sum(s * f) + 0.5 * alpha * w @ w
-        g = 0.5 * X.T @ (s * d1)
-        g[:nw] += alpha * w
-        H = 0.5 * (X.T * (s * d2)) @ X
-        H[np.arange(nw), np.arange(nw)] += alpha
-        return F, g, H
-
     def fold_solution(self, k, alpha, max_iter=200):
         """``(theta, H, converged)`` of fold ``k`` at ``alpha`` (Newton, warm-started)."""
         X, y, s = self.folds[k][:3]
-        theta = self._warm[k]
-        if theta is None:
-            theta = np.zeros(X.shape[1])
-            if self.fit_intercept:
-                theta[-1] = np.log(max(np.sum(s * y), 1e-300))
-        F, g, H = self._parts(k, theta, alpha)
-        ok = False
-        for _ in range(max_iter):
-            d = -np.linalg.solve(H, g)
-            decrement = float(-g @ d)
-            if decrement <= 1e-30 * max(1.0, abs(F)):
-                ok = True
-                break
-            step = 1.0
-            while step >= 1e-12:
-                th2 = theta + step * d
-                F2, g2, H2 = self._parts(k, th2, alpha)
-                if np.isfinite(F2) and F2 <= F + 1e-15 * abs(F):
-                    break
-                step *= 0.5
-            else:
-                ok = decrement <= 1e-12 * max(1.0, abs(F))
-                break
-            theta, F, g, H = th2, F2, g2, H2
+        theta, H, info = tweedie_newton(X, y, alpha, sample_weight=s, power=self.power,
+                                        fit_intercept=self.fit_intercept,
+                                        init=self._warm[k], max_iter=max_iter)
         self._warm[k] = theta
-        return theta, H, ok
+        return theta, H, info.converged
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         del precision, with_grad  # exact solves; the gradient is one more linear solve
@@ -703,14 +500,13 @@ class GLMCVProblem:
             eta = Xte @ theta
             T = np.sum(t)
             losses.append(float(np.sum(t * self.deviance(yte, eta)) / T))
-            _, d1, _ = self._dev_terms(yte, eta)
+            _, d1, _ = tweedie_terms(yte, eta, self.power)
             rhs = np.zeros_like(theta)
             rhs[:nw] = theta[:nw]
             grads.append(float((Xte.T @ (t * d1) / T) @ -np.linalg.solve(H, rhs)))
-        losses, grads = np.array(losses), np.array(grads)
-        return Evaluation(loss=float(losses.mean()), grad={"alpha": float(grads.mean())},
-                          fold_losses=losses, converged=bool(ok),
-                          info={"fold_grads": {"alpha": grads}})
+        grads = np.array(grads)
+        return self.evaluation(losses, {"alpha": float(grads.mean())}, ok,
+                               fold_grads={"alpha": grads})
 
 
 # -- KernelRidge ---------------------------------------------------------------------------
@@ -718,7 +514,7 @@ class GLMCVProblem:
 _GAMMA_KERNELS = {"rbf": "sqeuclidean", "laplacian": "manhattan"}
 
 
-class KernelRidgeCVProblem:
+class KernelRidgeCVProblem(_StepProblem):
     """K-fold validation MSE of scikit-learn's ``KernelRidge``, tuned in ``alpha`` and,
     for the ``rbf`` and ``laplacian`` kernels, ``gamma``.
 
@@ -799,24 +595,16 @@ class KernelRidgeCVProblem:
         gammas = np.geomspace(g.lower, g.upper, self.n_cover)
         return [{"alpha": float(v), "gamma": float(w)} for v in alphas for w in gammas]
 
-    def bound_hint(self, name, side):
-        return f"the bounds of {name!r}"
-
     def _fold(self, f, alpha, gamma):
         if "D" in f:
             K, Kte = np.exp(-gamma * f["D"]), np.exp(-gamma * f["Dte"])
         else:
             K, Kte = f["K"], f["Kte"]
         y, yt, s, t = f["y"], f["yt"], f["s"], f["t"]
+        c, cp, factor = weighted_kernel_ridge(K, y, alpha, sample_weight=s)
         r = np.sqrt(s)
-        M = r[:, None] * K * r[None, :]
-        M[np.diag_indices_from(M)] += alpha
-        factor = sla.cho_factor(M, lower=True, check_finite=False)
-        y2 = y.reshape(len(y), -1)
-        cp = sla.cho_solve(factor, r[:, None] * y2, check_finite=False)
-        c = r[:, None] * cp
         res = Kte @ c - yt.reshape(len(yt), -1)
-        denom = float(np.sum(t)) * y2.shape[1]
+        denom = float(np.sum(t)) * c.shape[1]
         loss = float(np.sum(t[:, None] * res * res) / denom)
         g = 2.0 * t[:, None] * res / denom
         v = sla.cho_solve(factor, r[:, None] * (Kte.T @ g), check_finite=False)
@@ -835,10 +623,8 @@ class KernelRidgeCVProblem:
         losses = np.array([o[0] for o in out])
         names = ["alpha"] + (["gamma"] if self.tune_gamma else [])
         fold_grads = {n: np.array([o[1][n] for o in out]) for n in names}
-        return Evaluation(loss=float(losses.mean()),
-                          grad={n: float(v.mean()) for n, v in fold_grads.items()},
-                          fold_losses=losses, converged=True,
-                          info={"fold_grads": fold_grads})
+        return self.evaluation(losses, {n: float(v.mean()) for n, v in fold_grads.items()},
+                               fold_grads=fold_grads)
 
 
 # -- SGDRegressor / SGDClassifier ----------------------------------------------------------
@@ -897,7 +683,7 @@ def _sgd_problem(final, folds, bounds, kind):
     return problem
 
 
-class InverseC:
+class InverseC(_StepProblem):
     """A problem tuned in ``C``, exposed in ``alpha = 1 / C`` (SGD's parametrization):
     ``dL/dalpha = -C^2 dL/dC``."""
 
@@ -932,9 +718,6 @@ class InverseC:
 
     def set_warm_start(self, state):
         self.problem.set_warm_start(state)
-
-    def bound_hint(self, name, side):
-        return f"the bounds of {name!r}"
 
     def initial_points(self):
         for p in self.problem.initial_points():

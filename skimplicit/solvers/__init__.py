@@ -47,6 +47,13 @@ Entry points (all return ``(coef, intercept, info)`` with ``info`` a :class:`Sol
   Gram matrix, per-feature alphas by rescaling), :func:`solve_enet_host` (the descent and
   the certified active-set polish, a :class:`HostSolverInfo`), :class:`HostCD`,
   :func:`ridge_dual_solve` (module ``_host_cd``).
+* Host solvers of the smooth final steps of ``HypergradSearchCV`` (exact, warm-started,
+  a :class:`HostSolverInfo`): :func:`squared_svm_newton` (liblinear's squared hinge /
+  squared epsilon-insensitive primal, active-set Newton with a Gram cache),
+  :func:`huber_fit` (``HuberRegressor``, Newton on ``(w, b, sigma)``),
+  :func:`tweedie_newton` (Poisson / Gamma / Tweedie, log link) and
+  :func:`weighted_kernel_ridge` (``KernelRidge``'s weighted Cholesky solve) (module
+  ``_host_smooth``).
 * Simplex-constrained problems (the multiclass SVM dual): :func:`mirror_descent_simplex`,
   :func:`projected_gradient_simplex`, :func:`block_cd_multiclass_svm` (module
   ``_simplex``).
@@ -103,6 +110,7 @@ from ._host_cd import (
     uses_working_sets,
 )
 from ._host_logistic import fit_logistic, refine_logistic, solve_logistic
+from ._host_smooth import huber_fit, squared_svm_newton, tweedie_newton, weighted_kernel_ridge
 from ._newton import Newton, newton_kernel
 from ._penalties import L1, L2, ElasticNet
 from ._ridge import Direct, ridge_kernel
@@ -156,6 +164,10 @@ __all__ = [
     "LeastSquaresFold",
     "enet_cd",
     "solve_enet_host",
+    "squared_svm_newton",
+    "huber_fit",
+    "tweedie_newton",
+    "weighted_kernel_ridge",
     "ridge_dual_solve",
     "mirror_descent_simplex",
     "projected_gradient_simplex",

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from ..implicit import root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
 from ..solvers import ElasticNet
+from ..solvers._host_cd import dense
 from ..solvers._host_logistic import (REFINE_TOL, c_min, c_ridge, column_moments,
                                       decision_values, host_matrix, log_loss_terms,
                                       one_hot, probabilities, refine_logistic,
@@ -194,10 +195,6 @@ def size_bucket(n, minimum=8):
     return int(-(-n // step) * step)
 
 
-def _dense(X):
-    return X.toarray() if sp.issparse(X) else np.asarray(X, float)
-
-
 def _coo_stack(mats):
     """``(data (F, nnz), indices (F, nnz, 2))`` of sparse matrices, zero-padded."""
     # (a small test fold may have been densified by host_matrix while training stays sparse)
@@ -215,7 +212,7 @@ def _coo_stack(mats):
 def _columns(X, cols):
     """Dense copy of the columns ``cols`` of ``X`` (dense or sparse)."""
     if cols is None:
-        return _dense(X)
+        return dense(X)
     Xc = X[:, cols]
     return Xc.toarray() if sp.issparse(Xc) else np.asarray(Xc)
 

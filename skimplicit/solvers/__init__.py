@@ -38,7 +38,7 @@ Entry points (all return ``(coef, intercept, info)`` with ``info`` a :class:`Sol
 * :func:`alpha_max`, :func:`objective`, :func:`select_solver` (``solver=None`` uses it).
 * Host (NumPy / SciPy, nothing to compile) logistic regression, what the logistic
   estimators run: :func:`solve_logistic` (Newton-CG for ``L2``, split L-BFGS-B and an
-  active-set polish for ``L1`` / ``ElasticNet``; a :class:`SolverInfo` of Python scalars),
+  active-set polish for ``L1`` / ``ElasticNet``; a :class:`HostSolverInfo`),
   :func:`fit_logistic` (the same on arrays), :func:`refine_logistic` (module
   ``_host_logistic``).
 * Host least squares (NumPy / SciPy, scikit-learn's compiled coordinate descent), what

@@ -36,7 +36,7 @@ working-set solvers of :mod:`skimplicit.solvers` (vmapped over the 5 folds) spen
 4.8 s compiling, then 1.0 to 1.7 s per evaluation on the l1 problem.
 
 Entry points: :func:`solve_logistic` (penalty objects of :mod:`skimplicit.solvers`, a
-:class:`~skimplicit.solvers.SolverInfo` status of Python scalars) and :func:`fit_logistic` (the same solve on arrays),
+:class:`~skimplicit.solvers.HostSolverInfo` status) and :func:`fit_logistic` (the same solve on arrays),
 :func:`refine_logistic` (a few more Newton steps on an l2 solution), data scales
 :func:`c_min`, :func:`c_ridge`, :func:`column_scales`, and the array helpers
 (:func:`one_hot`, :func:`host_matrix`, :func:`log_loss_terms`).
@@ -50,7 +50,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from .._blas import one_blas_thread
-from ._base import SolverInfo
+from ._host_cd import HostSolverInfo
 from ._penalties import L1, L2, ElasticNet
 
 __all__ = [
@@ -570,12 +570,12 @@ def solve_logistic(X, Y, penalty, *, sample_weight=None, init=None, tol=1e-4, ma
     -------
     W : ndarray of shape (n_features, K)
     b : ndarray of shape (K,)
-    info : SolverInfo
-        Python scalars: ``n_iter`` (Newton iterations, or L-BFGS-B's plus the polish's
-        Newton iterations), ``converged`` (the gradient test of Newton-CG; L-BFGS-B's
-        success, or else an optimality violation :func:`kkt_violation` ``<= tol``),
-        ``threshold = tol``; ``stop_crit`` is not computed (NaN: it would cost a gradient
-        evaluation per solve), ``n_inner = 0``, ``saturated = False``.
+    info : HostSolverInfo
+        ``converged``: the gradient test of Newton-CG; L-BFGS-B's success, or else an
+        optimality violation (:func:`kkt_violation`) ``<= tol``. ``n_iter``: Newton
+        iterations, or L-BFGS-B's plus the polish's Newton iterations. ``exact``: False
+        (nothing certifies the solution to rounding error; the polish and ``refine``
+        bring it there in practice).
 
     Examples
     --------
@@ -596,8 +596,7 @@ def solve_logistic(X, Y, penalty, *, sample_weight=None, init=None, tol=1e-4, ma
     W0, b0 = (None, None) if init is None else init
     W, b, n_iter, ok = fit_logistic(X, Y, sw, alpha, rho, W0, b0, tol=tol, max_iter=max_iter,
                                     fit_intercept=fit_intercept, polish=polish, refine=refine)
-    return W, b, SolverInfo(n_iter=int(n_iter), n_inner=0, converged=bool(ok),
-                            stop_crit=np.nan, threshold=float(tol), saturated=False)
+    return W, b, HostSolverInfo(converged=bool(ok), n_iter=int(n_iter), exact=False)
 
 
 def refine_logistic(X, Y, sample_weight, alpha, W, b, *, fit_intercept=True, tol=REFINE_TOL,

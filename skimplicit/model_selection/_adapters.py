@@ -1,19 +1,9 @@
-"""From a pipeline's final step to the tunable problem that :class:`HypergradSearchCV` tunes.
+"""From a pipeline and its ``param_grid`` to the problem :class:`HypergradSearchCV` tunes.
 
-Three kinds of final step are understood:
-
-* **scikit-learn's own** :class:`~sklearn.linear_model.Lasso`,
-  :class:`~sklearn.linear_model.ElasticNet`, :class:`~sklearn.linear_model.Ridge` and
-  :class:`~sklearn.linear_model.LogisticRegression` (through
-  :class:`~skimplicit.linear_model._logistic_problem.LogisticCVProblem`): mapped to skimplicit's inner problems with exactly scikit-learn's objective,
-  built from the estimator's own parameters (``fit_intercept``, ``positive``, ``tol``,
-  ``max_iter``, ...). Exact types only: a subclass may change the objective.
-* **any estimator implementing the tunable protocol** (see
-  :mod:`skimplicit.model_selection._search`): ``_make_tunable_problem(folds)``.
-* skimplicit's own CV estimators implement it; their refit uses their plain scikit-learn
-  counterpart (``ImplicitLassoCV`` -> ``Lasso`` at the chosen ``alpha``), see
-  :func:`tuned_final_step`.
-
+:func:`split_estimator` separates the preprocessing from the final step;
+:func:`parse_param_grid` reads GridSearchCV's ``param_grid`` as bounds and coarse starts;
+the final step's tunable problem comes from its entry in the table of
+:mod:`skimplicit.model_selection._registry` (:func:`make_problem`).
 :class:`SearchProblem` then restricts a problem to the hyperparameters named in
 ``param_grid`` (the others are held at the estimator's own values), with the user's
 bounds and scales, and turns a failed evaluation into ``error_score``.
@@ -28,20 +18,20 @@ import warnings
 from numbers import Real
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
-from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from .._blas import one_blas_thread
 from ..tuning import Evaluation, Hyperparameter
+from ._registry import make_problem, reject_unknown
 
 __all__ = [
     "split_estimator",
     "parse_param_grid",
     "make_problem",
+    "restrict",
     "SearchProblem",
-    "tuned_final_step",
+    "score_transform",
     "LOSS_TO_SCORING",
 ]
 
@@ -50,8 +40,6 @@ LOSS_TO_SCORING = {"mse": "neg_mean_squared_error", "log_loss": "neg_log_loss",
                    "brier": "neg_brier_score",
                    "mean_poisson_deviance": "neg_mean_poisson_deviance",
                    "mean_gamma_deviance": "neg_mean_gamma_deviance"}
-
-_SKLEARN_FINAL_STEPS = (Lasso, ElasticNet, Ridge, LogisticRegression)
 
 
 def split_estimator(estimator):
@@ -190,173 +178,6 @@ def _equal(a, b):
         return False
 
 
-def _bounds_pair(spec):
-    return None if spec is None else spec[:2]
-
-
-def _check_unit_interval(name, spec, what):
-    if spec is not None and not (0 < spec[0] and spec[1] <= 1):
-        raise ValueError(f"The bounds of {name} must lie in (0, 1] for {what}; got {spec[:2]}.")
-
-
-def _sklearn_problem(final, folds, bounds, kind):
-    """The inner problem of scikit-learn's Lasso / ElasticNet / Ridge / LogisticRegression."""
-    from ..linear_model._cv_problems import EnetCVProblem
-
-    if kind is Lasso or kind is ElasticNet:
-        names = {"alpha"} if kind is Lasso else {"alpha", "l1_ratio"}
-        _reject_unknown(bounds, names, final)
-        l1_ratio = 1.0 if kind is Lasso else final.l1_ratio
-        if "l1_ratio" in bounds:
-            _check_unit_interval("l1_ratio", bounds["l1_ratio"], "the elastic net")
-        elif not 0 < l1_ratio <= 1:
-            raise ValueError(
-                f"ElasticNet(l1_ratio={l1_ratio}) is not supported: with l1_ratio=0 the "
-                "elastic net is a ridge, tune Ridge instead."
-            )
-        return EnetCVProblem(
-            folds, fit_intercept=final.fit_intercept, l1_ratio=l1_ratio,
-            tune_l1_ratio="l1_ratio" in bounds, positive=final.positive, tol=final.tol,
-            max_iter=final.max_iter, bounds=_bounds_pair(bounds.get("alpha")),
-            l1_ratio_bounds=_bounds_pair(bounds.get("l1_ratio")) or (0.01, 1.0),
-        )
-    if kind is Ridge:
-        _reject_unknown(bounds, {"alpha"}, final)
-        if final.positive:
-            raise ValueError("Ridge(positive=True) is not supported by HypergradSearchCV.")
-        if np.ndim(final.alpha) and "alpha" not in bounds:
-            raise ValueError("Ridge with one alpha per target is not supported.")
-        # 'auto' as ImplicitRidgeCV: six decades either side of the data scale.
-        return _RidgeFoldGrads(folds, fit_intercept=final.fit_intercept,
-                               bounds=_bounds_pair(bounds.get("alpha")))
-    raise AssertionError(kind)  # pragma: no cover
-
-
-def _RidgeFoldGrads(*args, **kwargs):
-    from ._smooth_steps import RidgeFoldGrads
-
-    return RidgeFoldGrads(*args, **kwargs)
-
-
-def _logistic_l1_ratio(final):
-    """The l1_ratio scikit-learn's LogisticRegression uses (>= 1.8: l1_ratio decides)."""
-    penalty = getattr(final, "penalty", "deprecated")
-    if final.solver == "liblinear" or getattr(final, "dual", False):
-        raise ValueError(
-            "LogisticRegression(solver='liblinear') penalizes the intercept (a different "
-            "objective): use solver='lbfgs', 'newton-cg', 'newton-cholesky' or 'saga' "
-            "(the same minimizer, which HypergradSearchCV reproduces)."
-        )
-    if penalty is None or (isinstance(penalty, str) and penalty == "none"):
-        raise ValueError("LogisticRegression without penalty has no C to tune.")
-    if penalty == "l2":
-        return 0.0
-    if penalty == "l1":
-        return 1.0
-    l1_ratio = final.l1_ratio
-    return 0.0 if l1_ratio is None else float(l1_ratio)
-
-
-def _logistic_problem(final, folds, bounds, loss="log_loss"):
-    """scikit-learn's LogisticRegression: ``C * sum_i s_i l_i + penalty``, same minimizer;
-    validation ``loss`` ``"log_loss"`` or ``"brier"``."""
-    try:
-        from ..linear_model._logistic_problem import LogisticCVProblem
-    except ImportError:
-        raise NotImplementedError(
-            "LogisticRegression as the final step needs skimplicit's logistic tunable "
-            "problem (skimplicit.linear_model._logistic_problem), which is not available "
-            "in this version. Use GridSearchCV for now."
-        ) from None
-    from ..linear_model._logistic_problem import encode_folds
-
-    _reject_unknown(bounds, {"C", "l1_ratio"}, final)
-    l1_ratio = _logistic_l1_ratio(final)
-    if "l1_ratio" in bounds and bounds["l1_ratio"] is not None:
-        lo, hi = bounds["l1_ratio"][:2]
-        if not (0 <= lo and hi <= 1):
-            raise ValueError(
-                f"The bounds of l1_ratio must lie in [0, 1] for LogisticRegression; got {(lo, hi)}."
-            )
-    if not np.isfinite(final.C) and "C" not in bounds:
-        raise ValueError("LogisticRegression(C=inf) has no penalty to hold fixed.")
-    # As LogisticRegression.fit on each training fold: class weights from its labels.
-    encoded, classes = encode_folds(folds, final.class_weight)
-    return LogisticCVProblem(
-        encoded, n_classes=classes.size, fit_intercept=final.fit_intercept,
-        l1_ratio=l1_ratio, tune_l1_ratio="l1_ratio" in bounds, tol=final.tol,
-        max_iter=final.max_iter, bounds=_bounds_pair(bounds.get("C")),
-        l1_ratio_bounds=_bounds_pair(bounds.get("l1_ratio")) or (0.05, 1.0), loss=loss,
-    )
-
-
-def _reject_unknown(bounds, names, final):
-    unknown = sorted(set(bounds) - names)
-    if unknown:
-        raise ValueError(
-            f"{type(final).__name__} has no tunable hyperparameter {unknown}; "
-            f"tunable by hypergradients: {sorted(names)}."
-        )
-
-
-def _sklearn_kind(final):
-    """The scikit-learn class whose objective ``final`` keeps, or ``None``.
-
-    Its exact class, or a subclass that overrides neither ``fit`` nor the prediction
-    methods (e.g. one that only hides ``score``): the same minimizer.
-    """
-    from ._smooth_steps import SMOOTH_FINAL_STEPS
-
-    for kind in _SKLEARN_FINAL_STEPS + tuple(SMOOTH_FINAL_STEPS):
-        if type(final) is kind:
-            return kind
-        if isinstance(final, kind) and all(
-                getattr(type(final), m, None) is getattr(kind, m, None)
-                for m in ("fit", "predict", "decision_function", "_decision_function")):
-            return kind
-    return None
-
-
-def supported_names():
-    """The final steps HypergradSearchCV maps to an inner problem, for messages."""
-    from ._smooth_steps import SMOOTH_FINAL_STEPS
-
-    return [k.__name__ for k in _SKLEARN_FINAL_STEPS] + [
-        f"{k.__name__} ({why})" if why else k.__name__
-        for k, why in SMOOTH_FINAL_STEPS.items()]
-
-
-def is_supported_final_step(final):
-    return _sklearn_kind(final) is not None or hasattr(final, "_make_tunable_problem")
-
-
-def make_problem(final, folds, bounds, scoring=None):
-    """The final step's tunable problem on ``folds`` (natural hyperparameter names).
-
-    ``scoring``: the name of the differentiable scorer asked for (a value of
-    :data:`LOSS_TO_SCORING`), where the problem can take it as its validation loss
-    (``neg_brier_score`` for ``LogisticRegression``); else the model's own loss."""
-    kind = _sklearn_kind(final)
-    if kind is LogisticRegression:
-        return _logistic_problem(final, folds, bounds,
-                                 "brier" if scoring == "neg_brier_score" else "log_loss")
-    if kind in _SKLEARN_FINAL_STEPS:
-        return _sklearn_problem(final, folds, bounds, kind)
-    if kind is not None:
-        from ._smooth_steps import smooth_problem
-
-        return smooth_problem(final, folds, bounds, kind)
-    if hasattr(final, "_make_tunable_problem"):
-        return final._make_tunable_problem(folds)
-    raise TypeError(
-        f"HypergradSearchCV cannot tune {type(final).__name__}: its fitted model does not "
-        "satisfy smooth optimality conditions that skimplicit differentiates. Supported "
-        f"final steps: {', '.join(supported_names())}; or any estimator implementing "
-        "skimplicit's tunable protocol (a `_make_tunable_problem(folds)` method; see the "
-        "HypergradSearchCV docstring). Use GridSearchCV for the others."
-    )
-
-
 def _fixed_value(final, name):
     """The estimator's own numeric value of hyperparameter ``name``, or None."""
     params = final.get_params(deep=False)
@@ -378,12 +199,7 @@ def restrict(problem, final, bounds, *, error_score="raise", starts=None, allow_
     otherwise (skimplicit's CV estimators, which have no such parameter).
     """
     own = {hp.name: hp for hp in problem.hyperparameters}
-    unknown = sorted(set(bounds) - set(own))
-    if unknown:
-        raise ValueError(
-            f"{type(final).__name__} has no tunable hyperparameter {unknown}; tunable by "
-            f"hypergradients: {sorted(own)}."
-        )
+    reject_unknown(bounds, own, final)
     tuned, fixed, new_all = [], {}, []
     for hp in problem.hyperparameters:
         if hp.name in bounds:
@@ -581,64 +397,3 @@ def score_transform(scoring, problem, folds):
     def r2(m):
         return m / v, 1.0 / v
     return r2, 1.0
-
-
-def tuned_final_step(final, params):
-    """An unfitted estimator to refit in place of ``final`` at hyperparameters ``params``.
-
-    In order: ``final._tuned_estimator(params)`` (protocol hook); ``clone(final)`` with
-    ``params`` set when they are all its parameters (scikit-learn's estimators, and
-    third-party estimators whose problem names its own parameters); the plain
-    scikit-learn counterpart of a skimplicit CV estimator. Raises ``TypeError``
-    otherwise.
-    """
-    hook = getattr(final, "_tuned_estimator", None)
-    if hook is not None:
-        return hook(dict(params))
-    own = final.get_params(deep=False)
-    if all(k in own for k in params):
-        return clone(final).set_params(**params)
-    plain = _skimplicit_counterpart(final, params)
-    if plain is not None:
-        return plain
-    raise TypeError(
-        f"Cannot set the tuned hyperparameters {sorted(params)} on "
-        f"{type(final).__name__}: they are not among its parameters. Implement "
-        "`_tuned_estimator(params)` returning the estimator to refit (see the "
-        "HypergradSearchCV docstring)."
-    )
-
-
-def _skimplicit_counterpart(final, params):
-    """Lasso / ElasticNet / Ridge for skimplicit's CV estimators (scalar alphas)."""
-    from ..linear_model import ImplicitElasticNetCV, ImplicitLassoCV, ImplicitRidgeCV
-
-    if any(np.ndim(v) for v in params.values()):
-        raise TypeError(
-            f"{type(final).__name__} with one alpha per feature has no plain scikit-learn "
-            "counterpart to refit: use it directly rather than inside HypergradSearchCV."
-        )
-    kind = type(final)
-    if kind is ImplicitLassoCV:
-        return Lasso(alpha=params["alpha"], fit_intercept=final.fit_intercept,
-                     positive=final.positive, tol=final.tol, max_iter=final.max_iter)
-    if kind is ImplicitElasticNetCV:
-        l1 = params.get("l1_ratio", final.l1_ratio)
-        return ElasticNet(alpha=params["alpha"], l1_ratio=l1, fit_intercept=final.fit_intercept,
-                          positive=final.positive, tol=final.tol, max_iter=final.max_iter)
-    if kind is ImplicitRidgeCV:
-        return Ridge(alpha=params["alpha"], fit_intercept=final.fit_intercept)
-    return None
-
-
-def check_refittable(final, problem_names):
-    """Fail before tuning, not after, when the refit could not be built."""
-    probe = {name: 1.0 for name in problem_names}
-    if getattr(final, "_tuned_estimator", None) is not None:
-        return
-    own = final.get_params(deep=False)
-    if all(k in own for k in probe):
-        return
-    if getattr(final, "alpha_per_feature", False):
-        _skimplicit_counterpart(final, {"alpha": np.ones(2)})  # raises with a clear message
-    tuned_final_step(final, probe)

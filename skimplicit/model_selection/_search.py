@@ -8,8 +8,11 @@ shared outer loop, :func:`skimplicit.model_selection.tune` (the loop behind
    preprocessing steps (all but the last) are cloned and fitted on each training fold,
    and applied to its validation fold, giving one
    :class:`~skimplicit.tuning.FoldData` per split.
-2. **A tunable problem from the final step.** scikit-learn's ``Lasso``, ``ElasticNet``,
-   ``Ridge`` and ``LogisticRegression`` are mapped to skimplicit's inner problems with
+2. **A tunable problem from the final step.** A table maps the final step's class to its
+   entry (:mod:`skimplicit.model_selection._registry`): scikit-learn's ``Lasso``,
+   ``ElasticNet``, ``Ridge``, ``LogisticRegression`` and its smooth final steps
+   (``LinearSVC``, ``LinearSVR``, ``RidgeClassifier``, ``HuberRegressor``, the GLMs,
+   ``KernelRidge``, the SGD estimators) are mapped to skimplicit's inner problems with
    exactly their objective and parameters; any other final step must implement the
    tunable protocol below.
 3. **Restriction to** ``param_bounds``: the hyperparameters named there are tuned within
@@ -23,14 +26,18 @@ The tunable protocol (for third-party estimators)
 -------------------------------------------------
 An estimator can be the final step of a :class:`HypergradSearchCV` if it implements::
 
-    def _make_tunable_problem(self, folds):
+    def make_tunable_problem(self, folds, bounds):
         '''Return a tunable problem for these folds (read-only list of FoldData).'''
 
 ``folds`` is a list of :class:`~skimplicit.tuning.FoldData`
 ``(X_train, y_train, sw_train, X_test, y_test, sw_test)``: the already preprocessed
 arrays of each split (dense float64 or scipy sparse X; sample weights as given, ones by
-default; ``y`` as passed to ``fit``, float64 for regressors). The returned object
-implements :class:`~skimplicit.model_selection.TunableProblem`:
+default; ``y`` as passed to ``fit``, float64 for regressors); ``bounds`` maps the
+hyperparameters named in ``param_grid`` to ``(low, high, scale)`` (``scale`` ``None``
+unless given) or ``None`` (``"auto"``): the search applies them to the problem's
+``hyperparameters`` afterwards, a problem may also use them (its coarse path). The
+former private name ``_make_tunable_problem(folds)`` is still understood. The returned
+object implements :class:`~skimplicit.model_selection.TunableProblem`:
 
 ``hyperparameters``
     a list of :class:`~skimplicit.model_selection.Hyperparameter` (name, default bounds,
@@ -54,10 +61,11 @@ implements :class:`~skimplicit.model_selection.TunableProblem`:
 
 The hyperparameter names should be the estimator's own constructor parameters (as
 ``alpha`` is ``Lasso``'s): the refit then sets them with ``set_params``. Otherwise the
-estimator implements ``_tuned_estimator(params)``, returning the (unfitted) estimator to
-refit at ``params``. skimplicit's CV estimators implement ``_make_tunable_problem``;
-inside this search, their refit is their plain scikit-learn counterpart (``Lasso``,
-``ElasticNet``, ``Ridge``) at the chosen values.
+estimator implements ``tuned_estimator(params)`` (formerly ``_tuned_estimator``),
+returning the (unfitted) estimator to refit at ``params``. skimplicit's CV estimators
+implement the protocol; inside this search, their refit is their plain scikit-learn
+counterpart (``Lasso``, ``ElasticNet``, ``Ridge``, ``LogisticRegression``) at the chosen
+values.
 """
 
 from __future__ import annotations
@@ -72,7 +80,6 @@ from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import ElasticNet, Lasso
 from sklearn.metrics import get_scorer
 from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
 from sklearn.model_selection import check_cv
@@ -99,15 +106,13 @@ from sklearn.utils.validation import (
 
 from ._adapters import (
     LOSS_TO_SCORING,
-    check_refittable,
-    score_transform,
-    is_supported_final_step,
-    make_problem,
     parse_param_grid,
     restrict,
+    score_transform,
     split_estimator,
-    tuned_final_step,
 )
+from ._registry import (check_refittable, final_step, find_final_step, make_problem,
+                        tuned_final_step)
 from ..utils import check_fold_weights, check_sample_weight
 from ..tuning._constant import tune_or_constant
 from ..tuning._select import score_points, select_best
@@ -433,10 +438,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     differentiable loss the search followed (``scorer_``).
 
     **The tunable protocol.** A third-party final step implements
-    ``_make_tunable_problem(folds) -> TunableProblem`` (see
+    ``make_tunable_problem(folds, bounds) -> TunableProblem`` (see
     :mod:`skimplicit.model_selection._search` for the full contract); if the problem's
     hyperparameter names are not its constructor parameters, it also implements
-    ``_tuned_estimator(params)`` returning the estimator to refit.
+    ``tuned_estimator(params)`` returning the estimator to refit.
 
     **Parallelism and JAX.** Restarts (``n_restarts > 1``) and the per-fold
     preprocessing run through joblib; use a process backend that does not fork a process
@@ -547,7 +552,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             final = split_estimator(self.estimator)[1]
         except ValueError:
             return False
-        return type(final) in (Lasso, ElasticNet)
+        step = find_final_step(final)
+        return step is not None and step.single_output
 
     # -- fit -----------------------------------------------------------------------------
     def _validate_y(self, y, final):
@@ -627,8 +633,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         scorers, refit_metric = BaseSearchCV._get_scorers(self)
         estimator = clone(self.estimator)
         pre, final, prefix = split_estimator(estimator)
-        if not is_supported_final_step(final):
-            make_problem(final, None, {})  # raises the explanatory TypeError
+        final_step(final)  # the explanatory TypeError for a step it cannot tune
         bounds, starts, fixed = parse_param_grid(self.param_grid, prefix, final)
         if fixed:  # one-value lists: held there, as a one-point grid
             estimator.set_params(**fixed)
@@ -692,7 +697,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                                   starts=starts, allow_empty=True)
         search_problem.transform = transform
         search_problem.display_prefix = prefix  # verbose output in cv_results_' names
-        check_refittable(final, [hp.name for hp in search_problem.hyperparameters])
+        check_refittable(final, search_problem.hyperparameters)
         if search_problem.hyperparameters:
             # Nothing to tune (a constant target, no varying feature): one evaluation at
             # the strongest penalty in the bounds, as the estimators do.

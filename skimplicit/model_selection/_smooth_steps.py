@@ -23,17 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
-from sklearn.linear_model import (
-    GammaRegressor,
-    HuberRegressor,
-    PoissonRegressor,
-    RidgeClassifier,
-    SGDClassifier,
-    SGDRegressor,
-    TweedieRegressor,
-)
-from sklearn.kernel_ridge import KernelRidge
-from sklearn.svm import LinearSVC, LinearSVR
 
 from ..linear_model._cv_problems import RidgeCVProblem
 from ..solvers import dense
@@ -41,99 +30,8 @@ from ..solvers._host_smooth import (huber_fit, squared_svm_newton, tweedie_newto
                                     tweedie_terms, weighted_kernel_ridge)
 from ..tuning import CVProblem, Evaluation, Hyperparameter
 
-__all__ = ["SMOOTH_FINAL_STEPS", "smooth_problem", "L2SVMCVProblem", "KernelRidgeCVProblem"]
-
-# class -> the condition under which it is supported (for the error message).
-SMOOTH_FINAL_STEPS = {
-    LinearSVC: "loss='squared_hinge', penalty='l2', multi_class='ovr'",
-    LinearSVR: "loss='squared_epsilon_insensitive'",
-    RidgeClassifier: "",
-    HuberRegressor: "",
-    PoissonRegressor: "",
-    GammaRegressor: "",
-    TweedieRegressor: "power >= 1, link='log' or 'auto'",
-    KernelRidge: "alpha; gamma for kernel='rbf' or 'laplacian'",
-    SGDRegressor: "loss='squared_error', penalty='l2', early_stopping=False",
-    SGDClassifier: "loss='log_loss', penalty='l2', two classes, early_stopping=False",
-}
-
-
-def _reject_unknown(bounds, names, final):
-    unknown = sorted(set(bounds) - names)
-    if unknown:
-        raise ValueError(
-            f"{type(final).__name__} has no tunable hyperparameter {unknown}; "
-            f"tunable by hypergradients: {sorted(names)}."
-        )
-
-
-def _unsupported(final, what):
-    raise ValueError(
-        f"{type(final).__name__} with {what} is not supported by HypergradSearchCV: its "
-        "fitted model has no smooth optimality conditions. Supported: "
-        f"{type(final).__name__}({SMOOTH_FINAL_STEPS[type(final)] or ''}); use GridSearchCV "
-        "otherwise."
-    )
-
-
-def smooth_problem(final, folds, bounds, kind):
-    """The tunable problem of one of :data:`SMOOTH_FINAL_STEPS` on ``folds``."""
-    if kind is LinearSVC:
-        _reject_unknown(bounds, {"C"}, final)
-        if final.loss != "squared_hinge":
-            _unsupported(final, f"loss={final.loss!r}")
-        if final.penalty != "l2":
-            _unsupported(final, f"penalty={final.penalty!r}")
-        if final.multi_class != "ovr":
-            _unsupported(final, f"multi_class={final.multi_class!r}")
-        return L2SVMCVProblem(folds, task="svc", fit_intercept=final.fit_intercept,
-                              class_weight=final.class_weight,
-                              intercept_scaling=final.intercept_scaling,
-                              bounds=_pair(bounds.get("C")))
-    if kind is LinearSVR:
-        _reject_unknown(bounds, {"C"}, final)
-        if final.loss != "squared_epsilon_insensitive":
-            _unsupported(final, f"loss={final.loss!r}")
-        return L2SVMCVProblem(folds, task="svr", epsilon=final.epsilon,
-                              fit_intercept=final.fit_intercept,
-                              intercept_scaling=final.intercept_scaling,
-                              bounds=_pair(bounds.get("C")))
-    if kind is RidgeClassifier:
-        _reject_unknown(bounds, {"alpha"}, final)
-        if final.positive:
-            raise ValueError("RidgeClassifier(positive=True) is not supported.")
-        return _ridge_classifier_problem(final, folds, _pair(bounds.get("alpha")),
-                                         final.class_weight)
-    if kind is HuberRegressor:
-        _reject_unknown(bounds, {"alpha"}, final)
-        return HuberCVProblem(folds, epsilon=final.epsilon, fit_intercept=final.fit_intercept,
-                              bounds=_pair(bounds.get("alpha")))
-    if kind in (PoissonRegressor, GammaRegressor, TweedieRegressor):
-        _reject_unknown(bounds, {"alpha"}, final)
-        power = {PoissonRegressor: 1.0, GammaRegressor: 2.0}.get(kind)
-        if kind is TweedieRegressor:
-            power = float(final.power)
-            if power < 1 or final.link == "identity":
-                _unsupported(final, f"power={final.power}, link={final.link!r}")
-        return GLMCVProblem(folds, power=power, fit_intercept=final.fit_intercept,
-                            bounds=_pair(bounds.get("alpha")))
-    if kind is SGDRegressor or kind is SGDClassifier:
-        return _sgd_problem(final, folds, bounds, kind)
-    if kind is KernelRidge:
-        _reject_unknown(bounds, {"alpha", "gamma"}, final)
-        if np.ndim(final.alpha):
-            raise ValueError("KernelRidge with one alpha per target is not supported.")
-        return KernelRidgeCVProblem(
-            folds, kernel=final.kernel, gamma=final.gamma, degree=final.degree,
-            coef0=final.coef0, kernel_params=final.kernel_params,
-            tune_gamma="gamma" in bounds, bounds=_pair(bounds.get("alpha")),
-            gamma_bounds=_pair(bounds.get("gamma")))
-    raise AssertionError(kind)  # pragma: no cover
-
-
-def _pair(spec):
-    return None if spec is None else spec[:2]
-
+__all__ = ["L2SVMCVProblem", "HuberCVProblem", "GLMCVProblem", "KernelRidgeCVProblem",
+           "RidgeFoldGrads", "InverseC"]
 
 def _classes(folds):
     return np.unique(np.concatenate([np.asarray(f.y_train) for f in folds]))
@@ -161,24 +59,6 @@ class RidgeFoldGrads(RidgeCVProblem):
         return CVProblem.evaluation(loss_f, {"alpha": float(fold_g.mean())}, ok.all(),
                                     linear_residual=float(res.max()),
                                     fold_grads={"alpha": fold_g})
-
-
-def _ridge_classifier_problem(final, folds, bounds, class_weight=None):
-    from sklearn.utils.class_weight import compute_sample_weight
-
-    classes = _classes(folds)
-    enc = []
-    for f in folds:
-        ytr, yte = _codes(f.y_train, classes), _codes(f.y_test, classes)
-        if ytr.shape[1] == 1:
-            ytr, yte = ytr[:, 0], yte[:, 0]
-        sw = np.asarray(f.sw_train, float)
-        if class_weight:  # as RidgeClassifier.fit on the fold
-            sw = sw * compute_sample_weight(class_weight, f.y_train)
-        enc.append(f._replace(y_train=ytr, y_test=yte, sw_train=sw))
-    problem = RidgeCVProblem(enc, fit_intercept=final.fit_intercept, bounds=bounds)
-    problem.loss_name = "squared_error_of_class_codes"
-    return problem
 
 
 def _augment(X, fit_intercept, intercept_scaling):
@@ -625,62 +505,6 @@ class KernelRidgeCVProblem(_StepProblem):
         fold_grads = {n: np.array([o[1][n] for o in out]) for n in names}
         return self.evaluation(losses, {n: float(v.mean()) for n, v in fold_grads.items()},
                                fold_grads=fold_grads)
-
-
-# -- SGDRegressor / SGDClassifier ----------------------------------------------------------
-
-def _sgd_problem(final, folds, bounds, kind):
-    """The exact minimizer that scikit-learn's SGD estimators approximate (l2 penalty).
-
-    ``SGDRegressor(loss='squared_error')`` minimizes ``1/n sum_i s_i (y_i - x_i.w -
-    b)^2 / 2 + alpha / 2 ||w||^2``: ``Ridge``'s objective with weights ``s_i / n`` (times
-    1/2). ``SGDClassifier(loss='log_loss')``, binary: ``1/n sum_i s_i log-loss_i +
-    alpha / 2 ||w||^2``, ``LogisticRegression``'s with weights ``s_i / n`` and ``C = 1 /
-    alpha``. The descent follows the exact minimizer's hypergradient; the refit is the
-    user's SGD estimator, which stops short of that minimizer (by 0.1-3 % of the CV loss
-    at scikit-learn's defaults, measured on diabetes and breast_cancer), so the point is
-    selected among the evaluated ones by SGD's own CV score (``approximate_refit``), as
-    GridSearchCV scores a grid point. l1 and elastic-net penalties are refused: not
-    smooth, and SGD's truncated-gradient solutions are far from the minimizer.
-    """
-    from ..linear_model._logistic_problem import LogisticCVProblem, encode_folds
-
-    _reject_unknown(bounds, {"alpha"}, final)
-    want = "squared_error" if kind is SGDRegressor else "log_loss"
-    if final.loss != want:
-        _unsupported(final, f"loss={final.loss!r}")
-    if final.penalty != "l2" and not (final.penalty == "elasticnet" and final.l1_ratio == 0):
-        _unsupported(final, f"penalty={final.penalty!r}")
-    if final.early_stopping:
-        _unsupported(final, "early_stopping=True (it fits on part of the training fold)")
-    # 1/n_f: SGD's mean over the rows of the fold (the weights are not normalized)
-    folds = [f._replace(sw_train=np.asarray(f.sw_train, float) / np.asarray(f.sw_train).size)
-             for f in folds]
-    alpha_bounds = _pair(bounds.get("alpha"))
-    if kind is SGDRegressor:
-        problem = RidgeFoldGrads(folds, fit_intercept=final.fit_intercept, bounds=alpha_bounds)
-    else:
-        if final.class_weight is not None:  # as SGDClassifier.fit (no sample weights)
-            from sklearn.utils.class_weight import compute_class_weight
-
-            out = []
-            for f in folds:
-                present = np.unique(f.y_train)
-                cw = compute_class_weight(final.class_weight, classes=present, y=f.y_train)
-                out.append(f._replace(sw_train=f.sw_train
-                                      * cw[np.searchsorted(present, f.y_train)]))
-            folds = out
-        encoded, classes = encode_folds(folds)
-        if classes.size != 2:
-            _unsupported(final, f"{classes.size} classes (one-vs-rest, not the multinomial "
-                         "loss)")
-        c_bounds = None if alpha_bounds is None else (1.0 / alpha_bounds[1],
-                                                      1.0 / alpha_bounds[0])
-        problem = InverseC(LogisticCVProblem(encoded, n_classes=2,
-                                             fit_intercept=final.fit_intercept,
-                                             l1_ratio=0.0, tol=1e-12, bounds=c_bounds))
-    problem.approximate_refit = True
-    return problem
 
 
 class InverseC(_StepProblem):

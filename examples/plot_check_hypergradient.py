@@ -136,7 +136,8 @@ class CGRidge(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         return validate_data(self, X, reset=False) @ self.coef_ + self.intercept_
 
-    def _make_tunable_problem(self, folds):
+    def make_tunable_problem(self, folds, bounds):
+        del bounds  # the search restricts the problem to its param_grid
         return CGRidgeProblem(folds, self.tol)
 
 

@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skimplicit.implicit import optimality, root_vjp
-from skimplicit.model_selection import Evaluation, Hyperparameter
+from skimplicit.tuning import CVProblem, Hyperparameter, split_folds, tune
 
 
 # -- 1. The inner problem and its optimality mapping -------------------------------------
@@ -46,7 +47,7 @@ def fold_loss_and_hypergrad(w, alpha, X_train, y_train, X_test, y_test):
 
 
 # -- 3. The tunable problem: folds in, loss and hypergradient out ------------------------
-class RidgeProblem:
+class RidgeProblem(CVProblem):
     """K-fold validation MSE of ridge regression, tuned over ``alpha`` (log scale)."""
 
     loss_name = "mse"
@@ -74,9 +75,9 @@ class RidgeProblem:
                 loss, d_alpha = fold_loss_and_hypergrad(w, alpha, X, y, X_test, y_test)
                 losses.append(float(loss))
                 grads.append(float(d_alpha))
-        losses = np.array(losses)
         grad = {"alpha": float(np.mean(grads))} if with_grad else None
-        return Evaluation(loss=float(losses.mean()), grad=grad, fold_losses=losses)
+        # (CVProblem.evaluation: the mean of the fold losses, and the per-fold losses)
+        return self.evaluation(losses, grad)
 
 
 # -- 4. The estimator: a plain scikit-learn regressor plus one hook ------------------------
@@ -98,41 +99,38 @@ class TunableRidge(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=False)
         return X @ self.coef_ + self.intercept_
 
-    def _make_tunable_problem(self, folds):
+    def make_tunable_problem(self, folds, bounds):
         # The hyperparameter is named like the constructor parameter ("alpha"), so
-        # HypergradSearchCV refits with set_params(alpha=best).
+        # HypergradSearchCV refits with set_params(alpha=best). ``bounds``: the search's
+        # interval per hyperparameter of param_grid, which the search also enforces.
+        del bounds
         return RidgeProblem(folds)
 
 
-# -- 5. Inside skimplicit: a full CV estimator on the shared base class --------------------
-from skimplicit.linear_model._base import ImplicitLinearModelCV  # noqa: E402
+# -- 5. A full CV estimator: its own fit, on the public tuning layer ------------------------
+class TunableRidgeCV(RegressorMixin, BaseEstimator):
+    """``TunableRidge`` with its ``alpha`` tuned by K-fold CV (``alpha_``, ``cv_loss_``).
 
-
-class TunableRidgeCV(ImplicitLinearModelCV):
-    """``TunableRidge`` with its ``alpha`` tuned by K-fold CV (``alpha_``, ``history_``).
-
-    The base class owns ``fit``: validation, folds, ``tune``, the fitted attributes.
+    ``fit`` is data validation + the problem + one call into the shared outer loop.
     """
 
-    def __init__(self, *, cv=None, alpha_init="auto", max_outer_iter=30, outer_tol=1e-4,
-                 n_restarts=1, max_time=None, verbose=0, random_state=None, n_jobs=None):
+    def __init__(self, *, cv=5, max_outer_iter=30, random_state=None):
         self.cv = cv
-        self.alpha_init = alpha_init
         self.max_outer_iter = max_outer_iter
-        self.outer_tol = outer_tol
-        self.n_restarts = n_restarts
-        self.max_time = max_time
-        self.verbose = verbose
         self.random_state = random_state
-        self.n_jobs = n_jobs
 
-    def _make_tunable_problem(self, folds):
-        return RidgeProblem(folds)
-
-    def _store_params(self, best, result):
-        self.alpha_ = best["alpha"]
-
-    def _refit(self, X, y, sample_weight):
-        del sample_weight  # this small example ignores sample weights
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, y_numeric=True)
+        splits = check_cv(self.cv).split(X, y)
+        folds = split_folds(X, y, np.ones(len(y)), splits)
+        result = tune(RidgeProblem(folds), max_outer_iter=self.max_outer_iter,
+                      random_state=self.random_state)
+        self.alpha_, self.cv_loss_ = result.best_params["alpha"], result.best_loss
         final = TunableRidge(alpha=self.alpha_).fit(X, y)
         self.coef_, self.intercept_ = final.coef_, final.intercept_
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return X @ self.coef_ + self.intercept_

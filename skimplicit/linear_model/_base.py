@@ -1,6 +1,6 @@
 """Shared machinery of the gradient-tuned linear models.
 
-An estimator here is: data validation + a tunable problem (``_make_tunable_problem``) +
+An estimator here is: data validation + a tunable problem (``make_tunable_problem``) +
 one call into :func:`skimplicit.model_selection.tune` + a refit (``_refit``). Everything
 else (folds, history, attributes, routing of ``groups``) lives once, in this base class.
 """
@@ -59,7 +59,7 @@ def check_bounds(bounds, name="bounds"):
 class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
     """Base class: a linear regressor whose regularization is tuned by hypergradients.
 
-    Subclasses implement ``_make_tunable_problem(folds)`` (folds: a list of
+    Subclasses implement ``make_tunable_problem(folds)`` (folds: a list of
     :class:`~skimplicit.tuning.FoldData`), ``_refit`` and
     ``_store_params`` (a few lines each).
     """
@@ -151,7 +151,7 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         """Validation that needs the data (subclasses), before the problems are built."""
 
     def _make_tunable_problems(self, folds):
-        return [self._make_tunable_problem(folds)]
+        return [self.make_tunable_problem(folds)]
 
     def _store_results(self, results, best):
         """Attributes over several tuned problems (subclasses)."""

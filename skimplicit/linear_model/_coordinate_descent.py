@@ -301,7 +301,21 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         self.alpha_per_feature = alpha_per_feature
         self.selection = selection
 
-    def _make_tunable_problem(self, folds):
+    def make_tunable_problem(self, folds, bounds=None):
+        """The tunable problem of this estimator's settings on ``folds`` (the tunable
+        protocol: :class:`~skimplicit.model_selection.HypergradSearchCV` calls it with
+        this estimator as a final step, and ``fit`` with its own folds).
+
+        Parameters
+        ----------
+        folds : list of :class:`~skimplicit.tuning.FoldData`
+        bounds : dict or None, default=None
+            Not used: the search restricts the problem to its ``param_grid``.
+
+        Returns
+        -------
+        problem : :class:`~skimplicit.tuning.CVProblem`
+        """
         bounds, starts = self._alpha_interval(1.0, 1.0)
         return EnetCVProblem(
             folds, fit_intercept=self.fit_intercept, l1_ratio=1.0,
@@ -440,7 +454,21 @@ history_, tuning_result_, n_features_in_, feature_names_in_ :
             precompute=self.precompute, eps=self.eps,
         )
 
-    def _make_tunable_problem(self, folds):
+    def make_tunable_problem(self, folds, bounds=None):
+        """The tunable problem of this estimator's settings on ``folds`` (the tunable
+        protocol: :class:`~skimplicit.model_selection.HypergradSearchCV` calls it with
+        this estimator as a final step, and ``fit`` with its own folds).
+
+        Parameters
+        ----------
+        folds : list of :class:`~skimplicit.tuning.FoldData`
+        bounds : dict or None, default=None
+            Not used: the search restricts the problem to its ``param_grid``.
+
+        Returns
+        -------
+        problem : :class:`~skimplicit.tuning.CVProblem`
+        """
         ratios = self._l1_ratios()
         if ratios is not None and len(ratios) > 1:
             raise ValueError(

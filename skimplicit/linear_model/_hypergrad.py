@@ -8,7 +8,6 @@ support coordinates have a zero coefficient (identity rows of the system).
 
 from __future__ import annotations
 
-import warnings
 from functools import partial
 
 import jax

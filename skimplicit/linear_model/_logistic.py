@@ -861,9 +861,11 @@ default='lbfgs'
         self.l1_ratio_ = np.full(K, self.l1_ratio_)
 
     # -- the tunable protocol (HypergradSearchCV with this estimator as a final step) -----
-    def _make_tunable_problem(self, folds):
+    def make_tunable_problem(self, folds, bounds=None):
         """The CV loss of this estimator's settings on given folds (labels as given): the
-        log-loss, or the Brier score with ``scoring='neg_brier_score'``."""
+        log-loss, or the Brier score with ``scoring='neg_brier_score'`` (the tunable
+        protocol; ``bounds`` is not used: the search restricts the problem to its
+        ``param_grid``)."""
         rhos, tuned, rho_bounds, _, _ = self._l1_spec(warn=False)
         encoded, classes = encode_folds(folds, self.class_weight)
         if self.C_per_class and classes.size == 2:
@@ -877,7 +879,7 @@ default='lbfgs'
             l1_ratio_bounds=lo_hi, loss=self._loss() or "log_loss",
         )
 
-    def _tuned_estimator(self, params):
+    def tuned_estimator(self, params):
         """scikit-learn's ``LogisticRegression`` at the tuned ``C`` (and ``l1_ratio``): the
         same objective, refit as a plain scikit-learn step."""
         from sklearn.linear_model import LogisticRegression

@@ -644,13 +644,63 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             "r2", "neg_root_mean_squared_error")
         select_mode = self.scoring is not None and loss_scoring is None and not chain
         X, y = indexable(X, self._validate_y(y, final))
-        params = _check_method_params(X, params=params)
+        splits, folds, est_params, score_params = self._folds(
+            X, y, _check_method_params(X, params=params), pre, final, prefix, select_mode)
+        problem = make_problem(final, folds, bounds, loss_scoring)
+        default = LOSS_TO_SCORING.get(problem.loss_name, f"neg_{problem.loss_name}")
+        # Selected among the points: a differentiable scorer of another loss, or a refit
+        # (SGD) that only approximates the problem's minimizer (its own CV scores).
+        select_mode = select_mode or (loss_scoring is not None and loss_scoring != default) \
+            or bool(getattr(problem, "approximate_refit", False))
+        transform, self._score_offset = None, 0.0
+        if chain:
+            found = score_transform(self.scoring, problem, folds)
+            if found is None:
+                select_mode = True  # no per-fold gradients: selected among the points
+            else:
+                transform, self._score_offset = found
+        search_problem = restrict(problem, final, bounds, error_score=self.error_score,
+                                  starts=starts, allow_empty=True)
+        search_problem.transform = transform
+        search_problem.display_prefix = prefix  # verbose output in cv_results_' names
+        check_refittable(final, search_problem.hyperparameters)
+        result = self._tune(search_problem, folds, final)
+        records, best_rec = _dedupe(result.records, result.best_evaluation)
+        points = [{**fixed, **{prefix + k: (v.copy() if np.ndim(v) else float(v))
+                               for k, v in r["params"].items()}} for r in records]
+        if select_mode or self.return_train_score:
+            # Every evaluated point refit on each training fold and scored by the user's
+            # scorer(s), exactly as GridSearchCV scores a grid point.
+            if not select_mode and transform is None:
+                scorers = get_scorer(default) if default in LOSS_TO_SCORING.values() \
+                    else scorers
+            results, self.multimetric_ = score_points(
+                self, estimator, X, y, splits, points, scorers, fit_params=dict(est_params),
+                score_params=score_params)
+            if not select_mode:  # the test scores the search followed
+                self._loss_scores(results, records)
+        else:
+            results = self._format_results(records, search_problem, prefix, points)
+            self.multimetric_ = False
+        if callable(self.scoring) and self.multimetric_:
+            BaseSearchCV._check_refit_for_multimetric(self, results_metrics(results))
+            refit_metric = self.refit
+        self._add_search_columns(results, records, search_problem, prefix)
+        self.cv_results_ = results
+        self._select(results, best_rec, refit_metric, select_mode, scorers, transform, default)
+        if self.refit:
+            self._refit_best(estimator, prefix, fixed, X, y, est_params)
+        return self
+
+    def _folds(self, X, y, params, pre, final, prefix, select_mode):
+        """The splits and each fold's data through the pipeline's other steps (fitted on
+        its training part), with the routed parameters, after GridSearchCV's checks and
+        the estimators' weight checks (skimplicit.utils): the training weights of the
+        final step and the weights of the validation loss."""
         groups, pre_params, final_params, est_params, score_params = self._routed_params(
             params, pre, final, prefix, select_mode)
         sw = final_params.pop("sample_weight", None)
         n_samples = _num_samples(X)
-        # The same weight checks as the estimators' (skimplicit.utils): the training
-        # weights of the final step and the weights of the validation loss.
         if sw is not None:
             sw = check_sample_weight(sw, n_samples)
         loss_sw = None if select_mode else score_params.get("sample_weight")
@@ -677,27 +727,11 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             delayed(_fold_data)(pre, X, y, tr, te, pre_params, sw, loss_sw)
             for tr, te in splits
         )
-        problem = make_problem(final, folds, bounds, loss_scoring)
-        default = LOSS_TO_SCORING.get(problem.loss_name, f"neg_{problem.loss_name}")
-        if loss_scoring is not None and loss_scoring != default:
-            # A differentiable scorer of another loss: selected among the points.
-            select_mode = True
-        if getattr(problem, "approximate_refit", False):
-            # The refit (SGD) only approximates the problem's minimizer: the point is
-            # selected by the refit's own CV scores.
-            select_mode = True
-        transform, self._score_offset = None, 0.0
-        if chain:
-            found = score_transform(self.scoring, problem, folds)
-            if found is None:
-                select_mode = True  # no per-fold gradients: selected among the points
-            else:
-                transform, self._score_offset = found
-        search_problem = restrict(problem, final, bounds, error_score=self.error_score,
-                                  starts=starts, allow_empty=True)
-        search_problem.transform = transform
-        search_problem.display_prefix = prefix  # verbose output in cv_results_' names
-        check_refittable(final, search_problem.hyperparameters)
+        return splits, folds, est_params, score_params
+
+    def _tune(self, search_problem, folds, final):
+        """The one call into the shared outer loop (``tuning_result_``,
+        ``search_space_``)."""
         if search_problem.hyperparameters:
             # Nothing to tune (a constant target, no varying feature): one evaluation at
             # the strongest penalty in the bounds, as the estimators do.
@@ -712,33 +746,17 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         else:  # every hyperparameter held (one-value lists): a one-point grid
             result = _one_point_result(search_problem)
         self.tuning_result_ = result
+        prefix = search_problem.display_prefix
         self.search_space_ = {
             prefix + hp.name: (hp.lower, hp.upper, hp.scale, hp.size is not None)
             for hp in search_problem.hyperparameters
         }
-        records, best_rec = _dedupe(result.records, result.best_evaluation)
-        points = [{**fixed, **{prefix + k: (v.copy() if np.ndim(v) else float(v))
-                               for k, v in r["params"].items()}} for r in records]
-        if select_mode or self.return_train_score:
-            # Every evaluated point refit on each training fold and scored by the user's
-            # scorer(s), exactly as GridSearchCV scores a grid point.
-            if not select_mode and transform is None:
-                scorers = get_scorer(default) if default in LOSS_TO_SCORING.values() \
-                    else scorers
-            fit_params = dict(est_params)
-            results, self.multimetric_ = score_points(
-                self, estimator, X, y, splits, points, scorers, fit_params=fit_params,
-                score_params=score_params)
-            if not select_mode:  # the test scores the search followed
-                self._loss_scores(results, records)
-        else:
-            results = self._format_results(records, search_problem, prefix, points)
-            self.multimetric_ = False
-        if callable(self.scoring) and self.multimetric_:
-            BaseSearchCV._check_refit_for_multimetric(self, results_metrics(results))
-            refit_metric = self.refit
-        self._add_search_columns(results, records, search_problem, prefix)
-        self.cv_results_ = results
+        return result
+
+    def _select(self, results, best_rec, refit_metric, select_mode, scorers, transform,
+                default):
+        """``best_index_``, ``best_score_``, ``best_params_`` and ``scorer_``: the
+        descent's best point, or the scorer's (``refit``) among the evaluated ones."""
         if self.refit or not self.multimetric_:
             if not select_mode and self.refit is True:
                 self.best_index_ = best_rec
@@ -755,19 +773,19 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         else:
             self.scorer_ = get_scorer(default) if default in LOSS_TO_SCORING.values() else None
         self._select_mode = select_mode
-        if self.refit:
-            best = clone(estimator)
-            natural = {k[len(prefix):]: v for k, v in self.best_params_.items()
-                       if k not in fixed}
-            step = tuned_final_step(split_estimator(best)[1], natural)
-            best = best.set_params(**{prefix[:-2]: step}) if prefix else step
-            t0 = time.perf_counter()
-            best.fit(X, y, **est_params)
-            self.refit_time_ = float(time.perf_counter() - t0)
-            self.best_estimator_ = best
-            if hasattr(best, "feature_names_in_"):
-                self.feature_names_in_ = best.feature_names_in_
-        return self
+
+    def _refit_best(self, estimator, prefix, fixed, X, y, est_params):
+        """``best_estimator_``: the final step at the best point, refit on all data."""
+        best = clone(estimator)
+        natural = {k[len(prefix):]: v for k, v in self.best_params_.items() if k not in fixed}
+        step = tuned_final_step(split_estimator(best)[1], natural)
+        best = best.set_params(**{prefix[:-2]: step}) if prefix else step
+        t0 = time.perf_counter()
+        best.fit(X, y, **est_params)
+        self.refit_time_ = float(time.perf_counter() - t0)
+        self.best_estimator_ = best
+        if hasattr(best, "feature_names_in_"):
+            self.feature_names_in_ = best.feature_names_in_
 
     def _loss_scores(self, results, records):
         """Test scores of the loss the search followed (the refits gave the train ones)."""

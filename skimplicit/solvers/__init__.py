@@ -123,14 +123,6 @@ from ._simplex import (
     projected_gradient_simplex,
 )
 from ._sklearn import SklearnCD, sklearn_kernel
-from ._simplex import (
-    block_cd_multiclass_svm,
-    entropy_mirror_map,
-    mirror_descent_simplex,
-    multiclass_svm_dual,
-    multiclass_svm_dual_coef,
-    projected_gradient_simplex,
-)
 
 __all__ = [
     "solve",
@@ -169,6 +161,10 @@ __all__ = [
     "tweedie_newton",
     "weighted_kernel_ridge",
     "ridge_dual_solve",
+    "dense",
+    "uses_working_sets",
+    "uses_full_gram",
+    "uses_dual_ridge",
     "mirror_descent_simplex",
     "projected_gradient_simplex",
     "block_cd_multiclass_svm",

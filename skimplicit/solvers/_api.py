@@ -34,7 +34,7 @@ import numpy as np
 from .._blas import one_blas_thread
 from ..implicit import custom_root
 from ..implicit.linear_solve import solve_cg
-from ._base import SolverInfo, bucket, is_traced
+from ._base import bucket, is_traced
 from ._cd import CD, buffer_shape, cd_kernel, default_ws_cap
 from ._host_cd import HostCD
 from ._datafits import Logistic, Quadratic
@@ -312,21 +312,19 @@ def select_solver(datafit, penalty, n_samples, n_features, n_problems=1, platfor
     Host solvers (``host=True``, NumPy / SciPy on the CPU; what the estimators' tuning runs
     per fold, warm-started from one evaluation to the next; least squares only):
 
-    ==========================  ==============================  ===========================
-    data shape (one fold)       solver / variant                rule
-    ==========================  ==============================  ===========================
-    ``L1`` / ``ElasticNet``     :class:`HostCD` (scikit-learn's  always on the host
-                                compiled CD) + polish
-    dense, ``p > 2 max(n,100)`` working sets (CD on the         :func:`uses_working_sets`
-                                support + worst violators)
-    dense, ``n >= 2p``,         CD on the fold's full Gram      :func:`uses_full_gram`
-    ``p <= 2048``               matrix (``O(p^2)`` a sweep)
-    sparse                      CD on the sparse columns
-    a system in ``k > n``       Woodbury through an ``n x n``   :func:`uses_dual_ridge`
-    columns with ``l2 > 0``     factorization (polish, ridge)
-    ``L2`` (ridge)              :class:`Direct` (exact; the     primal for ``p <= n``,
-                                tuning's batched JAX solve)     dual for ``p > n``
-    ==========================  ==============================  ===========================
+    * ``L1`` / ``ElasticNet``: :class:`HostCD` (scikit-learn's compiled coordinate
+      descent) and the certified active-set polish, always on the host. By data shape
+      (one fold, ``n`` rows, ``p`` features):
+
+      * dense, ``p > 2 max(n, 100)`` (:func:`uses_working_sets`): working sets, CD on the
+        support and the worst violators of the optimality conditions;
+      * dense, ``n >= 2p`` and ``p <= 2048`` (:func:`uses_full_gram`): CD on the fold's
+        full Gram matrix, ``O(p^2)`` a sweep, computed once per fold;
+      * sparse: CD on the sparse columns;
+      * a linear system in ``k > n`` columns with an l2 term (:func:`uses_dual_ridge`):
+        Woodbury's identity, one ``n x n`` factorization (the polish).
+    * ``L2`` (ridge): :class:`Direct`, exact (the tuning's batched solve, in the primal
+      for ``p <= n``, in the dual for ``p > n``).
 
     Parameters
     ----------

@@ -28,11 +28,13 @@ cover's batch in one call, returning one :class:`Evaluation` per point) and
 ``bound_hint(name, side)`` (how the user widens that bound, for the warning issued when
 the best point sits on it; ``None`` for a natural limit such as ``l1_ratio = 1``).
 
-That is all :func:`tune` needs. An estimator becomes tunable by
+That is all :func:`tune` needs; :class:`~skimplicit.tuning.CVProblem` is a base class
+that provides the optional parts. An estimator becomes tunable by
 :class:`~skimplicit.model_selection.HypergradSearchCV` by implementing
-``_make_tunable_problem(folds)`` (``folds``: one
-:class:`~skimplicit.tuning.FoldData` per split) returning such a
-problem; skimplicit's estimators do (see the user guide, "Making a new estimator
+``make_tunable_problem(folds, bounds)`` (``folds``: one :class:`FoldData` per split;
+``bounds``: the search's interval per hyperparameter of ``param_grid``) returning such a
+problem, and ``tuned_estimator(params)`` when its hyperparameters are not constructor
+parameters; skimplicit's estimators do (see the user guide, "Making a new estimator
 tunable").
 """
 

@@ -150,6 +150,23 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
     def _check_and_prepare(self, X, y, sample_weight):
         """Validation that needs the data (subclasses), before the problems are built."""
 
+    def make_tunable_problem(self, folds, bounds=None):
+        """The tunable problem of this estimator's settings on ``folds`` (the tunable
+        protocol: :class:`~skimplicit.model_selection.HypergradSearchCV` calls it with
+        this estimator as a final step, and ``fit`` with its own folds).
+
+        Parameters
+        ----------
+        folds : list of :class:`~skimplicit.tuning.FoldData`
+        bounds : dict or None, default=None
+            Not used: the search restricts the problem to its ``param_grid``.
+
+        Returns
+        -------
+        problem : :class:`~skimplicit.tuning.CVProblem`
+        """
+        raise NotImplementedError
+
     def _make_tunable_problems(self, folds):
         return [self.make_tunable_problem(folds)]
 

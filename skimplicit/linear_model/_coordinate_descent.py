@@ -302,20 +302,6 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         self.selection = selection
 
     def make_tunable_problem(self, folds, bounds=None):
-        """The tunable problem of this estimator's settings on ``folds`` (the tunable
-        protocol: :class:`~skimplicit.model_selection.HypergradSearchCV` calls it with
-        this estimator as a final step, and ``fit`` with its own folds).
-
-        Parameters
-        ----------
-        folds : list of :class:`~skimplicit.tuning.FoldData`
-        bounds : dict or None, default=None
-            Not used: the search restricts the problem to its ``param_grid``.
-
-        Returns
-        -------
-        problem : :class:`~skimplicit.tuning.CVProblem`
-        """
         bounds, starts = self._alpha_interval(1.0, 1.0)
         return EnetCVProblem(
             folds, fit_intercept=self.fit_intercept, l1_ratio=1.0,
@@ -455,20 +441,6 @@ history_, tuning_result_, n_features_in_, feature_names_in_ :
         )
 
     def make_tunable_problem(self, folds, bounds=None):
-        """The tunable problem of this estimator's settings on ``folds`` (the tunable
-        protocol: :class:`~skimplicit.model_selection.HypergradSearchCV` calls it with
-        this estimator as a final step, and ``fit`` with its own folds).
-
-        Parameters
-        ----------
-        folds : list of :class:`~skimplicit.tuning.FoldData`
-        bounds : dict or None, default=None
-            Not used: the search restricts the problem to its ``param_grid``.
-
-        Returns
-        -------
-        problem : :class:`~skimplicit.tuning.CVProblem`
-        """
         ratios = self._l1_ratios()
         if ratios is not None and len(ratios) > 1:
             raise ValueError(

@@ -286,20 +286,6 @@ n_features_in_, feature_names_in_ :
         return [self.make_tunable_problem(folds)]
 
     def make_tunable_problem(self, folds, bounds=None):
-        """The tunable problem of this estimator's settings on ``folds`` (the tunable
-        protocol: :class:`~skimplicit.model_selection.HypergradSearchCV` calls it with
-        this estimator as a final step, and ``fit`` with its own folds).
-
-        Parameters
-        ----------
-        folds : list of :class:`~skimplicit.tuning.FoldData`
-        bounds : dict or None, default=None
-            Not used: the search restricts the problem to its ``param_grid``.
-
-        Returns
-        -------
-        problem : :class:`~skimplicit.tuning.CVProblem`
-        """
         self._given, self._starts = self._check_alphas()
         b = self._interval()
         if self.alpha_per_feature:

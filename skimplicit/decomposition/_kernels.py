@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..implicit import root_vjp
+from ..implicit import optimality, root_vjp
 from ..implicit.linear_solve import solve_cholesky
 from ..solvers._codes import encode, logistic_fit, logistic_objective, sample_losses
 from ..tuning._kernel import FALLBACK_RIDGE
@@ -51,19 +51,22 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def codes_optimality(Z, alpha, l2, D, X):
-    r"""Stationarity of the codes on their supports, identity off them.
+def _codes_datafit_grad(Zm, l2, D, X):
+    """The gradient of the codes' datafit ``||Z D - X||^2 / 2 + l2 ||Z||^2 / 2`` at the
+    support-masked codes, written out."""
+    return (Zm @ D - X) @ D.T + l2 * Zm
 
-    ``F = where(Z != 0, (Z_S D - X) D^T + l2 Z + alpha sign(Z), Z)`` with the support held
-    constant (the residual of :func:`skimplicit.implicit.optimality.support_stationary`
-    for this problem, written out: a smaller graph to compile). ``dF/dZ`` is block
-    diagonal over samples, each block ``[[G_SS + l2 I, 0], [0, I]]``: symmetric positive
-    definite when the active atoms are linearly independent.
+
+codes_optimality = optimality.support_stationary(
+    None, lambda Z, alpha: alpha * jnp.sign(Z), grad=_codes_datafit_grad)
+codes_optimality.__doc__ = r"""Stationarity of the codes on their supports, identity off them.
+
+    ``F(Z, alpha, l2, D, X) = where(Z != 0, (Z_S D - X) D^T + l2 Z + alpha sign(Z), Z)``
+    with the support held constant: :func:`skimplicit.implicit.optimality.support_stationary`
+    with the datafit's gradient written out (a smaller graph to compile). ``dF/dZ`` is
+    block diagonal over samples, each block ``[[G_SS + l2 I, 0], [0, I]]``: symmetric
+    positive definite when the active atoms are linearly independent.
     """
-    mask = jax.lax.stop_gradient(Z != 0)
-    Zm = jnp.where(mask, Z, 0.0)
-    g = (Zm @ D - X) @ D.T + l2 * Z
-    return jnp.where(mask, g + alpha * jnp.sign(Z), Z)
 
 
 class BlockSolveInfo(NamedTuple):
@@ -186,8 +189,7 @@ def task_value_and_grad(D, W, b, X, Y, sw, Z0, alpha, l2, C, tol, max_iter):
 # --------------------------------------------------------------------------------------
 
 
-def _logistic_F(theta, C, Z, Y, m):
-    return jax.grad(logistic_objective)(theta, C, Z, Y, m)
+_logistic_F = optimality.stationary(logistic_objective)
 
 
 # The refit's stationarity system, (k + 1) K unknowns: dense Cholesky. tol=1e-9: a solve

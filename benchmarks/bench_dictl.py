@@ -1,6 +1,6 @@
 """TaskDrivenDictionaryLearning on breast-cancer metastasis prediction (GSE7390).
 
-Run from the repository root: ``flock /tmp/skimplicit-bench.lock python
+Run from the repository root: ``python
 benchmarks/bench_dictl.py`` (about 25 minutes on 2 cores; prefix ``PYTHONPATH=.`` unless
 this checkout is the installed skimplicit). Needs scikit-survival installed
 (``pip install skimplicit[bench]`` or ``pip install scikit-survival``): only its bundled

@@ -26,7 +26,7 @@ GMRES runs with ``restart=30``: with the default ``restart=50`` each restart cyc
 least-squares solve (``jnp.linalg.lstsq``) costs 40-160 ms on this CPU against about 1 ms at
 ``restart <= 40`` (reported to the core's owner).
 
-Run: ``flock /tmp/skimplicit-bench.lock python benchmarks/bench_implicit_vs_unrolled.py``
+Run: ``python benchmarks/bench_implicit_vs_unrolled.py``
 (``--quick`` for a smoke run). The last line is the distillation speedup at matched
 accuracy (``eps = 1e-6``), implicit (best inner solver) vs unrolled gradient descent.
 """
@@ -565,7 +565,7 @@ def main(argv=None):
         speedups, distill_curves = run_distillation(args.quick, iters_list)
         svm_curves = run_svm(args.quick, iters_list)
     plot(distill_curves, svm_curves, args.plot)
-    print(f"Plot saved to {args.plot}")
+    print(f"Plot saved to {os.path.relpath(args.plot)}")
     same = speedups.get((EPS_HEADLINE, "implicit, GD inner"), float("nan"))
     print(f"At eps = {EPS_HEADLINE:.0e}: implicit with the same gradient-descent solver is "
           f"{same:.1f}x faster than unrolling it; the headline uses Newton-CG for the inner problem.")

@@ -1,6 +1,6 @@
 """ImplicitLogisticRegressionCV against scikit-learn's LogisticRegressionCV.
 
-Run: ``flock /tmp/skimplicit-bench.lock python benchmarks/bench_logistic.py`` (about 10
+Run: ``python benchmarks/bench_logistic.py`` (about 10
 minutes on 2 cores, most of it scikit-learn's saga).
 
 * Synthetic ``A``: make_classification(n_samples=2000, n_features=500, n_informative=30,

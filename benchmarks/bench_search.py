@@ -1,6 +1,6 @@
 """HypergradSearchCV against GridSearchCV on the same pipelines, folds and scoring.
 
-Run: ``flock /tmp/skimplicit-bench.lock python benchmarks/bench_search.py`` (about 10-15
+Run: ``python benchmarks/bench_search.py`` (about 10-15
 minutes on 2 cores, most of it GridSearchCV on the 667 x 5000 problem).
 ``--quick`` shrinks the grids and data for a smoke run (numbers not meaningful).
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    flock /tmp/skimplicit-bench.lock python benchmarks/bench_solvers.py [--quick]
+    python benchmarks/bench_solvers.py [--quick]
 
 Data: ``make_regression(n_samples=667, n_features=5000, n_informative=50, noise=20,
 random_state=0)`` and ``make_classification`` with the same sizes, ``X`` standardized,

@@ -174,6 +174,10 @@ sphinx_gallery_conf = {
     "only_warn_on_example_error": False,
 }
 
+# The source pages link back to each object's page under its documented name only (an
+# object re-exported under a second name would get a link to an anchor that does not exist).
+viewcode_follow_imported_members = False
+
 # -- API reference: every public name --------------------------------------------------
 GENERATED = DOCS / "generated"
 AUTOSUMMARY_MARK = re.compile(r"^\.\. skimplicit-autosummary::\s*(\S+)\s*$", re.M)
@@ -233,8 +237,12 @@ def _api_plan(api_text):
 
 
 def _autosummary_block(modname, names, note, toctree):
-    # ``.. module::`` makes :mod:`modname` a link target (the API page is its home).
-    head = [f".. module:: {modname}", ""]
+    # ``.. module::`` makes :mod:`modname` a link target (the API page is its home). Its
+    # anchor goes to the next element: a paragraph (the theme's table wrapper drops the
+    # ids of an autosummary table that would come first).
+    doc = (inspect.getdoc(sys.modules.get(modname)) or "").split("\n\n")[0]
+    summary = " ".join(doc.split()) or "Public names."
+    head = [f".. module:: {modname}", "", f"``{modname}``: {summary}", ""]
     if not names:
         text = note or f"Nothing public in {modname}."
         return "\n".join(head + [".. note::", "", f"   {text}"]) + "\n"

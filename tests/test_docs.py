@@ -85,6 +85,52 @@ def remote_resources(html_dir):
     return found
 
 
+_ID = re.compile(r"""\b(?:id|name)\s*=\s*["']([^"']+)["']""", re.I)
+_HREF = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']([^"']*)["']""", re.I)
+
+
+def broken_internal_links(html_dir):
+    """``(file, href)`` for every internal link of the built site whose page or anchor
+    does not exist (external links, ``mailto:`` and ``javascript:`` are not checked)."""
+    import html as html_lib
+    from urllib.parse import unquote, urlsplit
+
+    html_dir = Path(html_dir)
+    pages = {p.resolve(): p.read_text(encoding="utf-8", errors="replace")
+             for p in html_dir.rglob("*.html")}
+    ids = {p: {html_lib.unescape(i) for i in _ID.findall(t)} for p, t in pages.items()}
+    broken = []
+    for page, text in pages.items():
+        for href in _HREF.findall(text):
+            href = html_lib.unescape(href)
+            parts = urlsplit(href)
+            if parts.scheme or href.startswith("//"):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if target.suffix != ".html":
+                if not target.exists():
+                    broken.append((str(page.relative_to(html_dir.resolve())), href))
+                continue
+            frag = unquote(parts.fragment)
+            if target not in ids or (frag and frag not in ids[target]):
+                broken.append((str(page.relative_to(html_dir.resolve())), href))
+    return broken
+
+
+def test_broken_link_detector(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.html").write_text(
+        '<h1 id="top">A</h1><a href="#top">ok</a><a href="#nope">bad anchor</a>'
+        '<a href="sub/b.html#here">ok</a><a href="sub/b.html#gone">bad</a>'
+        '<a href="missing.html">bad page</a><a href="https://x.org/#y">external</a>'
+        '<a href="_static/x.css">bad file</a>')
+    (tmp_path / "sub" / "b.html").write_text('<span id="here"></span><a href="../a.html">ok</a>')
+    assert sorted(h for _, h in broken_internal_links(tmp_path)) == [
+        "#nope", "_static/x.css", "missing.html", "sub/b.html#gone"]
+
+
 def public_names():
     """``{(module, name)}`` of every public non-module name (each ``__all__``)."""
     import skimplicit
@@ -122,6 +168,14 @@ def test_docs_build_without_gallery(tmp_path):
 
     # Offline: nothing fetched from the network when a page loads.
     assert remote_resources(html) == []
+    # Every internal link reaches an existing page and anchor.
+    broken = broken_internal_links(html)
+    assert broken == [], f"{len(broken)} broken internal links, e.g. {broken[:10]}"
+    # No path of the machine that built the site.
+    leaked = [str(p.relative_to(html)) for p in html.rglob("*.html")
+              if any(m in p.read_text(encoding="utf-8", errors="replace")
+                     for m in (str(ROOT), str(tmp_path)))]
+    assert leaked == [], f"pages printing the build machine's paths: {leaked}"
     # Every public name has its page (a re-exported object is documented once).
     documented = set()
     for page in (html / "generated").glob("skimplicit.*.html"):

@@ -146,9 +146,12 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     validation error's gradient with respect to :math:`\log\alpha` (the *hypergradient*) is
     obtained by implicit differentiation of the Lasso's optimality conditions on each
     fold's support (one small linear solve for all folds, batched in JAX), and fed to the
-    shared outer loop (:func:`skimplicit.model_selection.tune`): a short warm-started
-    coarse path, then L-BFGS-B in log space. The inner solver is scikit-learn's coordinate
-    descent, warm-started between outer steps.
+    shared outer loop (:func:`skimplicit.tuning.tune`): a warm-started coarse cover of
+    the whole interval of alpha (4 points a decade, strong to weak), then, from its best
+    basins, a bracketed line search in log alpha (L-BFGS-B when several hyperparameters
+    are tuned). The inner solver is scikit-learn's coordinate descent (working sets,
+    Gram matrices at n >> p), warm-started between outer steps, then an active-set
+    polish that certifies the exact solution.
 
     Parameters
     ----------
@@ -168,8 +171,9 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     max_iter : int, default=1000
         Maximum epochs of the inner coordinate descent.
     tol : float, default=1e-4
-        Inner tolerance (scikit-learn's duality-gap meaning) of the final refit; during
-        tuning, inner solves use ``min(tol, 1e-6)``, tightened over the outer steps.
+        Inner tolerance (scikit-learn's duality-gap meaning) of the final refit and of
+        the tuning's descents, tightened over the outer steps (down to ``tol / 100``); a
+        descent whose support the active-set polish certifies is then exact.
     copy_X : bool, default=True
         Accepted for compatibility; X is never modified.
     cv : int, cross-validation generator or iterable, default=None
@@ -184,8 +188,8 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     random_state : int, RandomState instance or None, default=None
         For random restarts.
     alpha_init : 'auto' or float, default='auto'
-        Starting alpha; 'auto' starts from the best point of a 4-value warm-started
-        path from ``alpha_max`` down to ``alpha_max / 100``.
+        Starting alpha; 'auto' starts from the best basins of the coarse cover (the whole
+        search interval, 4 points a decade, from strong to weak regularization).
     bounds : 'auto' or (float, float), default='auto'
         Search interval of alpha; 'auto' is set by ``alphas`` and ``eps`` (above).
     max_outer_iter : int, default=30

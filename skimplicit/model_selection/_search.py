@@ -262,8 +262,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     pipeline at every grid point, the gradient of the mean validation loss with respect
     to the hyperparameters (the *hypergradient*) is computed by implicit differentiation
     of the final step's optimality conditions, for all folds in one batched JAX call, and
-    followed by the shared outer loop (:func:`~skimplicit.model_selection.tune`: a short
-    warm-started coarse path, then L-BFGS-B in log scale for scale parameters). Several
+    followed by the shared outer loop (:func:`~skimplicit.tuning.tune`: a warm-started
+    coarse cover of the whole search space, then a descent from its best basins, a
+    bracketed line search for one hyperparameter, L-BFGS-B for several, in log scale for
+    scale parameters). Several
     hyperparameters are tuned at once at the cost of one.
 
     The final step keeps scikit-learn's objective on each training fold. For

@@ -305,3 +305,18 @@ def test_dask_example(monkeypatch):
 
     reg, scores, n_workers = dask_example.main()
     assert n_workers == 2 and reg.alpha_ > 0 and len(scores["test_score"]) == 4
+
+
+def test_benchmark_figure_panels_are_per_data_set():
+    """Losses of different data sets never share a panel (``data`` or ``case`` column)."""
+    sys.path.insert(0, str(DOCS))
+    from make_benchmark_figure import collect_points, parse_output
+
+    text = ("| case | method | fresh s | CV loss (sklearn) |\n|---|---|---|---|\n"
+            "| lasso-a | HypergradSearchCV | 1.0 | 2000.0 |\n"
+            "| lasso-a | GridSearchCV | 9.0 | 2001.0 |\n"
+            "| logistic-b | HypergradSearchCV | 2.0 | 0.5 |\n")
+    panels = collect_points({"bench_search.txt": parse_output(text)})
+    assert sorted(panels) == ["bench_search: lasso-a", "bench_search: logistic-b"]
+    assert [p[0] for p in panels["bench_search: lasso-a"]] == ["HypergradSearchCV",
+                                                             "GridSearchCV"]

@@ -8,6 +8,11 @@
 * ``test_user_guide_code`` runs the code of the user guide pages as doctests, and checks
   the worked example's hypergradient against central finite differences.
 * ``test_benchmark_page_parts`` checks the benchmark tables and figure on a sample output.
+* ``test_public_estimators_*`` and ``test_every_public_name_in_readme``: every public
+  estimator is named in README.md, CHANGELOG.md, a user-guide page and a gallery example,
+  and every public name (each module's ``__all__``) in README.md;
+  ``test_docstring_outer_loop_matches_code``: the outer-loop facts the estimators'
+  docstrings state are the code's.
 * ``test_docs_full_build`` executes the whole gallery (minutes): only with
   ``SKIMPLICIT_DOCS=1``, since it would take a large share of the CI budget; so does
   ``test_dask_example``, which starts a dask cluster.
@@ -187,7 +192,10 @@ def test_docs_build_without_gallery(tmp_path):
     # The front page, the user guide, the benchmarks page and a page per example.
     for page in ["index", "api", "benchmarks", "auto_examples/index", "user_guide/method",
                  "user_guide/choosing", "user_guide/pitfalls", "user_guide/gpu",
-                 "user_guide/parallel", "user_guide/tunable", "user_guide/differences"]:
+                 "user_guide/parallel", "user_guide/tunable", "user_guide/differences",
+                 "user_guide/regression", "user_guide/logistic", "user_guide/search",
+                 "user_guide/dictionary_learning", "user_guide/inspection",
+                 "user_guide/core"]:
         assert (html / f"{page}.html").is_file(), page
     for script in sorted((ROOT / "examples").glob("plot_*.py")):
         assert (html / "auto_examples" / f"{script.stem}.html").is_file(), script.name
@@ -199,7 +207,9 @@ def test_docs_build_without_gallery(tmp_path):
         assert "mathjax" not in method.lower()
 
 
-@pytest.mark.parametrize("page", ["method", "choosing", "gpu", "tunable"])
+@pytest.mark.parametrize("page", ["method", "choosing", "gpu", "tunable", "regression",
+                                  "logistic", "search", "dictionary_learning",
+                                  "inspection", "core"])
 def test_user_guide_code(page, monkeypatch):
     monkeypatch.syspath_prepend(str(DOCS / "user_guide"))
     monkeypatch.chdir(DOCS / "user_guide")
@@ -320,3 +330,98 @@ def test_benchmark_figure_panels_are_per_data_set():
     assert sorted(panels) == ["bench_search: lasso-a", "bench_search: logistic-b"]
     assert [p[0] for p in panels["bench_search: lasso-a"]] == ["HypergradSearchCV",
                                                              "GridSearchCV"]
+
+
+def public_estimators():
+    """The public estimators: every public class that is a scikit-learn estimator."""
+    from sklearn.base import BaseEstimator
+
+    return sorted({name for mod, name in public_names()
+                   if inspect.isclass(getattr(importlib.import_module(mod), name))
+                   and issubclass(getattr(importlib.import_module(mod), name), BaseEstimator)})
+
+
+def _mentions(text, name):
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text) is not None
+
+
+def test_public_estimators_in_readme_changelog_user_guide():
+    # Every public estimator is named in README.md, CHANGELOG.md and a user-guide page.
+    estimators = public_estimators()
+    assert {"ImplicitLassoCV", "ImplicitLogisticRegressionCV", "HypergradSearchCV",
+            "TaskDrivenDictionaryLearning"} <= set(estimators)
+    readme = (ROOT / "README.md").read_text()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    guide = [p.read_text() for p in sorted((DOCS / "user_guide").glob("*.rst"))]
+    missing = [(name, where) for name in estimators for where, ok in [
+        ("README.md", _mentions(readme, name)),
+        ("CHANGELOG.md", _mentions(changelog, name)),
+        ("docs/user_guide/*.rst", any(_mentions(t, name) for t in guide)),
+    ] if not ok]
+    assert missing == [], f"public estimators not named: {missing}"
+
+
+def test_public_estimators_in_gallery():
+    # Every public estimator is used by at least one gallery example.
+    scripts = [p.read_text() for p in sorted((ROOT / "examples").glob("plot_*.py"))]
+    missing = [name for name in public_estimators()
+               if not any(_mentions(s, name) for s in scripts)]
+    assert missing == [], f"public estimators in no examples/plot_*.py: {missing}"
+
+
+def test_every_public_name_in_readme():
+    # README's "Public API" lists each public module's __all__ (every name, quoted).
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(f"{mod}.{name}" for mod, name in public_names()
+                     if f"`{name}`" not in readme)
+    assert missing == [], f"public names missing from README.md: {missing}"
+
+
+def test_docstring_outer_loop_matches_code():
+    # The outer-loop facts the estimators' docstrings state are the code's constants.
+    import skimplicit.tuning._outer as outer
+    from skimplicit.decomposition import TaskDrivenDictionaryLearning
+    from skimplicit.linear_model import (ImplicitElasticNetCV, ImplicitLassoCV,
+                                         ImplicitLogisticRegressionCV, ImplicitRidgeCV)
+    from skimplicit.linear_model._cv_problems import EnetCVProblem, RidgeCVProblem
+    from skimplicit.linear_model._logistic_problem import LogisticCVProblem
+    from skimplicit.linear_model._ridge_loo import RidgeLOOProblem
+    from skimplicit.model_selection import HypergradSearchCV
+
+    def doc(cls):
+        return " ".join(inspect.getdoc(cls).split())
+
+    src = inspect.getsource(outer)
+    # One hyperparameter: a bracketed line search; several: L-BFGS-B; the inner
+    # tolerance tightened to a hundredth (HOAG's schedule floored at 1e-2).
+    assert "def _bracketed_1d" in src and 'method="L-BFGS-B"' in src
+    assert "max(1e-2, precision0" in src
+    for cls in (ImplicitLassoCV, ImplicitRidgeCV, ImplicitLogisticRegressionCV,
+                HypergradSearchCV):
+        text = doc(cls)
+        assert "bracketed line search" in text and "L-BFGS-B" in text, cls.__name__
+    # Cover densities.
+    assert "4 points a decade" in doc(ImplicitLassoCV)
+    assert EnetCVProblem.COVER_PER_DECADE == 4
+    assert "2 points a decade" in doc(ImplicitRidgeCV)
+    assert RidgeCVProblem.COVER_PER_DECADE == RidgeLOOProblem.COVER_PER_DECADE == 2
+    assert "(2 points a decade) at 0.5 and 0.1" in doc(ImplicitElasticNetCV)
+    assert EnetCVProblem.COVER_PER_DECADE_MIX == 2
+    assert tuple(EnetCVProblem.COVER_RATIOS) == (0.5, 0.1)
+    assert "half-decade steps" in doc(ImplicitLogisticRegressionCV)
+    default_step = inspect.signature(LogisticCVProblem).parameters["path_step"].default
+    assert default_step == pytest.approx(10 ** 0.5)
+    # Tolerances: the Lasso's down to tol / 100, the logistic's from min(tol, 1e-6).
+    assert "tol / 100" in doc(ImplicitLassoCV)
+    assert "min(tol, 1e-6)" in doc(ImplicitLogisticRegressionCV)
+    problem_src = inspect.getsource(LogisticCVProblem.evaluate)
+    assert "min(self.tol, 1e-6) * precision" in problem_src
+    assert "tol = self.tol * precision" in inspect.getsource(EnetCVProblem._evaluate)
+    # No docstring names the outer loop's former shapes.
+    for cls in (ImplicitLassoCV, ImplicitElasticNetCV, ImplicitRidgeCV,
+                ImplicitLogisticRegressionCV, HypergradSearchCV,
+                TaskDrivenDictionaryLearning):
+        text = doc(cls)
+        for stale in ("then L-BFGS-B in log space", "4-value path", "alpha_max/100",
+                      "best start of a coarse path", "best point of the coarse path"):
+            assert stale not in text, (cls.__name__, stale)

@@ -516,7 +516,10 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
     2. **Tuning** (optional, ``tune_alpha`` / ``tune_C``): the K-fold validation log loss
        of the logistic model refitted on the codes of the initial dictionary is minimized
        over ``alpha`` and/or ``C`` by hypergradient descent in the shared outer loop
-       :func:`skimplicit.model_selection.tune`.
+       :func:`skimplicit.tuning.tune`: a small coarse cover (``alpha`` from 0.5 to 0.01
+       times ``alpha_max``, the largest correlation of a sample with an atom; ``C`` on a
+       log grid), then descents from its best basins, within ``[1e-3, 0.95] *
+       alpha_max`` and ``[1e-4, 1e4]`` for ``C`` (in the data's unit, see below).
     3. **Supervised phase**: projected gradient with Armijo backtracking on the objective
        above, from the initialization. With ``cv`` set, the number of iterations is chosen
        by cross-validation (*early stopping*): the phase runs on each training fold, the
@@ -536,7 +539,8 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
     n_components : int, default=None
         Number of atoms :math:`k`; ``None`` uses ``n_features``.
     alpha : float or "auto", default="auto"
-        L1 penalty of the codes (initial value when ``tune_alpha``). ``"auto"``: 0.1
+        L1 penalty of the codes (with ``tune_alpha``, one more point of the tuning's
+        coarse cover). ``"auto"``: 0.1
         times the median norm of the samples, a scale-free choice (an atom aligned with
         a typical sample correlates with it by that norm, so codes stay sparse without
         vanishing, on 2 standardized features as on 64 raw pixel intensities).
@@ -545,7 +549,8 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         unique and better conditioned when atoms are nearly collinear).
     C : float, default=1.0
         Inverse regularization of the logistic model, as in
-        :class:`~sklearn.linear_model.LogisticRegression` (initial value when ``tune_C``).
+        :class:`~sklearn.linear_model.LogisticRegression` (with ``tune_C``, one more point
+        of the tuning's coarse cover).
     max_iter : int, default=30
         Maximum iterations of the supervised phase (on each fold and in the final fit).
     tol : float, default=1e-6
@@ -560,7 +565,8 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
     tune_C : bool, default=False
         Tune ``C`` likewise (jointly with ``alpha`` when both are set).
     max_outer_iter : int, default=10
-        Outer steps of the tuning (see :func:`~skimplicit.model_selection.tune`).
+        Hypergradient evaluations per start of the tuning, after its coarse cover (see
+        :func:`~skimplicit.tuning.tune`).
     init_max_iter : int, default=30
         Alternations of the unsupervised initialization (ignored with ``dict_init``).
     dict_init : array-like of shape (n_components, n_features), default=None
@@ -602,7 +608,7 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
     loss_curve_ : list of float
         Objective (divided by ``C n``) after each iteration of the final supervised phase.
     tuning_result_, history_ : TuningResult, dict
-        Set when ``alpha`` or ``C`` is tuned (see :func:`~skimplicit.model_selection.tune`).
+        Set when ``alpha`` or ``C`` is tuned (see :func:`~skimplicit.tuning.tune`).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when ``X`` has feature names that are all strings.

@@ -179,7 +179,8 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     cv : int, cross-validation generator or iterable, default=None
         As in :class:`~sklearn.linear_model.LassoCV` (``None``: 5-fold ``KFold``).
     verbose : int, default=0
-        One line per outer step when > 0.
+        > 0: a header, one line per evaluation (coarse cover and descents) and a summary
+        line; 2 adds the inner solver's detail.
     n_jobs : int, default=None
         Restarts run in parallel through joblib (the folds of one evaluation are
         solved in turn: unlike ``LassoCV``, there is no grid to spread).
@@ -193,7 +194,7 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     bounds : 'auto' or (float, float), default='auto'
         Search interval of alpha; 'auto' is set by ``alphas`` and ``eps`` (above).
     max_outer_iter : int, default=30
-        Hypergradient evaluations per start after the coarse path.
+        Hypergradient evaluations per start after the coarse cover.
     outer_tol : float, default=1e-4
         Relative decrease of the CV loss under which the descent stops.
     n_restarts : int, default=1
@@ -246,8 +247,8 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
     Notes
     -----
     Unlike ``LassoCV``, the chosen alpha is not restricted to a grid: it is a local
-    minimum of the CV error (from the best start of a coarse path), usually at or below
-    the grid's best value, found with far fewer inner solves.
+    minimum of the CV error, descended from the best basins of the coarse cover of the
+    whole interval, usually at or below the grid's best value.
 
     References
     ----------
@@ -332,7 +333,11 @@ class ImplicitElasticNetCV(_EnetTunerMixin, ImplicitLinearModelCV):
 
     where :math:`\log\alpha` (and, with ``l1_ratio="tune"``, :math:`\rho`) is moved by
     the hypergradient of the mean validation MSE (one batched linear solve on the
-    folds' supports per step), instead of a path over a grid of alphas.
+    folds' supports per step), instead of a path over a grid of alphas. The outer loop
+    is :class:`ImplicitLassoCV`'s; with ``l1_ratio="tune"`` its coarse cover is a line
+    of alphas at the upper bound of ``l1_ratio``, then coarser lines (2 points a
+    decade) at 0.5 and 0.1 (clipped to ``l1_ratio_bounds``), and the descent is
+    L-BFGS-B in ``(log alpha, l1_ratio)``.
 
     Parameters
     ----------

@@ -172,8 +172,10 @@ class ImplicitLogisticRegressionCV(LinearClassifierMixin, BaseEstimator):
     a grid, the gradient of that loss with respect to :math:`\log C` (and :math:`\rho`)
     is obtained by implicit differentiation of each fold's optimality conditions on its
     support, all folds in one batched JAX call, and fed to the shared outer loop
-    (:func:`skimplicit.model_selection.tune`): a warm-started cover of the interval of
-    ``C`` upwards, then descents from its best basins in log space.
+    (:func:`skimplicit.tuning.tune`): a warm-started cover of the whole interval of ``C``
+    in half-decade steps from the lower bound up, then, from its best basins, a
+    bracketed line search in :math:`\log C` (L-BFGS-B when several hyperparameters are
+    tuned: ``l1_ratio``, or one ``C`` per class).
 
     Every parameter of scikit-learn 1.9's ``LogisticRegressionCV`` is accepted, with the
     defaults scikit-learn moves to after its deprecations and no ``FutureWarning``; the
@@ -220,7 +222,8 @@ default='lbfgs'
         deviations, so the tolerance means the same whatever the units of each column
         (scikit-learn's absolute test stops at once on data scaled by 1e-6, and almost
         never on data scaled by 1e6); during tuning, inner solves use
-        ``min(tol, 1e-6)``, tightened over the outer steps. Tighter than scikit-learn's
+        ``min(tol, 1e-6)``, tightened over the outer steps (down to a hundredth of it).
+        Tighter than scikit-learn's
         default 1e-4 (at which coefficients can be off by percents), since Newton's
         method gets there in one or two more steps. Values below 1e-13 (under the
         rounding of the gradient) act as 1e-13.
@@ -252,7 +255,7 @@ default='lbfgs'
         skimplicit's own vocabulary, overriding ``l1_ratios`` (and ``solver``): a fixed
         mix, or 'tune' to tune it within ``l1_ratio_bounds`` starting from 0.5.
     C_init : 'auto', float or array-like of shape (n_classes,), default='auto'
-        Starting ``C``; 'auto' starts from the best point of the coarse path.
+        Starting ``C``; 'auto': descents from the best basins of the coarse cover.
     C_per_class : bool, default=False
         One ``C`` per class (multinomial problems only: a binary problem has one
         coefficient vector).
@@ -264,11 +267,14 @@ default='lbfgs'
         (p_0 - y))||_inf`` is the ``C`` below which the l1 solution is zero (scikit-learn's
         ``l1_min_c``; it scales like ``1 / X``) and ``c_l2 = 1 / (2 lambda)``, ``lambda``
         the mean eigenvalue of the loss's Hessian at the origin (it scales like
-        ``1 / X^2``, as the l2 optimum), both the largest over the training folds.
+        ``1 / X^2``, as the l2 optimum), both the largest over the training folds. When
+        the best point sits on this automatic upper bound and its hypergradient predicts
+        a gain beyond it (nearly separable data), the bound grows by ``10^1.5``, at most
+        twice (not when ``l1_ratio`` is tuned); a bound given here never moves.
     l1_ratio_bounds : (float, float), default=(0.05, 1.0)
         Search interval of ``l1_ratio`` when ``l1_ratio='tune'``.
     max_outer_iter : int, default=30
-        Hypergradient evaluations per start after the coarse path.
+        Hypergradient evaluations per start after the coarse cover.
     outer_tol : float, default=1e-4
         Relative decrease of the CV loss under which the descent stops.
     n_restarts : int, default=1
@@ -330,8 +336,8 @@ default='lbfgs'
     Notes
     -----
     Unlike ``LogisticRegressionCV``, ``C_`` is not restricted to a grid: it is a local
-    minimum of the CV log-loss, usually reached with fewer inner solves, each warm-started
-    and restricted to the relevant range of ``C``. Inner solves run on the host (Newton-CG
+    minimum of the CV log-loss, descended from the best basins of the coarse cover, each
+    fold's inner solve warm-started from its previous solution. Inner solves run on the host (Newton-CG
     for the l2 penalty; L-BFGS-B on the split ``W+ - W-`` then a Newton polish on the
     support otherwise; one BLAS thread for folds of moderate size), the hypergradient
     in JAX (float64), compiled once per fit (folds padded to bucketed shapes).

@@ -76,8 +76,14 @@ class ImplicitRidgeCV(ImplicitLinearModelCV):
     as ``RidgeCV`` computes it (``e_i / (1 - h_ii)`` through one SVD of the scaled design,
     weighted as scikit-learn does), otherwise the K-fold validation MSE (each fold solved
     exactly, all folds in one batched JAX call). The hypergradient is exact (JAX), and
-    fed to the shared outer loop; a last safeguarded secant search on the hypergradient
-    then converges the one-alpha minimum to rounding error.
+    fed to the shared outer loop (:func:`skimplicit.tuning.tune`): a coarse cover of the
+    whole interval of alpha, 2 points a decade from strong to weak (with its
+    hypergradients, which come at no extra cost), then, from its best basins, a
+    bracketed line search in log alpha (L-BFGS-B for ``alpha_per_feature``'s two
+    hyperparameters); a last safeguarded secant search on the hypergradient then
+    converges the one-alpha minimum to rounding error. With K folds, a data-derived
+    lower bound on which the best point sits is lowered by ``10^1.5`` (at most twice)
+    when the hypergradient predicts a gain there.
 
     Parameters
     ----------
@@ -108,7 +114,7 @@ class ImplicitRidgeCV(ImplicitLinearModelCV):
         With ``cv=None`` and several targets: one alpha per target, each tuned on its own
         leave-one-out error (exactly as a fit on that target alone).
     alpha_init : 'auto' or float, default='auto'
-        'auto': the best point of the coarse cover.
+        Starting alpha; 'auto': descents from the best basins of the coarse cover.
     bounds : 'auto' or (float, float), default='auto'
         An explicit search interval of alpha (overrides the one of ``alphas``).
     alpha_per_feature : bool, default=False

@@ -312,10 +312,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
           there, as a one-point grid;
         * a tuple ``(low, high)`` or ``(low, high, "log" | "linear")``: tuned within it,
           from the problem's own coarse cover;
-        * ``"auto"``: the problem's own bounds (for scikit-learn's Lasso ``[1e-4, 0.9] *
-          alpha_max`` of the training folds; for skimplicit's ImplicitLassoCV /
-          ImplicitElasticNetCV ``[eps, 1] * alpha_max`` with their ``eps``, or their
-          ``alphas`` / ``bounds`` when given).
+        * ``"auto"``: the problem's own bounds (for scikit-learn's Lasso ``0.9 * [1e-4,
+          1] * alpha_max``, the smallest ``alpha_max`` of the training folds; for
+          skimplicit's ImplicitLassoCV / ImplicitElasticNetCV ``[eps, 1] * alpha_max``
+          with their ``eps``, or their ``alphas`` / ``bounds`` when given).
 
         e.g. ``{"elasticnet__alpha": (1e-4, 1e1), "elasticnet__l1_ratio": (0.01, 1.0)}``
         or ``{"logisticregression__C": [1e-3, 1e-1, 1e1, 1e3]}``. ``alpha`` and ``C`` are
@@ -333,15 +333,17 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         scorers (e.g. one with ``set_score_request(sample_weight=True)``) are the loss
         followed. ``neg_brier_score`` with a ``LogisticRegression`` final step: the
         Brier score is the validation loss followed (chain rule through the predicted
-        probabilities). ``r2`` and ``neg_root_mean_squared_error`` with a
-        least-squares regressor: the fold MSEs' transforms are followed.
-        **Any other scoring** (``accuracy``, ``roc_auc``, ``r2``, a callable,
-        several metrics as in GridSearchCV): the hypergradient follows the final step's
-        own loss, and the point is selected by the user's scorer among the evaluated
-        points, each refit on every training fold and scored exactly as GridSearchCV
-        scores a grid point (``refit`` names the metric that selects).
+        probabilities). ``r2`` and ``neg_root_mean_squared_error`` with a single-output
+        ``Ridge``, ``LinearSVR``, ``HuberRegressor`` or ``KernelRidge`` (problems with
+        per-fold hypergradients of the validation MSE): the fold MSEs' transforms are
+        followed through the chain rule; with other final steps they select as below.
+        **Any other scoring** (``accuracy``, ``roc_auc``, a callable, several metrics as
+        in GridSearchCV): the hypergradient follows the final step's own loss, and the
+        point is selected by the user's scorer among the evaluated points, each refit on
+        every training fold and scored exactly as GridSearchCV scores a grid point
+        (``refit`` names the metric that selects).
     max_outer_iter : int, default=30
-        Hypergradient evaluations per start after the coarse path.
+        Hypergradient evaluations per start after the coarse cover.
     outer_tol : float, default=1e-4
         Relative decrease of the CV loss under which the descent stops.
     n_restarts : int, default=1
@@ -416,24 +418,26 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         parameter, one fit per grid point and fold).
     skimplicit.linear_model.ImplicitLassoCV : the same machinery for one estimator,
         without a pipeline.
-    skimplicit.model_selection.tune : the outer loop.
+    skimplicit.tuning.tune : the outer loop.
     skimplicit.inspection.plot_search_trajectory : draw the evaluated points over a
         CV curve.
 
     Notes
     -----
     **How the result differs from GridSearchCV.** The chosen point is a local minimum of
-    the CV loss (from the best start of a coarse path), not the best of a grid: usually
-    equal or better on the CV score, with far fewer inner solves; a non-convex CV curve
-    can hold a better basin, which ``n_restarts`` explores. Only the final step's
-    hyperparameters are tuned (the gradient flows through the final step only).
+    the CV loss (descended from the best basins of a coarse cover of the whole search
+    space), not the best of a grid: usually equal or better on the CV score, with far
+    fewer inner solves; a non-convex CV curve can hold a better basin, which
+    ``n_restarts`` explores. Only the final step's hyperparameters are tuned (the
+    gradient flows through the final step only).
 
-    **Non-differentiable scorers.** With ``scoring="accuracy"`` (or ``roc_auc``, ``r2``,
-    a callable, several metrics) the descent follows the final step's own loss and the
-    chosen point is the best *by the user's scorer among the evaluated points* (the
-    coarse starts and the descent's steps), each refit on every training fold as
-    GridSearchCV does: its score is GridSearchCV's score at that point, and the refits
-    cost one GridSearchCV fit per evaluated point and fold.
+    **Non-differentiable scorers.** With ``scoring="accuracy"`` (or ``roc_auc``, a
+    callable, several metrics; ``r2`` with ``Lasso`` or ``ElasticNet``) the descent
+    follows the final step's own loss and the chosen point is the best *by the user's
+    scorer among the evaluated points* (the coarse starts and the descent's steps), each
+    refit on every training fold as GridSearchCV does: its score is GridSearchCV's score
+    at that point, and the refits cost one GridSearchCV fit per evaluated point and
+    fold.
 
     **score.** With ``scoring=None``, :meth:`score` is ``best_estimator_.score`` (R² or
     accuracy), as in GridSearchCV; ``best_score_`` and ``cv_results_`` hold the
@@ -441,9 +445,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     **The tunable protocol.** A third-party final step implements
     ``make_tunable_problem(folds, bounds) -> TunableProblem`` (see
-    :mod:`skimplicit.model_selection._search` for the full contract); if the problem's
-    hyperparameter names are not its constructor parameters, it also implements
-    ``tuned_estimator(params)`` returning the estimator to refit.
+    :class:`~skimplicit.tuning.TunableProblem` and the user guide, :ref:`tunable`); if
+    the problem's hyperparameter names are not its constructor parameters, it also
+    implements ``tuned_estimator(params)`` returning the estimator to refit.
 
     **Parallelism and JAX.** Restarts (``n_restarts > 1``) and the per-fold
     preprocessing run through joblib; use a process backend that does not fork a process

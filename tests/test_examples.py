@@ -1,4 +1,4 @@
-"""Run the paper's three examples end to end (reduced sizes) and check what they print.
+"""Run the examples end to end (reduced sizes) and check what they print.
 
 Each example runs in a fresh process with ``SKIMPLICIT_EXAMPLE_QUICK=1`` (the examples read
 it to shrink their loops) and matplotlib's Agg backend, in a temporary directory where it
@@ -76,3 +76,58 @@ def test_check_hypergradient(tmp_path):
     # ... and with an inexact inner solver the error shrinks linearly with its tolerance.
     assert 0.8 < number(r"slope of log\(error\) against log\(tol\): (\S+)", out) < 1.3
     assert number(r"tol 1e-09: relative error (\S+)", out) < 1e-7
+
+
+def grid_range(text):
+    match = re.search(r"grid range: \[(\S+), (\S+)\]", text)
+    assert match, text
+    return float(match.group(1)), float(match.group(2))
+
+
+def test_lasso_cv(tmp_path):
+    out = run_example("plot_lasso_cv.py", tmp_path)
+    assert (tmp_path / "lasso_cv.png").stat().st_size > 0
+    # The search's CV MSE is within 0.1 % of LassoCV's best grid point (same folds) ...
+    assert number(r"CV MSE ratio implicit / grid best: (\S+)", out) <= 1.001
+    # ... its alpha inside the grid's range, and scikit-learn's Lasso re-scores it alike.
+    lo, hi = grid_range(out)
+    assert lo <= number(r"ImplicitLassoCV: alpha = (\S+),", out) <= hi
+    cv_mse = number(r"ImplicitLassoCV: alpha = \S+, CV MSE (\S+),", out)
+    rescored = number(r"re-scored by \S+ ImplicitLassoCV +CV MSE (\S+)", out)
+    assert abs(rescored - cv_mse) <= 1e-4 * cv_mse
+
+
+def test_elastic_net_cv(tmp_path):
+    out = run_example("plot_elastic_net_cv.py", tmp_path)
+    assert (tmp_path / "elastic_net_cv.png").stat().st_size > 0
+    assert number(r"CV MSE ratio implicit / grid best: (\S+)", out) <= 1.001
+    # l1_ratio moved off the list's values to an interior mix, with far fewer points.
+    assert 0.05 < number(r"ImplicitElasticNetCV: alpha = \S+, l1_ratio = (\S+),", out) < 0.95
+    assert (number(r"(\d+) evaluations", out)
+            < number(r"ElasticNetCV: .* (\d+) points", out) / 4)
+    cv_mse = number(r"ImplicitElasticNetCV: alpha = .*CV MSE (\S+),", out)
+    rescored = number(r"re-scored by \S+ ImplicitElasticNetCV +CV MSE (\S+)", out)
+    assert abs(rescored - cv_mse) <= 1e-4 * cv_mse
+
+
+def test_ridge_cv(tmp_path):
+    out = run_example("plot_ridge_cv.py", tmp_path)
+    assert (tmp_path / "ridge_cv.png").stat().st_size > 0
+    # One alpha: the leave-one-out minimum is at or below RidgeCV's best grid point ...
+    assert number(r"LOO MSE ratio implicit / grid best: (\S+)", out) <= 1.0
+    lo, hi = grid_range(out)
+    assert lo <= number(r"ImplicitRidgeCV +alpha = (\S+):", out) <= hi
+    # ... and one alpha per feature goes lower than any single alpha can.
+    assert number(r"LOO MSE ratio alpha_per_feature / grid best: (\S+)", out) < 0.98
+
+
+def test_logistic_cv(tmp_path):
+    out = run_example("plot_logistic_cv.py", tmp_path)
+    assert (tmp_path / "logistic_cv.png").stat().st_size > 0
+    assert number(r"l2: CV log-loss ratio implicit / grid best: (\S+)", out) <= 1.001
+    lo, hi = grid_range(out)
+    assert lo <= number(r"l2: ImplicitLogisticRegressionCV: C = (\S+),", out) <= hi
+    # scikit-learn's LogisticRegression re-scores the chosen C as the tuner reported it.
+    cv_loss = number(r"l2: ImplicitLogisticRegressionCV: C = \S+, CV log-loss (\S+),", out)
+    rescored = number(r"re-scored by \S+ ImplicitLogisticRegressionCV +CV log-loss (\S+)", out)
+    assert abs(rescored - cv_loss) <= 2e-5

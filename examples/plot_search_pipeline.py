@@ -109,6 +109,7 @@ print(f"HypergradSearchCV: {len(search2.cv_results_['params']):3d} points, {t_se
 ax = plot_search_trajectory(search2, reference=grid2)
 ax.set_title("Elastic net: CV MSE (grid, filled) and the hypergradient search")
 plt.tight_layout()
+ax.figure.savefig("search_pipeline.png", dpi=100)
 
 # %%
 # The refit model is a plain scikit-learn pipeline at the chosen point:

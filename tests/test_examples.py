@@ -131,3 +131,15 @@ def test_logistic_cv(tmp_path):
     cv_loss = number(r"l2: ImplicitLogisticRegressionCV: C = \S+, CV log-loss (\S+),", out)
     rescored = number(r"re-scored by \S+ ImplicitLogisticRegressionCV +CV log-loss (\S+)", out)
     assert abs(rescored - cv_loss) <= 2e-5
+
+
+def test_search_pipeline(tmp_path):
+    out = run_example("plot_search_pipeline.py", tmp_path)
+    assert (tmp_path / "search_pipeline.png").stat().st_size > 0
+    lines = [line for line in out.splitlines() if "best CV MSE" in line]
+    grid1, search1, grid2, search2 = (number(r"best CV MSE (\S+)", line) for line in lines)
+    # HypergradSearchCV's best is within 0.1 % of GridSearchCV's, with one and with two
+    # hyperparameters. (Not asserted: fewer points than the grid; at the quick sizes the
+    # two-parameter search evaluates more points than the 4 x 8 grid.)
+    assert search1 <= 1.001 * grid1
+    assert search2 <= 1.001 * grid2

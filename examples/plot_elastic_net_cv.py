@@ -1,6 +1,6 @@
 """
 ImplicitElasticNetCV against ElasticNetCV: tuning l1_ratio too
-=============================================================
+==============================================================
 
 :class:`~sklearn.linear_model.ElasticNetCV` tunes ``alpha`` on a grid for each value of a
 short list of ``l1_ratio`` values and keeps the best pair: the cost grows with the

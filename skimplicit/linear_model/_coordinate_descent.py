@@ -307,11 +307,11 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         self.selection = selection
 
     def make_tunable_problem(self, folds, bounds=None):
-        bounds, starts = self._alpha_interval(1.0, 1.0)
+        interval, starts = self._alpha_interval(1.0, 1.0)
         return EnetCVProblem(
             folds, fit_intercept=self.fit_intercept, l1_ratio=1.0,
             alpha_per_feature=self.alpha_per_feature, positive=self.positive, tol=self.tol,
-            max_iter=self.max_iter, bounds=bounds, starts=starts, precompute=self.precompute,
+            max_iter=self.max_iter, bounds=interval, starts=starts, precompute=self.precompute,
             eps=self.eps,
         )
 

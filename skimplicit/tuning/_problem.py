@@ -130,7 +130,8 @@ class CVProblem:
     def __copy__(self):
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        new.set_warm_start(self.get_warm_start())
+        for name in self.warm_state:  # the copy's own warm starts (copied once)
+            setattr(new, name, _copied(getattr(self, name)))
         return new
 
     def bound_hint(self, name, side):

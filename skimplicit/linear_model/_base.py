@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..tuning._constant import constant_target_result, tune_or_constant
 from ..utils import check_fold_weights, check_sample_weight
-from ..tuning import split_folds
+from ..tuning import device_dtype, resolve_backend, split_folds
 
 __all__ = ["ImplicitLinearModelCV", "OUTER_LOOP_CONSTRAINTS"]
 
@@ -71,6 +71,7 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         "bounds": [StrOptions({"auto"}), tuple, list],
         "alpha_per_feature": ["boolean"],
         "copy_X": ["boolean"],
+        "backend": [StrOptions({"auto", "host", "jax"})],
         **OUTER_LOOP_CONSTRAINTS,
     }
 
@@ -104,6 +105,8 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
             accept_large_sparse=False,
             multi_output=self._multi_output, y_numeric=True, copy=False,
         )
+        # The JAX path works in the user's precision (float32 stays float32).
+        self._device_dtype = device_dtype(X)
         X = X.astype(np.float64, copy=False)
         if sp.issparse(X):
             X = X.tocsc()
@@ -169,6 +172,16 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
 
     def _make_tunable_problems(self, folds):
         return [self.make_tunable_problem(folds)]
+
+    def _on_device(self, folds):
+        """``(True, dtype)`` when the tuning runs on the JAX path (``backend``), with its
+        working dtype: the user's X's in ``fit`` (float32 stays float32), else the
+        folds'."""
+        if resolve_backend(getattr(self, "backend", "auto")) != "jax":
+            return False, None
+        dtype = getattr(self, "_device_dtype", None)
+        return True, dtype if dtype is not None or folds is None else device_dtype(
+            folds[0].X_train)
 
     def _store_results(self, results, best):
         """Attributes over several tuned problems (subclasses)."""

@@ -13,12 +13,12 @@ import numpy as np
 from .._blas import one_blas_thread
 from ..solvers import HostCD, LeastSquaresFold, dense, solve_enet_host
 from ..tuning import (CVProblem, Hyperparameter, WarmStarts, bucket, pad_stack,
-                      solve_with_fallback)
+                      solve_with_fallback, to_device)
 from ..tuning._progress import check_time
 from ..utils import nothing_to_tune
 from ._hypergrad import enet_gram_hypergrad, enet_support_hypergrad, ridge_hypergrad
 
-__all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "RidgeCVProblem", "make_folds"]
+__all__ = ["AdaptiveRidgeCVProblem", "EnetCVProblem", "EnetSearchSpace", "RidgeCVProblem", "make_folds"]
 
 
 class _Fold(LeastSquaresFold):
@@ -54,53 +54,26 @@ def _solve_name(k):
     return "cholesky" if k <= 2048 else "cg"
 
 
-class EnetCVProblem(CVProblem):
-    """K-fold validation MSE of scikit-learn's ``ElasticNet`` objective.
+class EnetSearchSpace:
+    """The search space of the elastic-net problems (host and device): bounds of
+    ``alpha`` (and ``l1_ratio``) from the folds' ``alpha_max``, the coarse cover, and the
+    nearest-point store of fold solutions (warm starts)."""
 
-    ``(1 / (2 n)) ||y - X w - b||^2 + alpha * l1_ratio * ||w||_1
-    + alpha * (1 - l1_ratio) / 2 * ||w||^2`` on each training fold (weighted as
-    scikit-learn does), tuned over ``alpha`` (a scalar, or one per feature for the Lasso:
-    the weighted Lasso ``sum_j alpha_j |w_j|``) and, optionally, ``l1_ratio``.
-
-    Inner solver: scikit-learn's compiled coordinate descent, warm-started per fold (a
-    black box, as the paper allows); the hypergradient: implicit differentiation of the
-    stationarity conditions restricted to each fold's support, all folds in one batched
-    JAX call (Cholesky on the support, never a p x p system).
-    """
-
-    # The Gram caches are warm state too: a restart's results must not depend on what
-    # another start (maybe in another thread) added to them (their rounding depends on
-    # the order).
-    warm_state = ("_solutions", "_grams")
-
-    def __init__(self, folds, *, fit_intercept=True, l1_ratio=1.0,
-                 tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
-                 max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6,
-                 starts=None, precompute=False, eps=None):
-        self.n_features = folds[0].X_train.shape[1]
-        self._n_folds = len(folds)
-        self._rows = (max(d.X_train.shape[0] for d in folds),
-                      max(d.X_test.shape[0] for d in folds))
-        if self._k0:  # compile the hypergradient kernel while the folds are set up and the
-            self._prefetch_kernel(self._k0)  # coarse path runs
-        self.folds = make_folds(folds, fit_intercept)
-        self.fit_intercept, self.positive = fit_intercept, positive
+    def _set_space(self, alpha_maxes, folds, *, l1_ratio, tune_l1_ratio, alpha_per_feature,
+                   bounds, l1_ratio_bounds, starts, eps):
+        """Hyperparameters from the folds' ``alpha_max`` (of ``l1_ratio = 1``)."""
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
-        self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
         # The user's alphas (a list): the cover's points instead of the log-spaced line.
         self.starts = None if starts is None else np.sort(np.asarray(starts, float))[::-1]
-        # scikit-learn's ``precompute`` for the inner coordinate descent (a Gram matrix
-        # given by the user is of the whole data, not of a fold: not used on the folds).
-        self.precompute = precompute if isinstance(precompute, bool) else False
         self.l1_ratio_bounds = tuple(float(b) for b in l1_ratio_bounds)
         # A training fold with a constant target (or no varying feature) has alpha_max = 0
         # (its solution is zero for every alpha): the bounds come from the others. If
         # every fold is so there is nothing to tune (the estimators then evaluate one
         # point, see model_selection/_constant.py) and no scale: nominal alpha_max = 1.
-        amax = [f.alpha_max() for f, d in zip(self.folds, folds)
+        amax = [a for a, d in zip(alpha_maxes, folds)
                 if not nothing_to_tune(d.X_train, d.y_train, d.sw_train,
-                                       fit_intercept=fit_intercept)]
+                                       fit_intercept=self.fit_intercept)]
         amax = [a for a in amax if a > 0]
         self.alpha_max_l1 = min(amax) if amax else 1.0
         rho_lo = l1_ratio_bounds[0] if tune_l1_ratio else self.l1_ratio
@@ -120,10 +93,6 @@ class EnetCVProblem(CVProblem):
             )
         # Fold solutions by (log alpha per feature, l1_ratio), the newest 64.
         self._solutions = WarmStarts(maxlen=64)
-        self._grams = [f.empty_gram_cache() for f in self.folds]  # see LeastSquaresFold.gram
-        self.solver = HostCD(max_iter=max_iter, precompute=self.precompute, positive=positive)
-        self._last_loss = np.inf
-        self._best_path_loss = np.inf
 
     # -- warm starts (restored by the outer loop before each restart) -------------------
     @staticmethod
@@ -140,7 +109,7 @@ class EnetCVProblem(CVProblem):
         the solutions and their distance.
         """
         if not len(self._solutions):
-            return [None] * len(self.folds), np.inf
+            return [None] * self._n_folds, np.inf
         sols, dist = self._solutions.nearest(np.r_[np.log(alpha_vec), l1_ratio],
                                              self._distance)
         return list(sols), dist
@@ -201,6 +170,51 @@ class EnetCVProblem(CVProblem):
                 done.add(round(r, 12))
                 points += self._cover_line(r, self.COVER_PER_DECADE_MIX)
         return points
+
+
+class EnetCVProblem(EnetSearchSpace, CVProblem):
+    """K-fold validation MSE of scikit-learn's ``ElasticNet`` objective.
+
+    ``(1 / (2 n)) ||y - X w - b||^2 + alpha * l1_ratio * ||w||_1
+    + alpha * (1 - l1_ratio) / 2 * ||w||^2`` on each training fold (weighted as
+    scikit-learn does), tuned over ``alpha`` (a scalar, or one per feature for the Lasso:
+    the weighted Lasso ``sum_j alpha_j |w_j|``) and, optionally, ``l1_ratio``.
+
+    Inner solver: scikit-learn's compiled coordinate descent, warm-started per fold (a
+    black box, as the paper allows); the hypergradient: implicit differentiation of the
+    stationarity conditions restricted to each fold's support, all folds in one batched
+    JAX call (Cholesky on the support, never a p x p system).
+    """
+
+    # The Gram caches are warm state too: a restart's results must not depend on what
+    # another start (maybe in another thread) added to them (their rounding depends on
+    # the order).
+    warm_state = ("_solutions", "_grams")
+
+    def __init__(self, folds, *, fit_intercept=True, l1_ratio=1.0,
+                 tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
+                 max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6,
+                 starts=None, precompute=False, eps=None):
+        self.n_features = folds[0].X_train.shape[1]
+        self._n_folds = len(folds)
+        self._rows = (max(d.X_train.shape[0] for d in folds),
+                      max(d.X_test.shape[0] for d in folds))
+        if self._k0:  # compile the hypergradient kernel while the folds are set up and the
+            self._prefetch_kernel(self._k0)  # coarse path runs
+        self.folds = make_folds(folds, fit_intercept)
+        self.fit_intercept, self.positive = fit_intercept, positive
+        self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
+        # scikit-learn's ``precompute`` for the inner coordinate descent (a Gram matrix
+        # given by the user is of the whole data, not of a fold: not used on the folds).
+        self.precompute = precompute if isinstance(precompute, bool) else False
+        self._set_space([f.alpha_max() for f in self.folds], folds, l1_ratio=l1_ratio,
+                        tune_l1_ratio=tune_l1_ratio, alpha_per_feature=alpha_per_feature,
+                        bounds=bounds, l1_ratio_bounds=l1_ratio_bounds, starts=starts,
+                        eps=eps)
+        self._grams = [f.empty_gram_cache() for f in self.folds]  # see LeastSquaresFold.gram
+        self.solver = HostCD(max_iter=max_iter, precompute=self.precompute, positive=positive)
+        self._last_loss = np.inf
+        self._best_path_loss = np.inf
 
     # -- inner solves -------------------------------------------------------------------
     def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False, cheap=False):
@@ -433,11 +447,21 @@ class RidgeCVProblem(CVProblem):
         self._n_extended += 1
         return True
 
+    def to_device(self, dtype):
+        """Move the stacked folds to JAX's default device once, in ``dtype`` (the
+        estimators' ``backend="jax"``)."""
+        with jax.enable_x64(True):
+            self._X, self._y, self._Xt, self._yt, self._swt = (
+                to_device(a, dtype) for a in (self._X, self._y, self._Xt, self._yt, self._swt))
+        self._alpha_dtype = np.dtype(dtype)
+
+    _alpha_dtype = np.dtype(np.float64)
+
     def fold_hypergrad(self, alpha):
         """Per fold: validation MSE, its gradient w.r.t. ``alpha (K, p)``, the solution,
         the linear solves' success flags and residuals (one batched JAX call)."""
         K = len(self.folds)
-        alpha = np.broadcast_to(np.asarray(alpha, float), (K, self.n_features))
+        alpha = np.broadcast_to(np.asarray(alpha, self._alpha_dtype), (K, self.n_features))
         with jax.enable_x64(True):
             return tuple(np.asarray(o) for o in ridge_hypergrad(
                 self._X, self._y, self._Xt, self._yt, self._swt, alpha))

@@ -130,6 +130,11 @@ class ImplicitRidgeCV(ImplicitLinearModelCV):
         The shared outer-loop parameters (see :class:`ImplicitLassoCV`).
     copy_X : bool, default=True
         Accepted for compatibility; X is never modified.
+    backend : {"auto", "host", "jax"}, default="auto"
+        Where the tuning runs. The ridge problems are JAX kernels on either path;
+        ``"jax"`` moves the folds (or the leave-one-out factors) to JAX's default device
+        once per fit (float32 when ``X`` is float32), ``"host"`` keeps them in NumPy;
+        ``"auto"``: ``"host"`` on a CPU backend, ``"jax"`` on a GPU or TPU.
 
     Attributes
     ----------
@@ -185,7 +190,8 @@ n_features_in_, feature_names_in_ :
                  gcv_mode=None, store_cv_results=False, alpha_per_target=False,
                  alpha_init="auto", bounds="auto", alpha_per_feature=False, max_outer_iter=30,
                  outer_tol=1e-4, n_restarts=1, max_time=None, verbose=0, random_state=None,
-                 n_jobs=None, copy_X=True):
+                 n_jobs=None, copy_X=True, backend="auto"):
+        self.backend = backend
         self.alphas = alphas
         self.fit_intercept = fit_intercept
         self.scoring = scoring
@@ -273,9 +279,14 @@ n_features_in_, feature_names_in_ :
 
     def _loo_problem(self, y, alpha_per_feature=False):
         X, _, sw = self._full
-        return RidgeLOOProblem(X, y, sw, fit_intercept=self.fit_intercept,
-                               alpha_per_feature=alpha_per_feature, bounds=self._interval(),
-                               starts=self._starts, kind=self._kind(y))
+        problem = RidgeLOOProblem(X, y, sw, fit_intercept=self.fit_intercept,
+                                  alpha_per_feature=alpha_per_feature,
+                                  bounds=self._interval(), starts=self._starts,
+                                  kind=self._kind(y))
+        on_device, dtype = self._on_device(None)
+        if on_device:
+            problem.to_device(dtype)
+        return problem
 
     def _make_tunable_problems(self, folds):
         if self.cv is None:
@@ -296,8 +307,12 @@ n_features_in_, feature_names_in_ :
         b = self._interval()
         if self.alpha_per_feature:
             return AdaptiveRidgeCVProblem(folds, fit_intercept=self.fit_intercept, bounds=b)
-        return RidgeCVProblem(folds, fit_intercept=self.fit_intercept, bounds=b,
-                              starts=self._starts)
+        problem = RidgeCVProblem(folds, fit_intercept=self.fit_intercept, bounds=b,
+                                 starts=self._starts)
+        on_device, dtype = self._on_device(folds)
+        if on_device:
+            problem.to_device(dtype)
+        return problem
 
     def _tune(self, problem, folds):
         result = super()._tune(problem, folds)

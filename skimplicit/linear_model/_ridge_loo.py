@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from ..tuning import CVProblem
+from ..tuning import CVProblem, to_device
 from ..tuning._protocol import Evaluation, Hyperparameter
 from ..tuning._kernel import Kernel
 
@@ -174,18 +174,31 @@ class RidgeLOOProblem(CVProblem):
     def bound_hint(self, name, side):
         return "the estimator parameter `alphas` (or `bounds`)"
 
+    _SVD_ARRAYS = ("U", "s2", "UTy", "r_perp", "q", "lev0", "inv_sqrt_sw", "y_var")
+    _GRAM_ARRAYS = ("Xc", "yc", "lev0", "inv_sqrt_sw", "y_var")
+    _device = None
+
+    def to_device(self, dtype):
+        """Move the kernels' arrays to JAX's default device once, in ``dtype`` (the
+        estimators' ``backend="jax"``)."""
+        names = set(self._GRAM_ARRAYS) | (set() if self.alpha_per_feature
+                                           else set(self._SVD_ARRAYS))
+        with jax.enable_x64(True):
+            self._device = {n: to_device(getattr(self, n), dtype) for n in names}
+        self._device_dtype = np.dtype(dtype)
+
+    def _args(self, names, log_alpha):
+        if self._device is None:
+            return (log_alpha, *(getattr(self, n) for n in names))
+        return (np.asarray(log_alpha, self._device_dtype), *(self._device[n] for n in names))
+
     def _kernel(self, alpha):
         with jax.enable_x64(True):
             if np.ndim(alpha) == 0 and not self.alpha_per_feature:
                 loss, g, per, looe = loo_ridge_svd(
-                    np.log(float(alpha)), self.U, self.s2, self.UTy, self.r_perp, self.q,
-                    self.lev0, self.inv_sqrt_sw, self.y_var, kind=self.kind)
+                    *self._args(self._SVD_ARRAYS, np.log(float(alpha))), kind=self.kind)
                 return float(loss), float(g), np.asarray(per), np.asarray(looe), None
-            a = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
-            loss, g, per, looe, w = loo_ridge_gram(
-                np.log(a), self.Xc, self.yc, self.lev0, self.inv_sqrt_sw, self.y_var,
-                kind=self.kind)
-            return float(loss), np.asarray(g), np.asarray(per), np.asarray(looe), np.asarray(w)
+        return self._kernel_vec(np.broadcast_to(np.asarray(alpha, float), (self.n_features,)))
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         del precision, with_grad  # exact; the gradient comes at no extra cost
@@ -209,9 +222,8 @@ class RidgeLOOProblem(CVProblem):
 
     def _kernel_vec(self, a):
         with jax.enable_x64(True):
-            loss, g, per, looe, w = loo_ridge_gram(
-                np.log(a), self.Xc, self.yc, self.lev0, self.inv_sqrt_sw, self.y_var,
-                kind=self.kind)
+            loss, g, per, looe, w = loo_ridge_gram(*self._args(self._GRAM_ARRAYS, np.log(a)),
+                                                   kind=self.kind)
         return float(loss), np.asarray(g), np.asarray(per), np.asarray(looe), np.asarray(w)
 
     # -- what the estimator reads ---------------------------------------------------------

@@ -54,6 +54,10 @@ Entry points (all return ``(coef, intercept, info)`` with ``info`` a :class:`Sol
   :func:`tweedie_newton` (Poisson / Gamma / Tweedie, log link) and
   :func:`weighted_kernel_ridge` (``KernelRidge``'s weighted Cholesky solve) (module
   ``_host_smooth``).
+* Device least squares (the estimators' ``backend="jax"`` path): :func:`quadratic_fista`
+  (K centered training folds as Gram matrices or scaled designs, FISTA in lock step,
+  scikit-learn's duality gap), :func:`fold_matvec`, :func:`fold_lipschitz`,
+  :func:`enet_gap` (module ``_quadratic``).
 * Simplex-constrained problems (the multiclass SVM dual): :func:`mirror_descent_simplex`,
   :func:`projected_gradient_simplex`, :func:`block_cd_multiclass_svm` (module
   ``_simplex``).
@@ -122,6 +126,7 @@ from ._simplex import (
     multiclass_svm_dual_coef,
     projected_gradient_simplex,
 )
+from ._quadratic import enet_gap, fold_lipschitz, fold_matvec, quadratic_fista
 from ._sklearn import SklearnCD, sklearn_kernel
 
 __all__ = [
@@ -174,4 +179,8 @@ __all__ = [
     "solve_logistic",
     "fit_logistic",
     "refine_logistic",
+    "fold_matvec",
+    "fold_lipschitz",
+    "enet_gap",
+    "quadratic_fista",
 ]

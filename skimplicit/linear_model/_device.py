@@ -1,0 +1,239 @@
+"""The linear models' tunable problems on a JAX device (``backend="jax"``).
+
+The folds are moved to the device once per fit (float32 or float64); each evaluation is
+one compiled program that solves all K folds' inner problems, warm-started from the
+nearest evaluated point, and returns their validation losses with the hypergradient.
+
+Elastic net (:class:`DeviceEnetProblem`): each training fold is centered and weighted
+(the intercept eliminated) and held as its Gram matrix (``p <= n``) or its scaled design
+(``p > n``), see :mod:`skimplicit.solvers._quadratic`. In the program:
+
+1. FISTA on all folds in lock step to scikit-learn's duality gap
+   (:func:`~skimplicit.solvers.quadratic_fista`);
+2. a polish: on each fold's support ``S`` with signs ``s``, the stationarity
+   ``(G_SS + l2) w_S = c_S - l1 s`` solved by CG; kept where its signs agree and its
+   duality gap is smaller (then exact to the CG tolerance, as the host path's certified
+   polish);
+3. the hypergradient: ``(G_SS + l2) u_S = d loss / d w_S`` by CG (matrix-free, masked to
+   the support: the same operator as the polish, warm-started from the previous outer
+   step's ``u``), then ``d loss / d alpha_j = -u_j (rho s_j + (1 - rho) w_j)`` and
+   ``d loss / d rho = -sum_j u_j alpha_j (s_j - w_j)``.
+
+A fold whose system fails its residual check (a singular support system) is solved again
+with a ridge of :data:`~skimplicit.tuning.FALLBACK_RIDGE` times its mean diagonal and a
+``LinearSolveWarning``, as on the host.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..implicit import LinearSolveWarning
+from ..implicit.linear_solve import default_tol, solve_cg
+from ..solvers import enet_gap, fold_lipschitz, fold_matvec, quadratic_fista
+from ..tuning import CVProblem, WarmStarts, pad_stack, to_device
+from ..tuning._kernel import FALLBACK_RIDGE
+from ..tuning._progress import check_time
+from ._cv_problems import EnetSearchSpace
+
+__all__ = ["DeviceEnetProblem", "device_folds"]
+
+
+def device_folds(folds, fit_intercept, dtype, normalize_weights=True):
+    """Each fold's training part centered and sqrt-weight scaled (``A = S^{1/2} X_c /
+    sqrt(n)``, ``ys = S^{1/2} y_c / sqrt(n)``: ``G = A^T A``) and its test part centered
+    with the training means, stacked (zero-padded rows) on the device.
+
+    Returns ``(A (K, n, p), ys (K, n), Xt (K, m, p), yt (K, m), swt (K, m))``.
+    """
+    parts = []
+    for Xtr, ytr, sw, Xte, yte, swte in folds:
+        Xtr = Xtr.toarray() if hasattr(Xtr, "toarray") else np.asarray(Xtr, float)
+        Xte = Xte.toarray() if hasattr(Xte, "toarray") else np.asarray(Xte, float)
+        n = Xtr.shape[0]
+        sw = np.asarray(sw, float)
+        s = sw * (n / sw.sum()) if normalize_weights else sw
+        if fit_intercept:
+            x_mean, y_mean = s @ Xtr / s.sum(), np.average(ytr, weights=s)
+        else:
+            x_mean, y_mean = np.zeros(Xtr.shape[1]), 0.0
+        r = np.sqrt(s / n)
+        parts.append(((Xtr - x_mean) * r[:, None], (ytr - y_mean) * r, Xte - x_mean,
+                      np.asarray(yte, float) - y_mean, np.asarray(swte, float)))
+    n = max(a[0].shape[0] for a in parts)
+    m = max(a[2].shape[0] for a in parts)
+    p = parts[0][0].shape[1]
+    shapes = [(n, p), (n,), (m, p), (m,), (m,)]
+    with jax.enable_x64(True):
+        return tuple(to_device(pad_stack([a[i] for a in parts], sh), dtype)
+                     for i, sh in enumerate(shapes))
+
+
+@partial(jax.jit, static_argnames=("gram",))
+def _sufficient(A, ys, gram):
+    """``(operator, c, yy)``: the Gram matrices (or the factors), ``A^T ys``, ``ys^T ys``."""
+    op = jnp.einsum("kni,knj->kij", A, A) if gram else A
+    return op, jnp.einsum("kni,kn->ki", A, ys), jnp.sum(ys * ys, axis=1)
+
+
+def _support_solve(A, mask, l2, ridge, B, U0, gram, tol=None):
+    """CG on ``(G_SS + l2 + ridge) u_S = b_S`` per fold (identity off the support)."""
+
+    def one(A_k, m_k, l2_k, r_k, b_k, u_k):
+        def op(v):
+            mv = m_k * v
+            Gv = A_k @ mv if gram else A_k.T @ (A_k @ mv)
+            return m_k * (Gv + (l2_k + r_k) * mv) + (1 - m_k) * v
+        return solve_cg(op, m_k * b_k, init=m_k * u_k, tol=tol, return_info=True)
+
+    U, info = jax.vmap(one)(A, mask, l2, ridge, B, U0)
+    return U, info
+
+
+@partial(jax.jit, static_argnames=("gram", "positive", "with_grad"))
+def _enet_eval(A, c, yy, L, Xt, yt, swt, alpha, rho, W0, U0, ridge, tol, max_iter, *,
+               gram, positive, with_grad):
+    """One evaluation on all folds (module docstring); ``alpha (K, p)``, ``rho (K,)``."""
+    l1 = alpha * rho[:, None]
+    l2 = alpha * (1 - rho)[:, None]
+    W, info = quadratic_fista(A, c, yy, L, l1, l2, W0, tol, max_iter, gram=gram,
+                              positive=positive)
+    # Polish on the support (exact when the support and signs are right).
+    mask = (W != 0).astype(W.dtype)
+    sgn = jnp.sign(W)
+    zero = jnp.zeros_like(ridge)
+    # (to near machine precision: the polished solution is the exact one)
+    eps = jnp.finfo(W.dtype).eps
+    Wp, _ = _support_solve(A, mask, l2, zero, c - l1 * sgn, W, gram,
+                           tol=min(default_tol(W.dtype), 1e3 * float(eps)))
+    Wp = Wp * mask
+    gap = info.stop_crit
+    gap_p, _ = enet_gap(Wp, fold_matvec(A, Wp, gram), c, yy, l1, l2, positive)
+    ok = jnp.all(jnp.where(mask > 0, jnp.sign(Wp) == sgn, True), axis=1) & (
+        (gap_p <= gap) | (gap_p <= info.threshold))
+    W = jnp.where(ok[:, None], Wp, W)
+    gap = jnp.where(ok, gap_p, gap)
+    info = info._replace(stop_crit=gap, converged=info.converged | (ok & (gap_p <= info.threshold)))
+    R = yt - jnp.einsum("kmp,kp->km", Xt, W)
+    sws = jnp.sum(swt, axis=1)
+    loss = jnp.sum(swt * R * R, axis=1) / sws
+    if not with_grad:
+        return W, info, loss, ok
+    g = -2 * jnp.einsum("kmp,km->kp", Xt, swt * R) / sws[:, None]
+    # The ridge of a singular system, relative to the mean diagonal of its support block.
+    diag = jnp.einsum("kii->ki", A) if gram else jnp.sum(A * A, axis=1)
+    size = jnp.maximum(jnp.sum(mask, axis=1), 1)
+    scale = jnp.sum(mask * (diag + l2), axis=1) / size
+    U, lin = _support_solve(A, mask, l2, ridge * scale, g, U0, gram)
+    sgn = jnp.sign(W)
+    d_alpha = -U * (rho[:, None] * sgn + (1 - rho)[:, None] * W)
+    d_rho = -jnp.sum(U * alpha * (sgn - W), axis=1)
+    return W, info, loss, ok, d_alpha, d_rho, U, lin.success, lin.residual
+
+
+class DeviceEnetProblem(EnetSearchSpace, CVProblem):
+    """:class:`~skimplicit.linear_model._cv_problems.EnetCVProblem` on a JAX device.
+
+    The same objective, search space, cover and warm starts by nearest point; the inner
+    solves, the polish and the hypergradient of all folds in one compiled program per
+    evaluation (module docstring). ``dtype``: float32 or float64 on the device.
+    ``max_iter`` counts FISTA iterations (default ``20 x`` the estimator's CD epochs).
+    """
+
+    warm_state = ("_solutions", "_u0")
+
+    def __init__(self, folds, *, fit_intercept=True, l1_ratio=1.0, tune_l1_ratio=False,
+                 alpha_per_feature=False, positive=False, tol=1e-4, max_iter=20000,
+                 bounds=None, l1_ratio_bounds=(0.01, 1.0), starts=None, eps=None,
+                 dtype=np.float64):
+        self.n_features = folds[0].X_train.shape[1]
+        self._n_folds = len(folds)
+        self.fit_intercept, self.positive = fit_intercept, positive
+        self.tol, self.max_iter = tol, int(max_iter)
+        self.dtype = np.dtype(dtype)
+        A, ys, self._Xt, self._yt, self._swt = device_folds(folds, fit_intercept, self.dtype)
+        self.gram = self.n_features <= A.shape[1]
+        with jax.enable_x64(True):
+            self._A, self._c, self._yy = _sufficient(A, ys, self.gram)
+            self._L = fold_lipschitz(self._A, self.gram)
+        del A, ys
+        alpha_maxes = np.max(np.abs(np.asarray(self._c, float)), axis=1)
+        self._set_space(alpha_maxes.tolist(), folds, l1_ratio=l1_ratio,
+                        tune_l1_ratio=tune_l1_ratio, alpha_per_feature=alpha_per_feature,
+                        bounds=bounds, l1_ratio_bounds=l1_ratio_bounds, starts=starts,
+                        eps=eps)
+        self._u0 = None
+
+    def _warm_start(self, alpha_vec, l1_ratio):
+        W, dist = self._solutions.nearest(np.r_[np.log(alpha_vec), l1_ratio], self._distance)
+        return W, dist
+
+    def _remember(self, alpha_vec, l1_ratio, coefs):
+        self._solutions.add(np.r_[np.log(alpha_vec), l1_ratio], coefs)
+
+    def _run(self, alpha_vec, l1_ratio, tol, with_grad, ridge):
+        K, p = self._n_folds, self.n_features
+        W0, _ = self._warm_start(alpha_vec, l1_ratio)
+        with jax.enable_x64(True):
+            dt = self.dtype
+            if W0 is None:
+                W0 = jnp.zeros((K, p), dt)
+            U0 = jnp.zeros((K, p), dt) if self._u0 is None else self._u0
+            alpha = jnp.broadcast_to(jnp.asarray(alpha_vec, dt), (K, p))
+            rho = jnp.full((K,), l1_ratio, dt)
+            # float32: a duality gap below ~1e-6 of ||y||^2 is rounding.
+            tol = max(tol, 1e-6) if dt == np.float32 else tol
+            out = _enet_eval(self._A, self._c, self._yy, self._L, self._Xt, self._yt,
+                             self._swt, alpha, rho, W0, U0, jnp.asarray(ridge, dt),
+                             jnp.asarray(tol, dt), self.max_iter, gram=self.gram,
+                             positive=self.positive, with_grad=with_grad)
+            return jax.block_until_ready(out)
+
+    def evaluate(self, params, *, precision=1.0, with_grad=True):
+        alpha = params["alpha"]
+        l1_ratio = float(params.get("l1_ratio", self.l1_ratio))
+        alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
+        tol = self.tol * precision
+        K = self._n_folds
+        check_time()
+        ridge = np.zeros(K)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LinearSolveWarning)  # retried and reported below
+            out = self._run(alpha_vec, l1_ratio, tol, with_grad, ridge)
+        W, info, loss = out[0], out[1], np.asarray(out[2], float)
+        self._remember(alpha_vec, l1_ratio, W)
+        support = np.count_nonzero(np.asarray(W), axis=1).tolist()
+        iters = np.asarray(info.n_iter).tolist()
+        conv = bool(np.all(np.asarray(info.converged)))
+        exact = np.asarray(out[3]).tolist()
+        if not with_grad:
+            return self.evaluation(loss, None, conv, n_iter=iters, exact=exact,
+                                   support_size=support)
+        ok = np.asarray(out[7])
+        if not ok.all():
+            ridge = np.where(ok, 0.0, FALLBACK_RIDGE)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LinearSolveWarning)
+                out = self._run(alpha_vec, l1_ratio, tol, with_grad, ridge)
+            warnings.warn(
+                f"The hypergradient's support system is singular on fold(s) "
+                f"{np.flatnonzero(~ok).tolist()} (a failed residual check): solved with a "
+                f"ridge of {FALLBACK_RIDGE:g} x its mean diagonal, relative residual now "
+                f"{float(np.max(np.asarray(out[8])[~ok])):.3g}. The hypergradient is "
+                "approximate (e.g. duplicated or collinear active features).",
+                LinearSolveWarning, stacklevel=2)
+        d_alpha, d_rho = np.asarray(out[4], float), np.asarray(out[5], float)
+        self._u0 = out[6]
+        g = d_alpha.mean(axis=0)
+        grad = {"alpha": g if self.alpha_per_feature else float(g.sum())}
+        if self.tune_l1_ratio:
+            grad["l1_ratio"] = float(d_rho.mean())
+        return self.evaluation(
+            loss, grad, conv and bool(np.asarray(out[7]).all()), n_iter=iters, exact=exact,
+            support_size=support, linear_residual=float(np.max(np.asarray(out[8]))),
+            ridge=ridge.tolist())

@@ -1,0 +1,157 @@
+"""The JAX path (``backend="jax"``) of the regressors equals their host path.
+
+Run on the CPU backend (CI): the same hyperparameters within 2 % in log scale, the same
+CV loss and coefficients within the inner tolerance; the device problem's hypergradient
+against central finite differences; float32 input; JAX arrays as input.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, make_regression
+from sklearn.linear_model import ElasticNet
+from sklearn.model_selection import KFold
+
+from skimplicit.linear_model import ImplicitElasticNetCV, ImplicitLassoCV, ImplicitRidgeCV
+from skimplicit.linear_model._cv_problems import EnetCVProblem
+from skimplicit.linear_model._device import DeviceEnetProblem
+from skimplicit.tuning import resolve_backend, split_folds
+
+
+def _diabetes():
+    return load_diabetes(return_X_y=True)
+
+
+def _wide():
+    return make_regression(100, 300, n_informative=10, noise=5, random_state=0)
+
+
+CASES = [
+    (ImplicitLassoCV, {}),
+    (ImplicitLassoCV, {"alpha_per_feature": True}),
+    (ImplicitLassoCV, {"positive": True}),
+    (ImplicitElasticNetCV, {"l1_ratio": "tune"}),
+    (ImplicitElasticNetCV, {"l1_ratio": 0.5}),
+    (ImplicitRidgeCV, {}),
+    (ImplicitRidgeCV, {"cv": 5}),
+]
+
+
+@pytest.mark.parametrize("data", [_diabetes, _wide], ids=["diabetes", "100x300"])
+@pytest.mark.parametrize("Est, kwargs", CASES,
+                         ids=[f"{c.__name__}-{k}" for c, k in CASES])
+def test_jax_path_equals_host_path(Est, kwargs, data):
+    X, y = data()
+    host = Est(backend="host", **kwargs).fit(X, y)
+    dev = Est(backend="jax", **kwargs).fit(X, y)
+    # The same hyperparameters within 2 % in log scale (here: within 2 % relative).
+    np.testing.assert_allclose(np.log(dev.alpha_), np.log(host.alpha_), atol=0.02)
+    if hasattr(host, "l1_ratio_"):
+        assert abs(dev.l1_ratio_ - host.l1_ratio_) <= 0.02
+    np.testing.assert_allclose(dev.cv_loss_, host.cv_loss_, rtol=1e-4)
+    scale = np.max(np.abs(host.coef_)) + 1e-12
+    assert np.max(np.abs(dev.coef_ - host.coef_)) <= 1e-3 * scale
+    pred = dev.predict(X)
+    assert type(pred) is np.ndarray
+
+
+def test_backend_auto_follows_jax_default_backend():
+    expected = "host" if jax.default_backend() == "cpu" else "jax"
+    assert resolve_backend("auto") == expected
+    with pytest.raises(ValueError, match="backend"):
+        resolve_backend("gpu")
+    with pytest.raises(ValueError, match="backend"):
+        ImplicitLassoCV(backend="gpu").fit(*_diabetes())
+
+
+def test_float32_input_stays_float32_on_the_jax_path():
+    X, y = _diabetes()
+    ref = ImplicitLassoCV(backend="jax").fit(X, y)
+    est = ImplicitLassoCV(backend="jax")
+    problem = est.set_params().fit(X.astype(np.float32), y.astype(np.float32))
+    assert est._device_dtype == np.float32
+    folds = split_folds(X.astype(np.float32), y, np.ones(len(y)), list(KFold(5).split(X)))
+    assert DeviceEnetProblem(folds, dtype=np.float32)._A.dtype == jnp.float32
+    # float32 accuracy: the same point, the CV loss to ~1e-5 relative.
+    np.testing.assert_allclose(np.log(problem.alpha_), np.log(ref.alpha_), atol=0.02)
+    np.testing.assert_allclose(problem.cv_loss_, ref.cv_loss_, rtol=1e-4)
+
+
+def test_jax_array_input():
+    X, y = _diabetes()
+    with jax.enable_x64(True):
+        Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    est = ImplicitLassoCV(backend="jax").fit(Xj, yj)
+    ref = ImplicitLassoCV(backend="jax").fit(X, y)
+    assert est.alpha_ == pytest.approx(ref.alpha_, rel=1e-10)
+    assert type(est.predict(Xj)) is np.ndarray
+
+
+def _problem(rho, tune):
+    X, y = _diabetes()
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    folds = split_folds(X, y, sw, list(KFold(3, shuffle=True, random_state=0).split(X)))
+    return folds, DeviceEnetProblem(folds, l1_ratio=rho, tune_l1_ratio=tune, tol=1e-14,
+                                    max_iter=200000)
+
+
+def _fd(f, x, h):
+    """4th-order central differences."""
+    return (-f(x + 2 * h) + 8 * f(x + h) - 8 * f(x - h) + f(x - 2 * h)) / (12 * h)
+
+
+@pytest.mark.parametrize("rho, tune", [(1.0, False), (0.6, True)])
+def test_device_hypergradient_matches_finite_differences(rho, tune):
+    """Exact inner solves (polished): converged central differences (the same at two step
+    sizes) agree with the implicit hypergradient to 1e-8 relative (weighted folds)."""
+    _, prob = _problem(rho, tune)
+    alpha = 0.05
+    point = {"alpha": alpha, **({"l1_ratio": rho} if tune else {})}
+    ev = prob.evaluate(point)
+    assert ev.converged and all(ev.info["exact"])
+
+    def f(la):
+        return prob.evaluate({**point, "alpha": np.exp(la)}, with_grad=False).loss
+
+    fds = [_fd(f, np.log(alpha), h) for h in (1e-3, 1e-3 / 3)]
+    np.testing.assert_allclose(fds[0], fds[1], rtol=1e-8)
+    np.testing.assert_allclose(ev.grad["alpha"] * alpha, fds[1], rtol=1e-8)
+    if tune:
+        def g(r):
+            return prob.evaluate({**point, "l1_ratio": r}, with_grad=False).loss
+        fds = [_fd(g, rho, h) for h in (1e-3, 1e-3 / 3)]
+        np.testing.assert_allclose(fds[0], fds[1], rtol=1e-8)
+        np.testing.assert_allclose(ev.grad["l1_ratio"], fds[1], rtol=1e-8)
+
+
+def test_device_evaluation_equals_host_evaluation():
+    """Same losses and hypergradients as the host problem at a few points."""
+    folds, dev = _problem(0.6, True)
+    host = EnetCVProblem(folds, l1_ratio=0.6, tune_l1_ratio=True, tol=1e-12, max_iter=100000)
+    for frac in (0.3, 0.02):
+        point = {"alpha": frac * host.alpha_max_l1, "l1_ratio": 0.6}
+        eh, ed = host.evaluate(point), dev.evaluate(point)
+        np.testing.assert_allclose(ed.fold_losses, eh.fold_losses, rtol=1e-9)
+        for k in eh.grad:
+            np.testing.assert_allclose(ed.grad[k], eh.grad[k], rtol=1e-6)
+
+
+def test_quadratic_fista_matches_scikit_learn_on_wide_data():
+    """The factor form (p > n) and a warm start: the same solution as ElasticNet."""
+    from skimplicit.solvers import fold_lipschitz, quadratic_fista
+    X, y = _wide()
+    Xc, yc = X - X.mean(0), y - y.mean()
+    n = len(y)
+    A = (Xc / np.sqrt(n))[None]
+    ys = (yc / np.sqrt(n))[None]
+    with jax.enable_x64(True):
+        c, yy = jnp.einsum("kni,kn->ki", A, ys), jnp.sum(ys * ys, 1)
+        L = fold_lipschitz(A, False)
+        l1 = jnp.full((1, 300), 0.5 * 0.7)
+        l2 = jnp.full((1, 300), 0.5 * 0.3)
+        W, info = quadratic_fista(A, c, yy, L, l1, l2, jnp.zeros((1, 300)), 1e-12, 100000,
+                                  gram=False)
+    ref = ElasticNet(alpha=0.5, l1_ratio=0.7, tol=1e-12, max_iter=100000).fit(X, y)
+    assert bool(info.converged[0])
+    np.testing.assert_allclose(np.asarray(W[0]), ref.coef_, atol=1e-6 * np.abs(ref.coef_).max())

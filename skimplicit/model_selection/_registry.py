@@ -59,7 +59,9 @@ from ..linear_model import (
     ImplicitRidgeCV,
 )
 from ..linear_model._cv_problems import EnetCVProblem, RidgeCVProblem
+from ..linear_model._device import DeviceEnetProblem
 from ..linear_model._logistic_problem import LogisticCVProblem, encode_folds
+from ..tuning import device_dtype, resolve_backend
 from ._smooth_steps import (
     GLMCVProblem,
     HuberCVProblem,
@@ -163,12 +165,14 @@ def _elastic_net(final, folds, bounds, scoring, *, l1_ratio=None):
             f"ElasticNet(l1_ratio={l1_ratio}) is not supported: with l1_ratio=0 the "
             "elastic net is a ridge, tune Ridge instead."
         )
-    return EnetCVProblem(
-        folds, fit_intercept=final.fit_intercept, l1_ratio=l1_ratio,
-        tune_l1_ratio="l1_ratio" in bounds, positive=final.positive, tol=final.tol,
-        max_iter=final.max_iter, bounds=_pair(bounds.get("alpha")),
-        l1_ratio_bounds=_pair(bounds.get("l1_ratio")) or (0.01, 1.0),
-    )
+    common = dict(fit_intercept=final.fit_intercept, l1_ratio=l1_ratio,
+                  tune_l1_ratio="l1_ratio" in bounds, positive=final.positive, tol=final.tol,
+                  bounds=_pair(bounds.get("alpha")),
+                  l1_ratio_bounds=_pair(bounds.get("l1_ratio")) or (0.01, 1.0))
+    if resolve_backend() == "jax":  # HypergradSearchCV(backend=...)
+        return DeviceEnetProblem(folds, max_iter=20 * final.max_iter,
+                                 dtype=device_dtype(folds[0].X_train), **common)
+    return EnetCVProblem(folds, max_iter=final.max_iter, **common)
 
 
 def _ridge(final, folds, bounds, scoring):
@@ -178,8 +182,11 @@ def _ridge(final, folds, bounds, scoring):
     if np.ndim(final.alpha) and "alpha" not in bounds:
         raise ValueError("Ridge with one alpha per target is not supported.")
     # 'auto' as ImplicitRidgeCV: six decades either side of the data scale.
-    return RidgeFoldGrads(folds, fit_intercept=final.fit_intercept,
-                          bounds=_pair(bounds.get("alpha")))
+    problem = RidgeFoldGrads(folds, fit_intercept=final.fit_intercept,
+                             bounds=_pair(bounds.get("alpha")))
+    if resolve_backend() == "jax":  # HypergradSearchCV(backend=...)
+        problem.to_device(device_dtype(folds[0].X_train))
+    return problem
 
 
 def _logistic_l1_ratio(final):

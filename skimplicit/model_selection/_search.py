@@ -114,6 +114,7 @@ from ._adapters import (
 from ._registry import (check_refittable, final_step, find_final_step, make_problem,
                         tuned_final_step)
 from ..utils import check_fold_weights, check_sample_weight
+from ..tuning import backend_context
 from ..tuning._constant import tune_or_constant
 from ..tuning._select import score_points, select_best
 
@@ -370,6 +371,14 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         ``std_train_<metric>`` (each evaluated point refit on every training fold).
     pre_dispatch : int or str, default="2*n_jobs"
         As in GridSearchCV, for the refits that score the evaluated points.
+    backend : {"auto", "host", "jax"}, default="auto"
+        Where the tuning of a ``Lasso``, ``ElasticNet``, ``Ridge`` or
+        ``LogisticRegression`` final step (or of skimplicit's own, whose ``backend`` is
+        ``"auto"``) runs: ``"jax"`` solves all folds and the hypergradient in one compiled
+        JAX program per evaluation on JAX's default device (the folds moved there once),
+        ``"host"`` on NumPy / SciPy solvers; ``"auto"``: ``"host"`` on a CPU backend,
+        ``"jax"`` on a GPU or TPU. The other final steps run on the host. The
+        preprocessing and the refits run on the host.
 
     Attributes
     ----------
@@ -511,12 +520,14 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         "error_score": [StrOptions({"raise"}), Real],
         "return_train_score": ["boolean"],
         "pre_dispatch": [Integral, str],
+        "backend": [StrOptions({"auto", "host", "jax"})],
     }
 
     def __init__(self, estimator, param_grid, *, cv=5, scoring=None, max_outer_iter=30,
                  outer_tol=1e-4, n_restarts=1, max_time=None, n_jobs=None, refit=True,
                  verbose=0, random_state=None, error_score=np.nan, return_train_score=False,
-                 pre_dispatch="2*n_jobs"):
+                 pre_dispatch="2*n_jobs", backend="auto"):
+        self.backend = backend
         self.estimator = estimator
         self.param_grid = param_grid
         self.cv = cv
@@ -652,7 +663,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         X, y = indexable(X, self._validate_y(y, final))
         splits, folds, est_params, score_params = self._folds(
             X, y, _check_method_params(X, params=params), pre, final, prefix, select_mode)
-        problem = make_problem(final, folds, bounds, loss_scoring)
+        with backend_context(self.backend):
+            problem = make_problem(final, folds, bounds, loss_scoring)
         default = LOSS_TO_SCORING.get(problem.loss_name, f"neg_{problem.loss_name}")
         # Selected among the points: a differentiable scorer of another loss, or a refit
         # (SGD) that only approximates the problem's minimizer (its own CV scores).

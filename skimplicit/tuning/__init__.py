@@ -9,7 +9,7 @@ Imports point down only: ``linear_model``, ``decomposition`` and ``model_selecti
 this package, which uses ``solvers`` and ``implicit``, never the other way round.
 """
 
-from ._device import BACKENDS, device_dtype, resolve_backend, to_device
+from ._device import BACKENDS, backend_context, device_dtype, resolve_backend, to_device
 from ._kernel import Kernel, bucket, pad_stack, solve_with_fallback
 from ._outer import TuningResult, tune
 from ._problem import CVProblem, WarmStarts
@@ -33,6 +33,7 @@ __all__ = [
     "estimator_bound_hint",
     "BACKENDS",
     "resolve_backend",
+    "backend_context",
     "device_dtype",
     "to_device",
 ]

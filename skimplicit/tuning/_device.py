@@ -9,17 +9,44 @@ moved to the default device once per fit, in float32 when ``X`` is float32 (or
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import jax
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BACKENDS", "device_dtype", "resolve_backend", "to_device"]
+__all__ = ["BACKENDS", "backend_context", "device_dtype", "resolve_backend", "to_device"]
 
 BACKENDS = ("auto", "host", "jax")
 
+_BACKEND = contextvars.ContextVar("skimplicit_backend", default="auto")
 
-def resolve_backend(backend):
-    """``"host"`` or ``"jax"`` for a tuner's ``backend`` parameter.
+
+@contextlib.contextmanager
+def backend_context(backend):
+    """Within it, ``"auto"`` (a final step's, or a problem builder's) means ``backend``:
+    how ``HypergradSearchCV(backend=...)`` reaches the problems of its final step.
+
+    Examples
+    --------
+    >>> from skimplicit.tuning import backend_context, resolve_backend
+    >>> with backend_context("jax"):
+    ...     resolve_backend("auto"), resolve_backend("host")
+    ('jax', 'host')
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
+    token = _BACKEND.set(backend)
+    try:
+        yield
+    finally:
+        _BACKEND.reset(token)
+
+
+def resolve_backend(backend="auto"):
+    """``"host"`` or ``"jax"`` for a tuner's ``backend`` parameter (``"auto"``: the
+    enclosing :func:`backend_context`'s, else by JAX's default backend).
 
     Examples
     --------
@@ -31,6 +58,8 @@ def resolve_backend(backend):
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
+    if backend == "auto":
+        backend = _BACKEND.get()
     if backend == "auto":
         return "host" if jax.default_backend() == "cpu" else "jax"
     return backend

@@ -10,12 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes, make_regression
-from sklearn.linear_model import ElasticNet
+from sklearn.linear_model import ElasticNet, Lasso, Ridge
 from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skimplicit.linear_model import ImplicitElasticNetCV, ImplicitLassoCV, ImplicitRidgeCV
 from skimplicit.linear_model._cv_problems import EnetCVProblem
 from skimplicit.linear_model._device import DeviceEnetProblem
+from skimplicit.model_selection import HypergradSearchCV
 from skimplicit.tuning import resolve_backend, split_folds
 
 
@@ -155,3 +158,22 @@ def test_quadratic_fista_matches_scikit_learn_on_wide_data():
     ref = ElasticNet(alpha=0.5, l1_ratio=0.7, tol=1e-12, max_iter=100000).fit(X, y)
     assert bool(info.converged[0])
     np.testing.assert_allclose(np.asarray(W[0]), ref.coef_, atol=1e-6 * np.abs(ref.coef_).max())
+
+
+@pytest.mark.parametrize("make, grid", [
+    (lambda: make_pipeline(StandardScaler(), Lasso()), {"lasso__alpha": (1e-3, 10.0)}),
+    (lambda: Ridge(), {"alpha": (1e-4, 1e3)}),
+    (lambda: ElasticNet(), {"alpha": (1e-3, 10.0), "l1_ratio": (0.1, 1.0)}),
+    (lambda: ImplicitLassoCV(), {"alpha": (1e-3, 10.0)}),
+], ids=["lasso-pipeline", "ridge", "elastic-net", "ImplicitLassoCV"])
+def test_search_jax_path_equals_host_path(make, grid):
+    X, y = _diabetes()
+    host = HypergradSearchCV(make(), grid, backend="host").fit(X, y)
+    dev = HypergradSearchCV(make(), grid, backend="jax").fit(X, y)
+    for k, v in host.best_params_.items():
+        if k.endswith("alpha"):
+            assert abs(np.log(dev.best_params_[k] / v)) <= 0.02
+        else:
+            assert abs(dev.best_params_[k] - v) <= 0.02
+    np.testing.assert_allclose(dev.best_score_, host.best_score_, rtol=1e-4)
+    assert type(dev.predict(X)) is np.ndarray

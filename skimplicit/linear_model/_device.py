@@ -36,7 +36,7 @@ import numpy as np
 from ..implicit import LinearSolveWarning
 from ..implicit.linear_solve import default_tol, solve_cg
 from ..solvers import enet_gap, fold_lipschitz, fold_matvec, quadratic_fista
-from ..tuning import CVProblem, WarmStarts, pad_stack, to_device
+from ..tuning import CVProblem, to_device
 from ..tuning._kernel import FALLBACK_RIDGE
 from ..tuning._progress import check_time
 from ._cv_problems import EnetSearchSpace
@@ -44,41 +44,52 @@ from ._cv_problems import EnetSearchSpace
 __all__ = ["DeviceEnetProblem", "device_folds"]
 
 
-def device_folds(folds, fit_intercept, dtype, normalize_weights=True):
-    """Each fold's training part centered and sqrt-weight scaled (``A = S^{1/2} X_c /
-    sqrt(n)``, ``ys = S^{1/2} y_c / sqrt(n)``: ``G = A^T A``) and its test part centered
-    with the training means, stacked (zero-padded rows) on the device.
+@partial(jax.jit, static_argnames=("fit_intercept", "normalize_weights"))
+def _center_fold(Xtr, ytr, sw, Xte, yte, *, fit_intercept, normalize_weights):
+    """One fold on the device: ``A = S^{1/2} X_c / sqrt(n)``, ``ys``, and the test rows
+    centered with the training means."""
+    n = Xtr.shape[0]
+    s = sw * (n / jnp.sum(sw)) if normalize_weights else sw
+    if fit_intercept:
+        x_mean, y_mean = s @ Xtr / jnp.sum(s), jnp.sum(s * ytr) / jnp.sum(s)
+    else:
+        x_mean, y_mean = jnp.zeros(Xtr.shape[1], Xtr.dtype), jnp.zeros((), Xtr.dtype)
+    r = jnp.sqrt(s / n)
+    return ((Xtr - x_mean) * r[:, None], (ytr - y_mean) * r, Xte - x_mean, yte - y_mean)
 
-    Returns ``(A (K, n, p), ys (K, n), Xt (K, m, p), yt (K, m), swt (K, m))``.
+
+def _padded(a, rows):
+    return jnp.pad(a, [(0, rows - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
+
+
+def device_folds(folds, fit_intercept, dtype, gram=None, normalize_weights=True):
+    """The folds on the device, each moved there once and prepared there: its training
+    part centered and sqrt-weight scaled (``A = S^{1/2} X_c / sqrt(n)``, ``ys = S^{1/2}
+    y_c / sqrt(n)``: ``G = A^T A``), its test part centered with the training means.
+
+    Returns ``(op (K, p, p) or (K, n, p), c (K, p), yy (K,), Xt (K, m, p), yt (K, m),
+    swt (K, m), gram)``: ``op`` the Gram matrices ``A^T A`` when ``gram`` (default: ``p <=
+    n``), else the factors ``A`` zero-padded to the longest fold; test rows zero-padded
+    with weight 0.
     """
-    parts = []
-    for Xtr, ytr, sw, Xte, yte, swte in folds:
-        Xtr = Xtr.toarray() if hasattr(Xtr, "toarray") else np.asarray(Xtr, float)
-        Xte = Xte.toarray() if hasattr(Xte, "toarray") else np.asarray(Xte, float)
-        n = Xtr.shape[0]
-        sw = np.asarray(sw, float)
-        s = sw * (n / sw.sum()) if normalize_weights else sw
-        if fit_intercept:
-            x_mean, y_mean = s @ Xtr / s.sum(), np.average(ytr, weights=s)
-        else:
-            x_mean, y_mean = np.zeros(Xtr.shape[1]), 0.0
-        r = np.sqrt(s / n)
-        parts.append(((Xtr - x_mean) * r[:, None], (ytr - y_mean) * r, Xte - x_mean,
-                      np.asarray(yte, float) - y_mean, np.asarray(swte, float)))
-    n = max(a[0].shape[0] for a in parts)
-    m = max(a[2].shape[0] for a in parts)
-    p = parts[0][0].shape[1]
-    shapes = [(n, p), (n,), (m, p), (m,), (m,)]
-    with jax.enable_x64(True):
-        return tuple(to_device(pad_stack([a[i] for a in parts], sh), dtype)
-                     for i, sh in enumerate(shapes))
-
-
-@partial(jax.jit, static_argnames=("gram",))
-def _sufficient(A, ys, gram):
-    """``(operator, c, yy)``: the Gram matrices (or the factors), ``A^T ys``, ``ys^T ys``."""
-    op = jnp.einsum("kni,knj->kij", A, A) if gram else A
-    return op, jnp.einsum("kni,kn->ki", A, ys), jnp.sum(ys * ys, axis=1)
+    n = max(d.X_train.shape[0] for d in folds)
+    m = max(d.X_test.shape[0] for d in folds)
+    p = folds[0].X_train.shape[1]
+    gram = p <= n if gram is None else gram
+    ops, cs, yys, Xts, yts, swts = [], [], [], [], [], []
+    with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+        for Xtr, ytr, sw, Xte, yte, swte in folds:
+            A, ys, Xt, yt = _center_fold(
+                *(to_device(a, dtype) for a in (Xtr, ytr, sw, Xte, yte)),
+                fit_intercept=fit_intercept, normalize_weights=normalize_weights)
+            ops.append(A.T @ A if gram else _padded(A, n))
+            cs.append(A.T @ ys)
+            yys.append(ys @ ys)
+            Xts.append(_padded(Xt, m))
+            yts.append(_padded(yt, m))
+            swts.append(_padded(to_device(swte, dtype), m))
+            del A
+        return (*(jnp.stack(a) for a in (ops, cs, yys, Xts, yts, swts)), gram)
 
 
 def _support_solve(A, mask, l2, ridge, B, U0, gram, tol=None):
@@ -156,12 +167,10 @@ class DeviceEnetProblem(EnetSearchSpace, CVProblem):
         self.fit_intercept, self.positive = fit_intercept, positive
         self.tol, self.max_iter = tol, int(max_iter)
         self.dtype = np.dtype(dtype)
-        A, ys, self._Xt, self._yt, self._swt = device_folds(folds, fit_intercept, self.dtype)
-        self.gram = self.n_features <= A.shape[1]
-        with jax.enable_x64(True):
-            self._A, self._c, self._yy = _sufficient(A, ys, self.gram)
+        (self._A, self._c, self._yy, self._Xt, self._yt, self._swt,
+         self.gram) = device_folds(folds, fit_intercept, self.dtype)
+        with jax.enable_x64(True), jax.default_matmul_precision("highest"):
             self._L = fold_lipschitz(self._A, self.gram)
-        del A, ys
         alpha_maxes = np.max(np.abs(np.asarray(self._c, float)), axis=1)
         self._set_space(alpha_maxes.tolist(), folds, l1_ratio=l1_ratio,
                         tune_l1_ratio=tune_l1_ratio, alpha_per_feature=alpha_per_feature,
@@ -179,7 +188,9 @@ class DeviceEnetProblem(EnetSearchSpace, CVProblem):
     def _run(self, alpha_vec, l1_ratio, tol, with_grad, ridge):
         K, p = self._n_folds, self.n_features
         W0, _ = self._warm_start(alpha_vec, l1_ratio)
-        with jax.enable_x64(True):
+        # (float32 products in float32: not TF32, whose 10-bit mantissa the solver and the
+        # hypergradient would inherit)
+        with jax.enable_x64(True), jax.default_matmul_precision("highest"):
             dt = self.dtype
             if W0 is None:
                 W0 = jnp.zeros((K, p), dt)

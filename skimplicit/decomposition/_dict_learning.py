@@ -35,7 +35,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..implicit import LinearSolveWarning
 from .._blas import one_blas_thread
 from ..solvers._codes import encode
-from ..tuning import CVProblem, Evaluation, Hyperparameter, bucket, tune
+from ..tuning import (CVProblem, Evaluation, Hyperparameter, bucket, resolve_backend,
+                      to_device, tune)
 from ._kernels import cv_value_and_grad, task_value_and_grad
 
 __all__ = ["TaskDrivenDictionaryLearning"]
@@ -293,6 +294,17 @@ class CodesLogisticCVProblem(CVProblem):
         n_out = ws.Y.shape[1]
         self._codes = np.zeros((ws.nb, ws.kb))
         self._theta = (np.zeros((K, ws.kb, n_out)), np.zeros((K, n_out)))
+        self._data = (ws.X, ws.Y)
+        self._on_device = False
+
+    def to_device(self):
+        """Move the data, the dictionary and the fold weights to JAX's default device once
+        (``backend="jax"``); the codes and the folds' classifiers then stay there between
+        evaluations (float64)."""
+        with jax.enable_x64(True):
+            self._data = tuple(to_device(a, np.float64) for a in self._data)
+            self.D, self.M, self.V = (to_device(a, np.float64) for a in (self.D, self.M, self.V))
+        self._on_device = True
 
     def bound_hint(self, name, side):
         """No warning at a bound: ``alpha``'s are fixed fractions of ``alpha_max`` (above
@@ -328,16 +340,18 @@ class CodesLogisticCVProblem(CVProblem):
         u = self.x_unit
         alpha = float(params.get("alpha", self.alpha0)) / u  # in the unit system
         C = float(params.get("C", self.C0)) * u * u
-        ws = self.ws
         with jax.enable_x64(True):
             loss, fold_losses, d_alpha, d_C, aux = cv_value_and_grad(
-                alpha, C, self.D, ws.X, ws.Y, self.M, self.V, self._codes, self._theta,
+                alpha, C, self.D, *self._data, self.M, self.V, self._codes, self._theta,
                 self.l2, _CODE_TOL, self.code_max_iter)
             Z, theta, ratio, viol, ok, n_ridged = aux
             n_ridged = int(n_ridged)
             loss, fold_losses = float(loss), np.asarray(fold_losses)
             d_alpha, d_C = float(d_alpha) / u, float(d_C) * u * u  # back to X's units
-            self._codes, self._theta = np.asarray(Z), tuple(np.asarray(t) for t in theta)
+            if self._on_device:  # (kept on the device: the next evaluation's warm start)
+                self._codes, self._theta = Z, tuple(theta)
+            else:
+                self._codes, self._theta = np.asarray(Z), tuple(np.asarray(t) for t in theta)
             converged = bool(ok) and float(viol) <= _CODE_TOL and float(ratio) <= 1e-6
         grad = None
         if with_grad:
@@ -582,6 +596,12 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         a fixed ``random_state`` (and an int ``cv`` is not shuffled).
     verbose : int, default=0
         1: one line per phase (and per tuning step); 2: one line per iteration.
+    backend : {"auto", "host", "jax"}, default="auto"
+        Where the tuning (``tune_alpha`` / ``tune_C``) runs: its evaluations are one
+        compiled JAX program each (codes, the folds' classifiers, the hypergradient);
+        ``"jax"`` runs them on JAX's default device with the data moved there once,
+        ``"host"`` on the CPU device; ``"auto"``: ``"host"`` when JAX's default backend is
+        the CPU, ``"jax"`` on a GPU or TPU. float64 on both.
 
     Attributes
     ----------
@@ -667,12 +687,14 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
         "transform_max_iter": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "backend": [StrOptions({"auto", "host", "jax"})],
     }
 
     def __init__(self, n_components=None, *, alpha="auto", ridge_alpha=0.0, C=1.0, max_iter=30,
                  tol=1e-6, cv=5, tune_alpha=False, tune_C=False, max_outer_iter=10,
                  init_max_iter=30, dict_init=None, transform_alpha=None,
-                 transform_max_iter=1000, random_state=None, verbose=0):
+                 transform_max_iter=1000, random_state=None, verbose=0, backend="auto"):
+        self.backend = backend
         self.n_components = n_components
         self.alpha = alpha
         self.ridge_alpha = ridge_alpha
@@ -722,9 +744,13 @@ class TaskDrivenDictionaryLearning(ClassNamePrefixFeaturesOutMixin, ClassifierMi
             self.init_components_, self._x_unit = spec.D0.copy(), spec.u
             self.alpha_, self.C_ = spec.alpha, float(self.C)
             if self.tune_alpha or self.tune_C:  # the shared outer loop
-                problem = spec.tuning_problem(self.C, self.tune_alpha, self.tune_C)
-                result = tune(problem, max_outer_iter=self.max_outer_iter,
-                              verbose=self.verbose, random_state=spec.rng)
+                on_device = resolve_backend(self.backend) == "jax"
+                with jax.default_device(None if on_device else jax.devices("cpu")[0]):
+                    problem = spec.tuning_problem(self.C, self.tune_alpha, self.tune_C)
+                    if on_device:
+                        problem.to_device()
+                    result = tune(problem, max_outer_iter=self.max_outer_iter,
+                                  verbose=self.verbose, random_state=spec.rng)
                 self.tuning_result_ = result
                 self.history_ = result.history(problem.hyperparameters)
                 self.alpha_ = float(result.best_params.get("alpha", self.alpha_))

@@ -177,3 +177,19 @@ def test_search_jax_path_equals_host_path(make, grid):
             assert abs(dev.best_params_[k] - v) <= 0.02
     np.testing.assert_allclose(dev.best_score_, host.best_score_, rtol=1e-4)
     assert type(dev.predict(X)) is np.ndarray
+
+
+def test_dictionary_learner_jax_path_equals_host_path():
+    from sklearn.datasets import load_digits
+
+    from skimplicit.decomposition import TaskDrivenDictionaryLearning
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:150] / 16, y[:150]
+    kw = dict(n_components=6, tune_alpha=True, tune_C=True, max_iter=2, max_outer_iter=3,
+              random_state=0)
+    host = TaskDrivenDictionaryLearning(backend="host", **kw).fit(X, y)
+    dev = TaskDrivenDictionaryLearning(backend="jax", **kw).fit(X, y)
+    assert abs(np.log(dev.alpha_ / host.alpha_)) <= 0.02
+    assert abs(np.log(dev.C_ / host.C_)) <= 0.02
+    np.testing.assert_allclose(dev.coef_, host.coef_, rtol=1e-6, atol=1e-8)
+    assert type(dev.predict(X)) is np.ndarray

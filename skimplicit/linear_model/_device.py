@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..implicit import LinearSolveWarning
-from ..implicit.linear_solve import default_tol, solve_cg
+from ..implicit.linear_solve import _cg_loop, default_tol, solve_cg
 from ..solvers import enet_gap, fold_lipschitz, fold_matvec, quadratic_fista
 from ..tuning import CVProblem, to_device
 from ..tuning._kernel import FALLBACK_RIDGE
@@ -92,58 +92,66 @@ def device_folds(folds, fit_intercept, dtype, gram=None, normalize_weights=True)
         return (*(jnp.stack(a) for a in (ops, cs, yys, Xts, yts, swts)), gram)
 
 
-def _support_solve(A, mask, l2, ridge, B, U0, gram, tol=None):
-    """CG on ``(G_SS + l2 + ridge) u_S = b_S`` per fold (identity off the support)."""
+def _support_solve(A, mask, l2, ridge, B, U0, gram, tol=None, polish=False):
+    """CG on ``(G_SS + l2 + ridge) u_S = b_S`` (identity off the support) for each of the
+    ``(K, B)`` problems: ``A (K, ...)`` per fold, the others ``(K, B, p)`` (``ridge``:
+    ``(K, B)``). ``polish``: the plain CG loop, at most 1000 iterations and no
+    ``LinearSolveWarning`` (a polish that fails is checked and discarded by its caller);
+    returns ``(x, None)`` then."""
 
-    def one(A_k, m_k, l2_k, r_k, b_k, u_k):
+    def one(A_k, m, l2_, r, b, u):
         def op(v):
-            mv = m_k * v
+            mv = m * v
             Gv = A_k @ mv if gram else A_k.T @ (A_k @ mv)
-            return m_k * (Gv + (l2_k + r_k) * mv) + (1 - m_k) * v
-        return solve_cg(op, m_k * b_k, init=m_k * u_k, tol=tol, return_info=True)
+            return m * (Gv + (l2_ + r) * mv) + (1 - m) * v
+        if polish:
+            x, _ = _cg_loop(op, m * b, m * u, tol, 1000)
+            return x, None
+        return solve_cg(op, m * b, init=m * u, tol=tol, return_info=True)
 
-    U, info = jax.vmap(one)(A, mask, l2, ridge, B, U0)
-    return U, info
+    per_fold = jax.vmap(one, in_axes=(None, 0, 0, 0, 0, 0))
+    return jax.vmap(per_fold)(A, mask, l2, ridge, B, U0)
 
 
 @partial(jax.jit, static_argnames=("gram", "positive", "with_grad"))
 def _enet_eval(A, c, yy, L, Xt, yt, swt, alpha, rho, W0, U0, ridge, tol, max_iter, *,
                gram, positive, with_grad):
-    """One evaluation on all folds (module docstring); ``alpha (K, p)``, ``rho (K,)``."""
-    l1 = alpha * rho[:, None]
-    l2 = alpha * (1 - rho)[:, None]
+    """One evaluation of ``B`` points on all ``K`` folds (module docstring): ``alpha``,
+    ``W0``, ``U0`` ``(K, B, p)``, ``rho`` and ``ridge`` ``(K, B)``."""
+    l1 = alpha * rho[..., None]
+    l2 = alpha * (1 - rho)[..., None]
     W, info = quadratic_fista(A, c, yy, L, l1, l2, W0, tol, max_iter, gram=gram,
                               positive=positive)
-    # Polish on the support (exact when the support and signs are right).
+    # Polish on the support (exact when the support and signs are right), to near machine
+    # precision: the polished solution is the exact one.
     mask = (W != 0).astype(W.dtype)
     sgn = jnp.sign(W)
-    zero = jnp.zeros_like(ridge)
-    # (to near machine precision: the polished solution is the exact one)
     eps = jnp.finfo(W.dtype).eps
-    Wp, _ = _support_solve(A, mask, l2, zero, c - l1 * sgn, W, gram,
-                           tol=min(default_tol(W.dtype), 1e3 * float(eps)))
+    cb = jnp.broadcast_to(c[:, None], W.shape)
+    Wp, _ = _support_solve(A, mask, l2, jnp.zeros_like(ridge), cb - l1 * sgn, W, gram,
+                           tol=min(default_tol(W.dtype), 1e3 * float(eps)), polish=True)
     Wp = Wp * mask
     gap = info.stop_crit
-    gap_p, _ = enet_gap(Wp, fold_matvec(A, Wp, gram), c, yy, l1, l2, positive)
-    ok = jnp.all(jnp.where(mask > 0, jnp.sign(Wp) == sgn, True), axis=1) & (
+    gap_p, _ = enet_gap(Wp, fold_matvec(A, Wp, gram), cb, yy[:, None], l1, l2, positive)
+    ok = jnp.all(jnp.where(mask > 0, jnp.sign(Wp) == sgn, True), axis=-1) & (
         (gap_p <= gap) | (gap_p <= info.threshold))
-    W = jnp.where(ok[:, None], Wp, W)
-    gap = jnp.where(ok, gap_p, gap)
-    info = info._replace(stop_crit=gap, converged=info.converged | (ok & (gap_p <= info.threshold)))
-    R = yt - jnp.einsum("kmp,kp->km", Xt, W)
-    sws = jnp.sum(swt, axis=1)
-    loss = jnp.sum(swt * R * R, axis=1) / sws
+    W = jnp.where(ok[..., None], Wp, W)
+    info = info._replace(stop_crit=jnp.where(ok, gap_p, gap),
+                         converged=info.converged | (ok & (gap_p <= info.threshold)))
+    R = yt[:, None] - jnp.einsum("kmp,kbp->kbm", Xt, W)
+    sws = jnp.sum(swt, axis=1)[:, None]
+    loss = jnp.sum(swt[:, None] * R * R, axis=-1) / sws
     if not with_grad:
         return W, info, loss, ok
-    g = -2 * jnp.einsum("kmp,km->kp", Xt, swt * R) / sws[:, None]
+    g = -2 * jnp.einsum("kmp,kbm->kbp", Xt, swt[:, None] * R) / sws[..., None]
     # The ridge of a singular system, relative to the mean diagonal of its support block.
-    diag = jnp.einsum("kii->ki", A) if gram else jnp.sum(A * A, axis=1)
-    size = jnp.maximum(jnp.sum(mask, axis=1), 1)
-    scale = jnp.sum(mask * (diag + l2), axis=1) / size
+    diag = (jnp.einsum("kii->ki", A) if gram else jnp.sum(A * A, axis=1))[:, None]
+    size = jnp.maximum(jnp.sum(mask, axis=-1), 1)
+    scale = jnp.sum(mask * (diag + l2), axis=-1) / size
     U, lin = _support_solve(A, mask, l2, ridge * scale, g, U0, gram)
     sgn = jnp.sign(W)
-    d_alpha = -U * (rho[:, None] * sgn + (1 - rho)[:, None] * W)
-    d_rho = -jnp.sum(U * alpha * (sgn - W), axis=1)
+    d_alpha = -U * (rho[..., None] * sgn + (1 - rho)[..., None] * W)
+    d_rho = -jnp.sum(U * alpha * (sgn - W), axis=-1)
     return W, info, loss, ok, d_alpha, d_rho, U, lin.success, lin.residual
 
 
@@ -178,26 +186,43 @@ class DeviceEnetProblem(EnetSearchSpace, CVProblem):
                         eps=eps)
         self._u0 = None
 
+    # The cover in one call (all its points x all folds in one FISTA, each iteration one
+    # matrix product per fold: on an accelerator about the time of one point's matrix-
+    # vector product) where it pays: not on a CPU, whose time grows with the points.
+    batch_cover = None
+
+    @property
+    def evaluate_cover(self):
+        """``evaluate_cover(points, precision=, with_grad=)`` on an accelerator (the outer
+        loop then evaluates the cover at once), else ``None`` (point by point, warm-started
+        along the path)."""
+        batched = self.batch_cover if self.batch_cover is not None else \
+            jax.default_backend() != "cpu"
+        return self._evaluate_points if batched else None
+
     def _warm_start(self, alpha_vec, l1_ratio):
+        """The stored fold solutions ``(K, p)`` nearest to the point, or None."""
         W, dist = self._solutions.nearest(np.r_[np.log(alpha_vec), l1_ratio], self._distance)
         return W, dist
 
     def _remember(self, alpha_vec, l1_ratio, coefs):
         self._solutions.add(np.r_[np.log(alpha_vec), l1_ratio], coefs)
 
-    def _run(self, alpha_vec, l1_ratio, tol, with_grad, ridge):
-        K, p = self._n_folds, self.n_features
-        W0, _ = self._warm_start(alpha_vec, l1_ratio)
+    def _run(self, alphas, rhos, tol, with_grad, ridge):
+        """The compiled evaluation of ``B`` points: ``alphas (B, p)``, ``rhos (B,)``,
+        ``ridge (K, B)``."""
+        K, p, B = self._n_folds, self.n_features, len(rhos)
+        starts = [self._warm_start(a, r)[0] for a, r in zip(alphas, rhos)]
         # (float32 products in float32: not TF32, whose 10-bit mantissa the solver and the
         # hypergradient would inherit)
         with jax.enable_x64(True), jax.default_matmul_precision("highest"):
             dt = self.dtype
-            if W0 is None:
-                W0 = jnp.zeros((K, p), dt)
-            U0 = jnp.zeros((K, p), dt) if self._u0 is None else self._u0
-            alpha = jnp.broadcast_to(jnp.asarray(alpha_vec, dt), (K, p))
-            rho = jnp.full((K,), l1_ratio, dt)
-            # float32: a duality gap below ~1e-6 of ||y||^2 is rounding.
+            zero = jnp.zeros((K, p), dt)
+            W0 = jnp.stack([zero if w is None else w for w in starts], axis=1)
+            U0 = jnp.zeros((K, B, p), dt) if self._u0 is None or B > 1 else self._u0[:, None]
+            alpha = jnp.broadcast_to(jnp.asarray(alphas, dt)[None], (K, B, p))
+            rho = jnp.broadcast_to(jnp.asarray(rhos, dt)[None], (K, B))
+            # float32: a duality gap below ~1e-6 of the objective is rounding.
             tol = max(tol, 1e-6) if dt == np.float32 else tol
             out = _enet_eval(self._A, self._c, self._yy, self._L, self._Xt, self._yt,
                              self._swt, alpha, rho, W0, U0, jnp.asarray(ridge, dt),
@@ -205,46 +230,64 @@ class DeviceEnetProblem(EnetSearchSpace, CVProblem):
                              positive=self.positive, with_grad=with_grad)
             return jax.block_until_ready(out)
 
+    def _point(self, params):
+        alpha = np.broadcast_to(np.asarray(params["alpha"], float), (self.n_features,))
+        return alpha, float(params.get("l1_ratio", self.l1_ratio))
+
+    def _evaluate_points(self, points, *, precision=1.0, with_grad=False):
+        """The cover's points in one compiled call (no gradient: the cover ranks values)."""
+        check_time()
+        pts = [self._point(p) for p in points]
+        alphas, rhos = np.array([a for a, _ in pts]), np.array([r for _, r in pts])
+        W, info, loss, ok = self._run(alphas, rhos, self.tol * precision, False,
+                                      np.zeros((self._n_folds, len(pts))))
+        loss, ok = np.asarray(loss, float), np.asarray(ok)
+        conv, iters = np.asarray(info.converged), np.asarray(info.n_iter)
+        support = np.count_nonzero(np.asarray(W), axis=-1)
+        out = []
+        for b, (a, r) in enumerate(pts):
+            self._remember(a, r, W[:, b])
+            out.append(self.evaluation(loss[:, b], None, conv[:, b].all(),
+                                       n_iter=iters[:, b].tolist(), exact=ok[:, b].tolist(),
+                                       support_size=support[:, b].tolist()))
+        return out
+
     def evaluate(self, params, *, precision=1.0, with_grad=True):
-        alpha = params["alpha"]
-        l1_ratio = float(params.get("l1_ratio", self.l1_ratio))
-        alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
+        alpha_vec, l1_ratio = self._point(params)
         tol = self.tol * precision
         K = self._n_folds
         check_time()
-        ridge = np.zeros(K)
+        if not with_grad:
+            return self._evaluate_points([params], precision=precision)[0]
+        ridge = np.zeros((K, 1))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LinearSolveWarning)  # retried and reported below
-            out = self._run(alpha_vec, l1_ratio, tol, with_grad, ridge)
-        W, info, loss = out[0], out[1], np.asarray(out[2], float)
-        self._remember(alpha_vec, l1_ratio, W)
-        support = np.count_nonzero(np.asarray(W), axis=1).tolist()
-        iters = np.asarray(info.n_iter).tolist()
-        conv = bool(np.all(np.asarray(info.converged)))
-        exact = np.asarray(out[3]).tolist()
-        if not with_grad:
-            return self.evaluation(loss, None, conv, n_iter=iters, exact=exact,
-                                   support_size=support)
-        ok = np.asarray(out[7])
+            out = self._run(alpha_vec[None], [l1_ratio], tol, True, ridge)
+        ok = np.asarray(out[7])[:, 0]
         if not ok.all():
-            ridge = np.where(ok, 0.0, FALLBACK_RIDGE)
+            ridge = np.where(ok, 0.0, FALLBACK_RIDGE)[:, None]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", LinearSolveWarning)
-                out = self._run(alpha_vec, l1_ratio, tol, with_grad, ridge)
+                out = self._run(alpha_vec[None], [l1_ratio], tol, True, ridge)
             warnings.warn(
                 f"The hypergradient's support system is singular on fold(s) "
                 f"{np.flatnonzero(~ok).tolist()} (a failed residual check): solved with a "
                 f"ridge of {FALLBACK_RIDGE:g} x its mean diagonal, relative residual now "
-                f"{float(np.max(np.asarray(out[8])[~ok])):.3g}. The hypergradient is "
+                f"{float(np.max(np.asarray(out[8])[~ok, 0])):.3g}. The hypergradient is "
                 "approximate (e.g. duplicated or collinear active features).",
                 LinearSolveWarning, stacklevel=2)
-        d_alpha, d_rho = np.asarray(out[4], float), np.asarray(out[5], float)
-        self._u0 = out[6]
+        W, info = out[0][:, 0], out[1]
+        self._remember(alpha_vec, l1_ratio, W)
+        self._u0 = out[6][:, 0]
+        d_alpha, d_rho = np.asarray(out[4], float)[:, 0], np.asarray(out[5], float)[:, 0]
         g = d_alpha.mean(axis=0)
         grad = {"alpha": g if self.alpha_per_feature else float(g.sum())}
         if self.tune_l1_ratio:
             grad["l1_ratio"] = float(d_rho.mean())
+        converged = bool(np.asarray(info.converged).all()) and bool(np.asarray(out[7]).all())
         return self.evaluation(
-            loss, grad, conv and bool(np.asarray(out[7]).all()), n_iter=iters, exact=exact,
-            support_size=support, linear_residual=float(np.max(np.asarray(out[8]))),
-            ridge=ridge.tolist())
+            np.asarray(out[2], float)[:, 0], grad, converged,
+            n_iter=np.asarray(info.n_iter)[:, 0].tolist(),
+            exact=np.asarray(out[3])[:, 0].tolist(),
+            support_size=np.count_nonzero(np.asarray(W), axis=-1).tolist(),
+            linear_residual=float(np.max(np.asarray(out[8]))), ridge=ridge[:, 0].tolist())

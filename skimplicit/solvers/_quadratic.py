@@ -37,14 +37,34 @@ __all__ = ["fold_matvec", "fold_lipschitz", "enet_gap", "quadratic_fista"]
 
 def fold_matvec(A, V, gram):
     """``G_k V_k`` for every fold: ``A (K, p, p)`` Gram matrices or ``(K, n, p)`` factors,
-    ``V (K, p)``."""
+    ``V (K, p)`` or ``(K, B, p)`` (``B`` problems a fold: one matrix product with
+    ``A_k``, about the memory traffic of one).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.solvers import fold_matvec
+    >>> A = np.arange(12.0).reshape(1, 4, 3)          # one fold's factor, n = 4, p = 3
+    >>> v = np.ones((1, 3))
+    >>> np.allclose(fold_matvec(A, v, gram=False), (A[0].T @ A[0] @ v[0])[None])
+    True
+    """
     if gram:
-        return jnp.einsum("kij,kj->ki", A, V)
-    return jnp.einsum("kni,kn->ki", A, jnp.einsum("knj,kj->kn", A, V))
+        return jnp.einsum("kij,k...j->k...i", A, V)
+    return jnp.einsum("kni,k...n->k...i", A, jnp.einsum("knj,k...j->k...n", A, V))
 
 
 def fold_lipschitz(A, gram, n_power=50):
-    """Largest eigenvalue of each ``G_k`` (power iteration, times 1.02): ``(K,)``."""
+    """Largest eigenvalue of each ``G_k`` (power iteration, times 1.02): ``(K,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.solvers import fold_lipschitz
+    >>> G = np.diag([1.0, 3.0])[None]
+    >>> round(float(fold_lipschitz(G, gram=True)[0]), 2)
+    3.06
+    """
     K, p = A.shape[0], A.shape[-1]
     v0 = jnp.ones((K, p), A.dtype) / jnp.sqrt(p)
 
@@ -57,17 +77,29 @@ def fold_lipschitz(A, gram, n_power=50):
 
 
 def enet_gap(W, GW, c, yy, l1, l2, positive=False):
-    """scikit-learn's elastic-net duality gap of each fold (``W``, ``GW = G W``: ``(K,
-    p)``; ``l1``, ``l2``: ``(K, p)``), in the objective's scaling, and the primal
-    objective: ``(gap, primal)``, each ``(K,)``."""
+    """scikit-learn's elastic-net duality gap of each problem (``W``, ``GW = G W``, ``c``,
+    ``l1``, ``l2``: ``(..., p)``; ``yy``: ``(...)``), in the objective's scaling, and the
+    primal objective: ``(gap, primal)``, each ``(...)``.
+
+    Examples
+    --------
+    At the solution of ``min 1/2 w^2 - w + |w|`` (``w = 0``) the gap is 0:
+
+    >>> import numpy as np
+    >>> from skimplicit.solvers import enet_gap
+    >>> one = np.ones((1, 1))
+    >>> gap, primal = enet_gap(0 * one, 0 * one, one, np.ones(1), one, 0 * one)
+    >>> float(gap[0]), float(primal[0])
+    (0.0, 0.5)
+    """
     XtR = c - GW
-    R2 = jnp.maximum(yy - 2 * jnp.sum(c * W, 1) + jnp.sum(W * GW, 1), 0.0)
-    Rty = yy - jnp.sum(c * W, 1)
+    R2 = jnp.maximum(yy - 2 * jnp.sum(c * W, -1) + jnp.sum(W * GW, -1), 0.0)
+    Rty = yy - jnp.sum(c * W, -1)
     dual = XtR - l2 * W
     dual = jnp.maximum(dual, 0.0) if positive else jnp.abs(dual)
-    dual_norm = jnp.max(dual / jnp.maximum(l1, jnp.finfo(W.dtype).tiny), axis=1)
+    dual_norm = jnp.max(dual / jnp.maximum(l1, jnp.finfo(W.dtype).tiny), axis=-1)
     const = 1.0 / jnp.maximum(dual_norm, 1.0)
-    l1_norm, l2_norm = jnp.sum(l1 * jnp.abs(W), 1), jnp.sum(l2 * W * W, 1)
+    l1_norm, l2_norm = jnp.sum(l1 * jnp.abs(W), -1), jnp.sum(l2 * W * W, -1)
     gap = 0.5 * R2 * (1 + const ** 2) + l1_norm - const * Rty + 0.5 * (1 + const ** 2) * l2_norm
     return gap, 0.5 * R2 + l1_norm + 0.5 * l2_norm
 
@@ -84,9 +116,9 @@ def quadratic_fista(A, c, yy, L, l1, l2, W0, tol, max_iter, *, gram, positive=Fa
     c, yy : arrays of shape (K, p) and (K,)
     L : array of shape (K,)
         Upper bounds of the largest eigenvalues of the ``G_k`` (:func:`fold_lipschitz`).
-    l1, l2 : arrays of shape (K, p)
-        Per-coordinate penalties.
-    W0 : array of shape (K, p)
+    l1, l2 : arrays of shape (K, p) or (K, B, p)
+        Per-coordinate penalties (``B`` problems a fold, e.g. a cover of penalties).
+    W0 : array of shape (K, p) or (K, B, p)
         Warm start.
     tol : float
         Stop a fold when its duality gap is ``<= tol * min(yy, primal objective)``.
@@ -95,8 +127,8 @@ def quadratic_fista(A, c, yy, L, l1, l2, W0, tol, max_iter, *, gram, positive=Fa
 
     Returns
     -------
-    W : array of shape (K, p)
-    info : SolverInfo with arrays of shape (K,)
+    W : array of shape (K, p) or (K, B, p)
+    info : SolverInfo with arrays of shape (K,) or (K, B)
 
     Examples
     --------
@@ -119,21 +151,23 @@ def quadratic_fista(A, c, yy, L, l1, l2, W0, tol, max_iter, *, gram, positive=Fa
     >>> bool(np.allclose(W[1], ref.coef_, atol=1e-6)), info.converged.tolist()
     (True, [True, True])
     """
-    step = 1.0 / (L + jnp.max(l2, axis=1))
+    if W0.ndim == 3:  # B problems a fold: c, yy, L broadcast over them
+        c, yy, L = c[:, None], yy[:, None], L[:, None]
+    step = 1.0 / (L + jnp.max(l2, axis=-1))
 
     def prox(V, G_V, t):
-        Z = V - t[:, None] * (G_V - c + l2 * V)
-        Z = soft_threshold(Z, t[:, None] * l1)
+        Z = V - t[..., None] * (G_V - c + l2 * V)
+        Z = soft_threshold(Z, t[..., None] * l1)
         return jnp.maximum(Z, 0.0) if positive else Z
 
     def iteration(_, s):
         W, Y, tk, done = s
         W_new = prox(Y, fold_matvec(A, Y, gram), step)
-        restart = jnp.sum((Y - W_new) * (W_new - W), axis=1) > 0
+        restart = jnp.sum((Y - W_new) * (W_new - W), axis=-1) > 0
         t_new = jnp.where(restart, 1.0, 0.5 * (1 + jnp.sqrt(1 + 4 * tk * tk)))
         mom = jnp.where(restart, 0.0, (tk - 1) / t_new)
-        Y_new = W_new + mom[:, None] * (W_new - W)
-        keep = done[:, None]
+        Y_new = W_new + mom[..., None] * (W_new - W)
+        keep = done[..., None]
         return (jnp.where(keep, W, W_new), jnp.where(keep, Y, Y_new),
                 jnp.where(done, tk, t_new), done)
 
@@ -152,12 +186,12 @@ def quadratic_fista(A, c, yy, L, l1, l2, W0, tol, max_iter, *, gram, positive=Fa
         _, _, _, it, (gap, threshold) = state
         return (it < max_iter) & jnp.any(~(gap <= threshold))
 
-    K = W0.shape[0]
-    ones = jnp.ones(K, W0.dtype)
+    shape = W0.shape[:-1]
+    ones = jnp.ones(shape, W0.dtype)
     W, _, _, it, (gap, threshold) = jax.lax.while_loop(
         cond, body, (W0, W0, ones, jnp.asarray(0, jnp.int32), gap_of(W0)))
-    converged = (gap <= threshold) & jnp.all(jnp.isfinite(W), axis=1)
-    zeros = jnp.zeros(K, jnp.int32)
+    converged = (gap <= threshold) & jnp.all(jnp.isfinite(W), axis=-1)
+    zeros = jnp.zeros(shape, jnp.int32)
     return W, SolverInfo(n_iter=zeros + it, n_inner=zeros, converged=converged,
                          stop_crit=gap, threshold=threshold,
-                         saturated=jnp.zeros(K, bool))
+                         saturated=jnp.zeros(shape, bool))

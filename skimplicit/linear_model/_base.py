@@ -125,7 +125,8 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
             groups = None
         splits = self._splits(X, y, groups)
         check_fold_weights(splits, sample_weight)
-        folds = split_folds(X, y, sample_weight, splits)
+        # (lazily made: a problem built in one pass holds one fold's copy of X at a time)
+        folds = split_folds(X, y, sample_weight, splits, lazy=True)
         self._check_and_prepare(X, y, sample_weight)
         # One problem, or one per value of a discrete hyperparameter (a list of l1_ratio):
         # each tuned by the outer loop, the best kept.

@@ -25,10 +25,10 @@ class _Fold(LeastSquaresFold):
     """Training part of one fold prepared for the host solvers
     (:class:`~skimplicit.solvers.LeastSquaresFold`), and its test part."""
 
-    def __init__(self, data, fit_intercept, normalize_weights):
+    def __init__(self, data, fit_intercept, normalize_weights, gram_only=False):
         Xtr, ytr, sw, Xte, yte, swte = data
         super().__init__(Xtr, ytr, sw, fit_intercept=fit_intercept,
-                         normalize_weights=normalize_weights)
+                         normalize_weights=normalize_weights, gram_only=gram_only)
         self.sw_test = np.asarray(swte, float)
         self.X_test = Xte
         self.y_test = np.asarray(yte, float)
@@ -38,12 +38,16 @@ class _Fold(LeastSquaresFold):
         Xc = dense(Xc)
         return Xc - self.x_mean[cols]
 
-    def validation_mse(self, coef, support):
-        """Weighted test MSE of ``coef`` (nonzero on ``support``), intercept from the means."""
-        pred = self.test_columns(support) @ coef[support]
-        r = (self.y_test - self.y_mean) - pred
-        return float(np.average(r * r, weights=self.sw_test) if r.ndim == 1
+    def validation_mse(self, coef, support, with_grad=False):
+        """Weighted test MSE of ``coef`` (nonzero on ``support``), intercept from the means;
+        with its gradient in ``coef[support]`` (single target)."""
+        Xs = self.test_columns(support)
+        r = (self.y_test - self.y_mean) - Xs @ coef[support]
+        loss = float(np.average(r * r, weights=self.sw_test) if r.ndim == 1
                      else np.average(np.mean(r * r, axis=1), weights=self.sw_test))
+        if not with_grad:
+            return loss
+        return loss, -2.0 * (Xs.T @ (self.sw_test * r)) / self.sw_test.sum()
 
 
 def make_folds(folds, fit_intercept, normalize_weights=True):
@@ -59,9 +63,12 @@ class EnetSearchSpace:
     ``alpha`` (and ``l1_ratio``) from the folds' ``alpha_max``, the coarse cover, and the
     nearest-point store of fold solutions (warm starts)."""
 
-    def _set_space(self, alpha_maxes, folds, *, l1_ratio, tune_l1_ratio, alpha_per_feature,
-                   bounds, l1_ratio_bounds, starts, eps):
-        """Hyperparameters from the folds' ``alpha_max`` (of ``l1_ratio = 1``)."""
+    def _set_space(self, alpha_maxes, constant_folds, *, l1_ratio, tune_l1_ratio,
+                   alpha_per_feature, bounds, l1_ratio_bounds, starts, eps):
+        """Hyperparameters from the folds' ``alpha_max`` (of ``l1_ratio = 1``);
+        ``constant_folds``: whether each fold has nothing to tune
+        (:func:`~skimplicit.utils.nothing_to_tune`)."""
+        self.constant_folds = list(constant_folds)
         self.l1_ratio, self.tune_l1_ratio = float(l1_ratio), tune_l1_ratio
         self.alpha_per_feature = alpha_per_feature
         # The user's alphas (a list): the cover's points instead of the log-spaced line.
@@ -71,9 +78,7 @@ class EnetSearchSpace:
         # (its solution is zero for every alpha): the bounds come from the others. If
         # every fold is so there is nothing to tune (the estimators then evaluate one
         # point, see model_selection/_constant.py) and no scale: nominal alpha_max = 1.
-        amax = [a for a, d in zip(alpha_maxes, folds)
-                if not nothing_to_tune(d.X_train, d.y_train, d.sw_train,
-                                       fit_intercept=self.fit_intercept)]
+        amax = [a for a, flat in zip(alpha_maxes, constant_folds) if not flat]
         amax = [a for a in amax if a > 0]
         self.alpha_max_l1 = min(amax) if amax else 1.0
         rho_lo = l1_ratio_bounds[0] if tune_l1_ratio else self.l1_ratio
@@ -195,19 +200,27 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                  tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
                  max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6,
                  starts=None, precompute=False, eps=None):
-        self.n_features = folds[0].X_train.shape[1]
-        self._n_folds = len(folds)
-        self._rows = (max(d.X_train.shape[0] for d in folds),
-                      max(d.X_test.shape[0] for d in folds))
-        if self._k0:  # compile the hypergradient kernel while the folds are set up and the
-            self._prefetch_kernel(self._k0)  # coarse path runs
-        self.folds = make_folds(folds, fit_intercept)
+        # One pass over the folds (each read once: with lazily made folds, one fold's copy
+        # of X at a time), each kept as a prepared host fold (on n >> p only its Gram
+        # matrix, see LeastSquaresFold(gram_only=True)).
+        self.folds, constant = [], []
+        for d in folds:
+            self.folds.append(_Fold(d, fit_intercept, True, gram_only=True))
+            constant.append(nothing_to_tune(d.X_train, d.y_train, d.sw_train,
+                                            fit_intercept=fit_intercept))
+            del d
+        self.n_features = self.folds[0].n_features
+        self._n_folds = len(self.folds)
+        self._rows = (max(f.n_train for f in self.folds),
+                      max(f.X_test.shape[0] for f in self.folds))
+        if self._k0:  # compile the hypergradient kernel while the coarse path runs
+            self._prefetch_kernel(self._k0)
         self.fit_intercept, self.positive = fit_intercept, positive
         self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
         # scikit-learn's ``precompute`` for the inner coordinate descent (a Gram matrix
         # given by the user is of the whole data, not of a fold: not used on the folds).
         self.precompute = precompute if isinstance(precompute, bool) else False
-        self._set_space([f.alpha_max() for f in self.folds], folds, l1_ratio=l1_ratio,
+        self._set_space([f.alpha_max() for f in self.folds], constant, l1_ratio=l1_ratio,
                         tune_l1_ratio=tune_l1_ratio, alpha_per_feature=alpha_per_feature,
                         bounds=bounds, l1_ratio_bounds=l1_ratio_bounds, starts=starts,
                         eps=eps)
@@ -255,8 +268,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         f64 = np.dtype(np.float64)
         if self._uses_gram(k):
             kernel = enet_gram_hypergrad
-            shapes = [(K, k, k), (K, k), (K, m, k), (K, m), (K, m), (K, k), (K, k), (K,),
-                      (K,)]
+            shapes = [(K, k, k), (K, k), (K, k), (K, k), (K, k), (K,), (K,)]
         else:
             kernel = enet_support_hypergrad
             shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k), (K, k),
@@ -308,9 +320,6 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                                    support_size=[s.size for s in supports])
         check_time()  # before the hypergradient kernel (its first call compiles)
         n, m = self._rows
-        Xt = pad_stack([f.test_columns(s) for f, s in zip(self.folds, supports)], (m, k))
-        yt = pad_stack([f.y_test - f.y_mean for f in self.folds], (m,))
-        swt = pad_stack([f.sw_test for f in self.folds], (m,))
         ws = pad_stack([c[s] for c, s in zip(sols, supports)], (k,))
         # Padded coordinates (identity rows) take the mean alpha, not 1: the kernel's
         # regularizing ridge is relative to the mean of alpha (1 - rho), in alpha's units.
@@ -320,17 +329,26 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         n_train = np.array([f.n_train for f in self.folds], float)
         rho = np.full(K, l1_ratio)
         if self._uses_gram(k):
-            Gs, bs = np.zeros((K, k, k)), np.zeros((K, k))
+            # The validation loss and its gradient on the support from the test rows
+            # here; the kernel gets the k x k Gram blocks and that gradient only.
+            Gs, bs, gs = np.zeros((K, k, k)), np.zeros((K, k)), np.zeros((K, k))
+            loss_f = np.zeros(K)
             for i, (f, s) in enumerate(zip(self.folds, supports)):
                 G, c, self._grams[i] = f.gram(s, self._grams[i])
                 Gs[i, : s.size, : s.size], bs[i, : s.size] = G, c
-            kernel, args = enet_gram_hypergrad, (Gs, bs, Xt, yt, swt, ws, al, rho)
+                loss_f[i], gs[i, : s.size] = f.validation_mse(sols[i], s, with_grad=True)
+            d_alpha, d_rho, ok, res, ridge = solve_with_fallback(
+                enet_gram_hypergrad, (Gs, bs, gs, ws, al, rho), {"solve": _solve_name(k)},
+                K, "support system")
         else:
+            Xt = pad_stack([f.test_columns(s) for f, s in zip(self.folds, supports)], (m, k))
+            yt = pad_stack([f.y_test - f.y_mean for f in self.folds], (m,))
+            swt = pad_stack([f.sw_test for f in self.folds], (m,))
             Xs = pad_stack([f.train_columns(s) for f, s in zip(self.folds, supports)], (n, k))
             ys = pad_stack([f.train_target() for f in self.folds], (n,))
-            kernel, args = enet_support_hypergrad, (Xs, ys, n_train, Xt, yt, swt, ws, al, rho)
-        loss_f, d_alpha, d_rho, ok, res, ridge = solve_with_fallback(
-            kernel, args, {"solve": _solve_name(k)}, K, "support system")
+            loss_f, d_alpha, d_rho, ok, res, ridge = solve_with_fallback(
+                enet_support_hypergrad, (Xs, ys, n_train, Xt, yt, swt, ws, al, rho),
+                {"solve": _solve_name(k)}, K, "support system")
         grad_alpha = np.zeros(self.n_features)
         for i, s in enumerate(supports):
             np.add.at(grad_alpha, s, d_alpha[i, : s.size])

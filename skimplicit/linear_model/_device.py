@@ -39,6 +39,7 @@ from ..solvers import enet_gap, fold_lipschitz, fold_matvec, quadratic_fista
 from ..tuning import CVProblem, to_device
 from ..tuning._kernel import FALLBACK_RIDGE
 from ..tuning._progress import check_time
+from ..utils import nothing_to_tune
 from ._cv_problems import EnetSearchSpace
 
 __all__ = ["DeviceEnetProblem", "device_folds"]
@@ -63,33 +64,39 @@ def _padded(a, rows):
 
 
 def device_folds(folds, fit_intercept, dtype, gram=None, normalize_weights=True):
-    """The folds on the device, each moved there once and prepared there: its training
-    part centered and sqrt-weight scaled (``A = S^{1/2} X_c / sqrt(n)``, ``ys = S^{1/2}
-    y_c / sqrt(n)``: ``G = A^T A``), its test part centered with the training means.
+    """The folds on the device, in one pass over them (each read once, moved there once
+    and prepared there): a training part centered and sqrt-weight scaled (``A =
+    S^{1/2} X_c / sqrt(n)``, ``ys = S^{1/2} y_c / sqrt(n)``: ``G = A^T A``), a test part
+    centered with the training means.
 
     Returns ``(op (K, p, p) or (K, n, p), c (K, p), yy (K,), Xt (K, m, p), yt (K, m),
-    swt (K, m), gram)``: ``op`` the Gram matrices ``A^T A`` when ``gram`` (default: ``p <=
-    n``), else the factors ``A`` zero-padded to the longest fold; test rows zero-padded
-    with weight 0.
+    swt (K, m), gram, constant)``: ``op`` the Gram matrices ``A^T A`` when ``gram``
+    (default: ``p <=`` the first fold's rows), else the factors ``A`` zero-padded to the
+    longest fold; test rows zero-padded with weight 0; ``constant``: whether each fold
+    has nothing to tune (:func:`~skimplicit.utils.nothing_to_tune`).
     """
-    n = max(d.X_train.shape[0] for d in folds)
-    m = max(d.X_test.shape[0] for d in folds)
-    p = folds[0].X_train.shape[1]
-    gram = p <= n if gram is None else gram
-    ops, cs, yys, Xts, yts, swts = [], [], [], [], [], []
+    ops, cs, yys, tests, constant = [], [], [], [], []
     with jax.enable_x64(True), jax.default_matmul_precision("highest"):
-        for Xtr, ytr, sw, Xte, yte, swte in folds:
+        for d in folds:
+            Xtr, ytr, sw, Xte, yte, swte = d
+            constant.append(nothing_to_tune(Xtr, ytr, sw, fit_intercept=fit_intercept))
+            if gram is None:
+                gram = Xtr.shape[1] <= Xtr.shape[0]
             A, ys, Xt, yt = _center_fold(
                 *(to_device(a, dtype) for a in (Xtr, ytr, sw, Xte, yte)),
                 fit_intercept=fit_intercept, normalize_weights=normalize_weights)
-            ops.append(A.T @ A if gram else _padded(A, n))
+            del d, Xtr, Xte
+            ops.append(A.T @ A if gram else A)
             cs.append(A.T @ ys)
             yys.append(ys @ ys)
-            Xts.append(_padded(Xt, m))
-            yts.append(_padded(yt, m))
-            swts.append(_padded(to_device(swte, dtype), m))
+            tests.append((Xt, yt, to_device(swte, dtype)))
             del A
-        return (*(jnp.stack(a) for a in (ops, cs, yys, Xts, yts, swts)), gram)
+        n = max(a.shape[0] for a in ops)
+        m = max(t[0].shape[0] for t in tests)
+        op = jnp.stack(ops if gram else [_padded(a, n) for a in ops])
+        del ops
+        Xt, yt, swt = (jnp.stack([_padded(t[i], m) for t in tests]) for i in range(3))
+        return op, jnp.stack(cs), jnp.stack(yys), Xt, yt, swt, gram, constant
 
 
 def _support_solve(A, mask, l2, ridge, B, U0, gram, tol=None, polish=False):
@@ -170,17 +177,16 @@ class DeviceEnetProblem(EnetSearchSpace, CVProblem):
                  alpha_per_feature=False, positive=False, tol=1e-4, max_iter=20000,
                  bounds=None, l1_ratio_bounds=(0.01, 1.0), starts=None, eps=None,
                  dtype=np.float64):
-        self.n_features = folds[0].X_train.shape[1]
-        self._n_folds = len(folds)
         self.fit_intercept, self.positive = fit_intercept, positive
         self.tol, self.max_iter = tol, int(max_iter)
         self.dtype = np.dtype(dtype)
-        (self._A, self._c, self._yy, self._Xt, self._yt, self._swt,
-         self.gram) = device_folds(folds, fit_intercept, self.dtype)
+        (self._A, self._c, self._yy, self._Xt, self._yt, self._swt, self.gram,
+         self._constant) = device_folds(folds, fit_intercept, self.dtype)
+        self._n_folds, self.n_features = self._c.shape
         with jax.enable_x64(True), jax.default_matmul_precision("highest"):
             self._L = fold_lipschitz(self._A, self.gram)
         alpha_maxes = np.max(np.abs(np.asarray(self._c, float)), axis=1)
-        self._set_space(alpha_maxes.tolist(), folds, l1_ratio=l1_ratio,
+        self._set_space(alpha_maxes.tolist(), self._constant, l1_ratio=l1_ratio,
                         tune_l1_ratio=tune_l1_ratio, alpha_per_feature=alpha_per_feature,
                         bounds=bounds, l1_ratio_bounds=l1_ratio_bounds, starts=starts,
                         eps=eps)

@@ -87,6 +87,13 @@ def _support_vjp(F, args, Xt, yt, swt, w, alpha, l1_ratio, ridge, scale, solve):
     """Validation MSE of one fold and its gradient in ``(alpha, l1_ratio)`` through the
     support stationarity ``F(w, (alpha, l1_ratio), *args) = 0``."""
     loss, g = jax.value_and_grad(_val_mse)(w, Xt, yt, swt)
+    return (loss, *_support_vjp_of(F, args, g, w, alpha, l1_ratio, ridge, scale, solve))
+
+
+def _support_vjp_of(F, args, g, w, alpha, l1_ratio, ridge, scale, solve):
+    """The gradient in ``(alpha, l1_ratio)`` of a loss whose gradient in ``w`` is ``g``,
+    through ``F(w, (alpha, l1_ratio), *args) = 0``; with the solve's success and
+    residual."""
     # No ridge on the support system unless the caller asks for one (``ridge > 0``): a
     # ridge of 1e-10 x the mean diagonal moved the Lasso hypergradient of the diabetes
     # data by up to 5e-7 relative (folds whose hypergradients cancel in the mean). The
@@ -100,7 +107,7 @@ def _support_vjp(F, args, Xt, yt, swt, w, alpha, l1_ratio, ridge, scale, solve):
     (dparams, *_), _, info = root_vjp(F, w, ((alpha, l1_ratio), *args), g, solve=lin,
                                       return_info=True)
     d_alpha, d_l1 = dparams
-    return loss, d_alpha, d_l1, info.success, info.residual
+    return d_alpha, d_l1, info.success, info.residual
 
 
 def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve):
@@ -109,19 +116,22 @@ def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve)
                         ridge, scale, solve)
 
 
-def _enet_gram_one_fold(G, b, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve):
+def _enet_gram_one_fold(G, b, g, w, alpha, l1_ratio, ridge, solve):
     # (padded coordinates have zero rows and columns in G)
     scale = _support_scale(jnp.trace(G), w, alpha, l1_ratio)
-    return _support_vjp(_enet_gram_F, (G, b), Xt, yt, swt, w, alpha, l1_ratio, ridge,
-                        scale, solve)
+    return _support_vjp_of(_enet_gram_F, (G, b), g, w, alpha, l1_ratio, ridge, scale, solve)
 
 
-def _enet_gram_hypergrad(G, b, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve="cholesky"):
+def _enet_gram_hypergrad(G, b, g, w, alpha, l1_ratio, ridge, solve="cholesky"):
     """:func:`_enet_support_hypergrad` from each fold's support Gram matrix ``G (K, k, k)``
     (``X_S^T X_S / n``, zero-padded) and ``b (K, k)`` (``X_S^T y / n``) instead of its
-    columns: the same outputs, ``O(k^3)`` instead of ``O(n k^2)`` per fold."""
+    columns, and from the validation loss's gradient ``g (K, k)`` on the support
+    (computed by the caller, with the loss, from the test rows: the test columns never
+    enter the kernel): ``O(k^3)`` instead of ``O(n k^2)`` per fold. Returns per fold
+    ``d loss / d alpha_S (K, k)``, ``d loss / d l1_ratio``, the solve's success flag and
+    relative residual."""
     return jax.vmap(partial(_enet_gram_one_fold, solve=solve))(
-        G, b, Xt, yt, swt, w, alpha, l1_ratio, ridge)
+        G, b, g, w, alpha, l1_ratio, ridge)
 
 
 def _enet_support_hypergrad(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge,

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import ElasticNet
+from sklearn.linear_model import ElasticNet, enet_path
 
 __all__ = ["HostCD", "HostSolverInfo", "LeastSquaresFold", "enet_cd", "solve_enet_host",
            "ridge_dual_solve", "uses_working_sets", "uses_full_gram", "uses_dual_ridge",
@@ -135,7 +135,11 @@ class LeastSquaresFold:
     (``Ridge``: a weighted sum). With ``fit_intercept`` the weighted means are taken out
     (an unpenalized intercept). Dense designs are stored centered and scaled by
     ``sqrt(sample_weight)`` (``X_fit``, ``y_fit``): unweighted least squares without an
-    intercept on them is the weighted problem with one.
+    intercept on them is the weighted problem with one. With ``gram_only``, a dense fold
+    that runs on its full Gram matrix (:func:`uses_full_gram`) and has more than
+    :data:`GRAM_ONLY_SIZE` entries keeps that matrix and ``X^T y`` only (made by blocks of
+    rows, ``X_fit`` is ``None``): the elastic-net descent, polish and hypergradient need
+    nothing else.
 
     Examples
     --------
@@ -147,7 +151,8 @@ class LeastSquaresFold:
     (array([2.        , 1.33333333]), array([-1.33333333, -0.33333333,  1.66666667]))
     """
 
-    def __init__(self, X, y, sample_weight, *, fit_intercept=True, normalize_weights=True):
+    def __init__(self, X, y, sample_weight, *, fit_intercept=True, normalize_weights=True,
+                 gram_only=False):
         Xtr, ytr = X, y
         self.n_train = Xtr.shape[0]
         self.fit_intercept = fit_intercept
@@ -172,6 +177,17 @@ class LeastSquaresFold:
             # squares without intercept on it is the weighted problem with intercept, so
             # the inner solver never copies or re-centers X.
             self.X_train = None
+            if gram_only and uses_full_gram(*Xtr.shape) and Xtr.size > GRAM_ONLY_SIZE:
+                # Only the fold's Gram matrix and X^T y, by blocks of rows: no centered
+                # copy of X is kept (nor made whole): the coordinate descent, the polish
+                # and the hypergradient of these folds read the Gram matrix alone. (Not on
+                # small folds, which keep their columns for the descent's retry on them:
+                # see solve_enet_host.)
+                self.X_fit = None
+                self._full_gram, self._full_xty = _blocked_gram(
+                    Xtr, self.x_mean, self.sqrt_sw, self.train_target())
+                self.y_fit = self.train_target()
+                return
             # Fortran order for scikit-learn's coordinate descent on all columns; with
             # working sets it gets column copies anyway (a transposing copy saved).
             if uses_working_sets(*Xtr.shape):
@@ -240,8 +256,16 @@ class LeastSquaresFold:
         p = pos[S]
         return G[np.ix_(p, p)], xty[p], cache
 
+    @property
+    def gram_only(self):
+        """Whether this fold keeps only its Gram matrix (``gram_only=True`` on a fold that
+        uses it: :func:`uses_full_gram`)."""
+        return not self.sparse and self.X_fit is None
+
     def train_columns(self, cols):
         """Centered, sqrt-weight-scaled training columns (dense), as the solver sees them."""
+        if self.gram_only:
+            raise RuntimeError("this fold keeps only its Gram matrix (gram_only=True)")
         if not self.sparse:
             return self.X_fit[:, cols]
         Xc = self.X_train[:, cols].toarray()
@@ -318,8 +342,11 @@ class LeastSquaresFold:
             if not np.all(np.isfinite(wS)):
                 return None, cache
             S, s = S[idx], s[idx]
-            XSw = (XS[:, idx] if dual else self.train_columns(S)) @ wS if S.size else 0.0
-            g = self.kkt_gradient(y - XSw)
+            if self.gram_only:  # X^T (y - X_S w_S) / n from the Gram matrix
+                g = (self._full_xty - self._full_gram[:, S] @ wS) / n
+            else:
+                XSw = (XS[:, idx] if dual else self.train_columns(S)) @ wS if S.size else 0.0
+                g = self.kkt_gradient(y - XSw)
             scale = max(float(np.max(thr)), float(np.max(np.abs(g))), 1e-300)
             # Stationarity on the support (guards against a near-singular Gram matrix) ...
             stat = g[S] - l2[S] * wS - thr[S] * s
@@ -344,11 +371,42 @@ class LeastSquaresFold:
 
     def alpha_max(self):
         """``||X^T y||_inf / n`` on the centered, weighted training data (l1_ratio = 1)."""
+        if self.gram_only:
+            return float(np.max(np.abs(self._full_xty)) / self.n_train)
         if not self.sparse:
             return float(np.max(np.abs(self.X_fit.T @ self.y_fit)) / self.n_train)
         yc = (self.y_train - self.y_mean) * self.sw_train
         Xty = self.X_train.T @ yc - self.x_mean * yc.sum()
         return float(np.max(np.abs(Xty)) / self.n_train)
+
+
+GRAM_ONLY_SIZE = 2 ** 21
+"""Entries of a fold's ``X`` above which ``LeastSquaresFold(gram_only=True)`` keeps only its
+Gram matrix (16 MiB in float64): a tall fold's design is most of the tuning's memory
+(20000 x 500, 5 folds: peak RSS increase 968 -> 288 MB with lazily made folds)."""
+
+
+def _blocked_gram(X, x_mean, sqrt_sw, y_fit, block=2048):
+    """``(Xc^T Xc, Xc^T y_fit)`` of ``Xc = (X - x_mean) * sqrt_sw``, by blocks of rows
+    (a block-sized copy at a time; the Gram matrix by ``syrk``, half a ``gemm``'s work)."""
+    n, p = X.shape
+    weighted = np.any(sqrt_sw != 1.0)
+    if n <= block:  # one block: the same products as a kept design's (full_gram)
+        Xc = np.array(X, dtype=float, order="F")
+        Xc -= x_mean
+        if weighted:
+            Xc *= sqrt_sw[:, None]
+        return Xc.T @ Xc, Xc.T @ y_fit
+    G = np.zeros((p, p), order="F")
+    xty = np.zeros((p,) + np.shape(y_fit)[1:])
+    for start in range(0, n, block):
+        blk = np.subtract(X[start:start + block], x_mean, dtype=float)
+        if weighted:
+            blk *= sqrt_sw[start:start + block, None]
+        G = sla.blas.dsyrk(1.0, blk.T, beta=1.0, c=G, overwrite_c=True)
+        xty += blk.T @ y_fit[start:start + block]
+    upper = np.triu(G)
+    return upper + np.triu(G, 1).T, xty
 
 
 def _sklearn_cd(solver, X, y, a, l1_ratio, tol, v0, sw, fit_intercept, gram=None):
@@ -366,9 +424,28 @@ def _sklearn_cd(solver, X, y, a, l1_ratio, tol, v0, sw, fit_intercept, gram=None
     return est.coef_.copy(), est.n_iter_
 
 
+def _gram_cd(solver, G, xty, y, a, l1_ratio, tol, v0):
+    """scikit-learn's coordinate descent on a Gram matrix (``enet_path`` with
+    ``precompute=G``, ``Xy=xty``: what ``ElasticNet(precompute=G).fit`` runs, without
+    ``X``, which it reads only for its shape here): ``(coef, n_iter)``."""
+    n, p = y.shape[0], G.shape[0]
+    shape_only = np.broadcast_to(np.zeros(()), (n, p))  # no memory
+    coef0 = np.zeros(p) if v0 is None else np.array(v0, dtype=float)
+    _, coefs, _, n_iter = enet_path(
+        shape_only, y, l1_ratio=l1_ratio, alphas=[a], precompute=G, Xy=xty, copy_X=False,
+        coef_init=coef0, return_n_iter=True, positive=solver.positive, check_input=False,
+        tol=tol, max_iter=solver.max_iter, selection="cyclic")
+    return coefs[:, 0].copy(), n_iter[0]
+
+
 def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=None):
     X, y, n = fold.X_fit, fold.y_fit, fold.n_train
-    p = X.shape[1]
+    p = fold.n_features
+    if fold.gram_only:  # (its retry without the Gram matrix runs on it too)
+        G, xty = fold.full_gram(), fold._full_xty
+        if scale is not None:
+            G, xty = G * np.outer(scale, scale), xty * scale
+        return _gram_cd(solver, G, xty, y, a, l1_ratio, tol, v0)
     if not uses_working_sets(n, p):  # plain coordinate descent
         Xs = X if scale is None else np.asfortranarray(X * scale)
         G = None
@@ -429,7 +506,7 @@ def enet_cd(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, init=None, 
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn.linear_model import ElasticNet
+    >>> from sklearn.linear_model import ElasticNet, enet_path
     >>> from skimplicit.solvers import LeastSquaresFold, enet_cd
     >>> rng = np.random.RandomState(0)
     >>> X = rng.randn(50, 8); y = X @ rng.randn(8) + 0.1 * rng.randn(50)

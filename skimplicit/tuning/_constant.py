@@ -52,8 +52,13 @@ def constant_target_result(problem):
 def tune_or_constant(problem, folds, *, fit_intercept=True, **tune_params):
     """:func:`tune`, or :func:`constant_target_result` when on every training fold each
     penalty fits the same constant model (see :func:`skimplicit.utils.nothing_to_tune`:
-    a constant target, or no varying feature). ``folds``: the problem's ``FoldData``."""
-    if all(nothing_to_tune(f.X_train, f.y_train, f.sw_train, fit_intercept=fit_intercept)
-           for f in folds):
+    a constant target, or no varying feature). ``folds``: the problem's ``FoldData``; a
+    problem that checked its folds as it was built says so in ``constant_folds`` (one
+    flag per fold), and the folds are not read again."""
+    flags = getattr(problem, "constant_folds", None)
+    if flags is None:
+        flags = [nothing_to_tune(f.X_train, f.y_train, f.sw_train, fit_intercept=fit_intercept)
+                 for f in folds]
+    if all(flags):
         return constant_target_result(problem)
     return tune(problem, **tune_params)

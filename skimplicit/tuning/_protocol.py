@@ -40,6 +40,8 @@ tunable").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -229,7 +231,40 @@ class FoldData(NamedTuple):
     sw_test: np.ndarray
 
 
-def split_folds(X, y, sample_weight, cv_splits):
-    """``FoldData`` of each ``(train, test)`` index pair."""
+def split_folds(X, y, sample_weight, cv_splits, lazy=False):
+    """``FoldData`` of each ``(train, test)`` index pair.
+
+    ``lazy=True``: a sequence that makes each fold's arrays when it is read (a fresh copy
+    each time, nothing kept), so that a problem built in one pass over it holds one
+    fold's copy of ``X`` at a time, not ``K`` (the estimators' peak memory).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.tuning import split_folds
+    >>> X, y, sw = np.arange(12.0).reshape(6, 2), np.arange(6.0), np.ones(6)
+    >>> folds = split_folds(X, y, sw, [([0, 1, 2, 3], [4, 5])], lazy=True)
+    >>> len(folds), folds[0].y_test
+    (1, array([4., 5.]))
+    """
+    if lazy:
+        return _LazyFolds(X, y, sample_weight, list(cv_splits))
     return [FoldData(X[tr], y[tr], sample_weight[tr], X[te], y[te], sample_weight[te])
             for tr, te in cv_splits]
+
+
+class _LazyFolds(Sequence):
+    """The folds of ``split_folds(..., lazy=True)``: made when read, never kept."""
+
+    def __init__(self, X, y, sample_weight, splits):
+        self._data, self._splits = (X, y, sample_weight), splits
+
+    def __len__(self):
+        return len(self._splits)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        X, y, sw = self._data
+        tr, te = self._splits[i]
+        return FoldData(X[tr], y[tr], sw[tr], X[te], y[te], sw[te])

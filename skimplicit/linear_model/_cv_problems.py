@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import scipy.sparse as sp
 
 from .._blas import one_blas_thread
-from ..solvers import HostCD, LeastSquaresFold, dense, solve_enet_host
+from ..solvers import (HostCD, LeastSquaresFold, dense, fold_train_sums, solve_enet_host,
+                       uses_full_gram)
+from ..solvers._host_cd import GRAM_ONLY_SIZE
 from ..tuning import (CVProblem, Hyperparameter, WarmStarts, bucket, pad_stack,
                       solve_with_fallback, to_device)
 from ..tuning._progress import check_time
@@ -25,10 +28,12 @@ class _Fold(LeastSquaresFold):
     """Training part of one fold prepared for the host solvers
     (:class:`~skimplicit.solvers.LeastSquaresFold`), and its test part."""
 
-    def __init__(self, data, fit_intercept, normalize_weights, gram_only=False):
+    def __init__(self, data, fit_intercept, normalize_weights, gram_only=False,
+                 train_sums=None):
         Xtr, ytr, sw, Xte, yte, swte = data
         super().__init__(Xtr, ytr, sw, fit_intercept=fit_intercept,
-                         normalize_weights=normalize_weights, gram_only=gram_only)
+                         normalize_weights=normalize_weights, gram_only=gram_only,
+                         train_sums=train_sums)
         self.sw_test = np.asarray(swte, float)
         self.X_test = Xte
         self.y_test = np.asarray(yte, float)
@@ -48,6 +53,24 @@ class _Fold(LeastSquaresFold):
         if not with_grad:
             return loss
         return loss, -2.0 * (Xs.T @ (self.sw_test * r)) / self.sw_test.sum()
+
+
+def _train_sums(folds, fit_intercept):
+    """The training folds' Gram sums from one pass over the data
+    (:func:`~skimplicit.solvers.fold_train_sums`) when the folds are read from one dense
+    ``X`` (``split_folds(..., lazy=True)``), their folds keep Gram matrices only
+    (``LeastSquaresFold(gram_only=True)``) and their test sets partition the rows; else
+    ``None``."""
+    source = getattr(folds, "source", None)
+    if source is None or not fit_intercept:
+        return None
+    X, y, sw, splits = source
+    n_train = max(len(tr) for tr, _ in splits)
+    if sp.issparse(X) or np.ndim(y) != 1 or not uses_full_gram(n_train, X.shape[1]) \
+            or n_train * X.shape[1] <= GRAM_ONLY_SIZE \
+            or min(len(tr) for tr, _ in splits) < 2 * X.shape[1]:
+        return None
+    return fold_train_sums(X, y, sw, splits)
 
 
 def make_folds(folds, fit_intercept, normalize_weights=True):
@@ -204,8 +227,12 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         # of X at a time), each kept as a prepared host fold (on n >> p only its Gram
         # matrix, see LeastSquaresFold(gram_only=True)).
         self.folds, constant = [], []
-        for d in folds:
-            self.folds.append(_Fold(d, fit_intercept, True, gram_only=True))
+        sums = _train_sums(folds, fit_intercept)
+        for i, d in enumerate(folds):
+            self.folds.append(_Fold(d, fit_intercept, True, gram_only=True,
+                                    train_sums=None if sums is None else sums[i]))
+            if sums is not None:
+                sums[i] = None  # (its arrays now the fold's Gram matrix)
             constant.append(nothing_to_tune(d.X_train, d.y_train, d.sw_train,
                                             fit_intercept=fit_intercept))
             del d
@@ -250,10 +277,14 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
     @property
     def _k0(self):
         """Support size of the kernel compiled ahead: ``min(n_features, n_train)`` rounded
-        up to 16 (a Lasso solution has at most ``n_train`` nonzeros) when at most 1024,
-        else 0 (bucketed sizes only)."""
+        up to 16 (a Lasso solution has at most ``n_train`` nonzeros) when at most
+        :attr:`K0_MAX`, else 0 (bucketed sizes only). A padded system costs its full size
+        cubed in every evaluation (5000 x 1000 with a 1000-coordinate kernel for supports
+        of ~100: 1.2 of 2.5 s); larger supports compile their bucket on first use."""
         k0 = min(self.n_features, -(-self._rows[0] // 16) * 16)
-        return k0 if k0 <= 1024 else 0
+        return k0 if k0 <= self.K0_MAX else 0
+
+    K0_MAX = 256
 
     def _uses_gram(self, k):
         """The hypergradient from the support's Gram matrices (:func:`enet_gram_hypergrad`)

@@ -34,7 +34,8 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet, enet_path
 
-__all__ = ["HostCD", "HostSolverInfo", "LeastSquaresFold", "enet_cd", "solve_enet_host",
+__all__ = ["fold_train_sums", "HostCD", "HostSolverInfo", "LeastSquaresFold", "enet_cd",
+           "solve_enet_host",
            "ridge_dual_solve", "uses_working_sets", "uses_full_gram", "uses_dual_ridge",
            "dense"]
 
@@ -152,7 +153,7 @@ class LeastSquaresFold:
     """
 
     def __init__(self, X, y, sample_weight, *, fit_intercept=True, normalize_weights=True,
-                 gram_only=False):
+                 gram_only=False, train_sums=None):
         Xtr, ytr = X, y
         self.n_train = Xtr.shape[0]
         self.fit_intercept = fit_intercept
@@ -184,8 +185,12 @@ class LeastSquaresFold:
                 # small folds, which keep their columns for the descent's retry on them:
                 # see solve_enet_host.)
                 self.X_fit = None
-                self._full_gram, self._full_xty = _blocked_gram(
-                    Xtr, self.x_mean, self.sqrt_sw, self.train_target())
+                if train_sums is not None and fit_intercept:
+                    self._full_gram, self._full_xty = self._gram_from_sums(
+                        train_sums, sw.sum())
+                else:
+                    self._full_gram, self._full_xty = _blocked_gram(
+                        Xtr, self.x_mean, self.sqrt_sw, self.train_target())
                 self.y_fit = self.train_target()
                 return
             # Fortran order for scikit-learn's coordinate descent on all columns; with
@@ -199,6 +204,22 @@ class LeastSquaresFold:
                 X_fit *= self.sqrt_sw[:, None]
             self.X_fit = X_fit
         self.y_fit = self.train_target()
+
+    def _gram_from_sums(self, sums, sw_sum):
+        """The centered, weighted Gram matrix and ``X^T y`` from the training rows' sums
+        about a shift ``m`` (:func:`fold_train_sums`: ``A = sum_i w_i z_i z_i^T``, ``b =
+        sum_i w_i z_i y_i``, ``z = x - m``, raw weights ``w``): with ``s = c w`` the
+        normalized weights and ``zbar = x_mean - m``, ``G = c A - n zbar zbar^T`` and
+        ``X^T y = c b - n zbar ybar``."""
+        A, b, m = sums
+        n = self.sw_train.sum()
+        c = n / sw_sum
+        zbar = self.x_mean - m
+        # In place (the sums are this fold's alone); A is symmetric and Fortran-ordered:
+        # its transpose is the C-ordered matrix scikit-learn's Gram descent reads.
+        G = np.multiply(A, c, out=A).T
+        G -= n * np.outer(zbar, zbar)
+        return G, c * b - n * zbar * self.y_mean
 
     @property
     def n_features(self):
@@ -378,6 +399,59 @@ class LeastSquaresFold:
         yc = (self.y_train - self.y_mean) * self.sw_train
         Xty = self.X_train.T @ yc - self.x_mean * yc.sum()
         return float(np.max(np.abs(Xty)) / self.n_train)
+
+
+def fold_train_sums(X, y, sample_weight, splits, block=2048):
+    """Each training fold's ``(A_k, b_k, m)``: ``A_k = sum_{i in train} w_i z_i z_i^T``,
+    ``b_k = sum w_i z_i y_i`` with ``z = x - m`` (``m`` the weighted mean of all rows, a
+    shift against cancellation), from ONE pass over ``X``: when the test sets partition
+    the rows (K-fold), the test parts' sums add up to the whole data's, and a training
+    fold's is the whole minus its test part: ``n p^2`` operations for all folds instead
+    of ``(K - 1) n p^2`` (scikit-learn's ``LassoCV`` forms each fold's Gram matrix).
+    ``None`` when the test sets do not partition the rows (a fold's sums are then made
+    from its own rows). Dense ``X`` and a single target.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.solvers import fold_train_sums
+    >>> rng = np.random.RandomState(0)
+    >>> X, y, w = rng.randn(6, 2), rng.randn(6), np.ones(6)
+    >>> splits = [([2, 3, 4, 5], [0, 1]), ([0, 1, 4, 5], [2, 3]), ([0, 1, 2, 3], [4, 5])]
+    >>> A, b, m = fold_train_sums(X, y, w, splits)[0]
+    >>> Z = X[2:] - m
+    >>> bool(np.allclose(A, Z.T @ Z)), bool(np.allclose(b, Z.T @ y[2:]))
+    (True, True)
+    """
+    n, p = X.shape
+    tests = [np.asarray(te) for _, te in splits]
+    if not np.array_equal(np.sort(np.concatenate(tests)), np.arange(n)):
+        return None
+    w = np.asarray(sample_weight, float)
+    m = np.asarray(w @ X / w.sum()).ravel()
+    parts = []
+    for te in tests:
+        A = np.zeros((p, p), order="F")
+        b = np.zeros(p)
+        for start in range(0, te.size, block):
+            rows = te[start:start + block]
+            Z = np.subtract(X[rows], m, dtype=float)
+            wz = Z * w[rows, None]
+            A = sla.blas.dsyrk(1.0, (Z * np.sqrt(w[rows])[:, None]).T, beta=1.0, c=A,
+                               overwrite_c=True)
+            b += wz.T @ y[rows]
+        parts.append((A, b))
+    A_all = np.zeros((p, p), order="F")
+    for A, _ in parts:  # (syrk fills the upper triangles)
+        A_all += A
+    b_all = sum(b for _, b in parts)
+    out = []
+    for A, b in parts:  # in place: one p x p matrix a fold, and the total
+        np.subtract(A_all, A, out=A)
+        il = np.tril_indices(p, -1)
+        A[il] = A.T[il]
+        out.append((A, b_all - b, m))
+    return out
 
 
 GRAM_ONLY_SIZE = 2 ** 21

@@ -262,6 +262,11 @@ class _LazyFolds(Sequence):
     def __len__(self):
         return len(self._splits)
 
+    @property
+    def source(self):
+        """``(X, y, sample_weight, splits)``: the data the folds are read from."""
+        return (*self._data, self._splits)
+
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]

@@ -1,0 +1,63 @@
+"""Tall folds (n >> p) keep only their Gram matrices, all made in one pass over X: the
+same problem as folds that keep their columns (issue 17's memory and speed)."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_regression
+from sklearn.model_selection import KFold, ShuffleSplit
+
+from skimplicit.linear_model import ImplicitLassoCV
+from skimplicit.linear_model._cv_problems import EnetCVProblem
+from skimplicit.solvers import fold_train_sums
+from skimplicit.tuning import split_folds
+
+
+@pytest.fixture(scope="module")
+def tall():
+    X, y = make_regression(6000, 500, n_informative=30, noise=10, random_state=0)
+    X = X * 3 + 5  # not standardized: columns with means (cancellation)
+    sw = np.random.RandomState(0).uniform(0.5, 2, 6000)
+    return X, y, sw
+
+
+def test_one_pass_grams_equal_the_folds_own(tall):
+    X, y, sw = tall
+    splits = list(KFold(5, shuffle=True, random_state=0).split(X))
+    lazy = EnetCVProblem(split_folds(X, y, sw, splits, lazy=True))
+    eager = EnetCVProblem(split_folds(X, y, sw, splits))
+    assert all(f.gram_only and f.X_fit is None for f in lazy.folds)
+    for a, b in zip(lazy.folds, eager.folds):
+        np.testing.assert_allclose(a._full_gram, b._full_gram, rtol=0,
+                                   atol=1e-13 * np.abs(b._full_gram).max())
+        np.testing.assert_allclose(a._full_xty, b._full_xty, rtol=0,
+                                   atol=1e-13 * np.abs(b._full_xty).max())
+    for point in lazy.initial_points()[::6]:
+        e1, e2 = lazy.evaluate(point, precision=0.01), eager.evaluate(point, precision=0.01)
+        np.testing.assert_allclose(e1.fold_losses, e2.fold_losses, rtol=1e-10)
+        np.testing.assert_allclose(e1.grad["alpha"], e2.grad["alpha"], rtol=1e-8)
+
+
+def test_sums_need_a_partition_of_the_rows(tall):
+    X, y, sw = tall
+    splits = list(ShuffleSplit(3, test_size=0.2, random_state=0).split(X))
+    assert fold_train_sums(X, y, sw, splits) is None
+    # The problem then makes each fold's Gram matrix from its own rows.
+    lazy = EnetCVProblem(split_folds(X, y, sw, splits, lazy=True))
+    eager = EnetCVProblem(split_folds(X, y, sw, splits))
+    point = lazy.initial_points()[5]
+    np.testing.assert_allclose(lazy.evaluate(point).loss, eager.evaluate(point).loss,
+                               rtol=1e-12)
+
+
+def test_estimator_on_tall_data_matches_lasso_cv_loss(tall):
+    X, y, sw = tall
+    est = ImplicitLassoCV(cv=KFold(5)).fit(X, y, sample_weight=sw)
+    # The chosen point's CV loss, re-scored by scikit-learn on the same folds.
+    from sklearn.linear_model import Lasso
+    losses = []
+    for tr, te in KFold(5).split(X):
+        m = Lasso(alpha=est.alpha_, tol=1e-10, max_iter=100000).fit(X[tr], y[tr],
+                                                                    sample_weight=sw[tr])
+        r = y[te] - m.predict(X[te])
+        losses.append(np.average(r * r, weights=sw[te]))
+    np.testing.assert_allclose(est.cv_loss_, np.mean(losses), rtol=1e-8)

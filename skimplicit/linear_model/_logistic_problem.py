@@ -49,7 +49,8 @@ from ..tuning._protocol import Hyperparameter
 from ..utils import check_fold_classes
 from ..tuning._kernel import Kernel, bucket, pad_stack, solve_with_fallback
 
-__all__ = ["LogisticCVProblem", "encode_folds", "logistic_hypergrad", "size_bucket"]
+__all__ = ["LogisticCVProblem", "LogisticSearchSpace", "encode_folds", "logistic_hypergrad",
+           "size_bucket"]
 
 
 # ======================================================================================
@@ -110,7 +111,7 @@ _ACCEPT_RESIDUAL = 1e-9  # a failed solve above this (see solve_with_fallback)
 
 
 def _one_fold(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge, *, binary,
-              fit_intercept, solve, shapes, loss="log_loss"):
+              fit_intercept, solve, shapes, loss="log_loss", solve_tol=_SOLVE_TOL):
     if shapes is not None:
         # Sparse folds: (data, indices) of BCOO matrices, zero-padded to one length.
         n, k, m = shapes
@@ -134,7 +135,7 @@ def _one_fold(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge, *, binary,
     # twin then get the same hypergradients to ~1e-12), accepted up to 1e-9 (the default
     # criterion; 1e-12 is out of reach on l1 problems at C = 1e4 on breast cancer).
     lin = partial(solve_cholesky if solve == "cholesky" else solve_cg, ridge=ridge * scale,
-                  tol=_SOLVE_TOL)
+                  tol=solve_tol)
     args = ((alpha, rho), X, Y, sw, jax.lax.stop_gradient(jnp.mean(b)))
     (d_hp, *_), u, info = root_vjp(F, theta, args, g, solve=lin, init=(uW, ub),
                                    return_info=True)
@@ -143,7 +144,8 @@ def _one_fold(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge, *, binary,
 
 
 def _logistic_hypergrad(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge, *, binary,
-                        fit_intercept=True, solve="cg", shapes=None, loss="log_loss"):
+                        fit_intercept=True, solve="cg", shapes=None, loss="log_loss",
+                        solve_tol=_SOLVE_TOL):
     """Validation log-loss of each fold and its gradient in ``alpha = 1/C`` and ``rho``.
 
     Shapes (``F`` folds padded to ``n`` training and ``m`` test rows, ``k`` columns
@@ -156,13 +158,15 @@ def _logistic_hypergrad(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge, 
     Sparse folds: ``X`` and ``Xt`` are pairs ``(data (F, nnz), indices (F, nnz, 2))`` of
     zero-padded COO entries and ``shapes = (n, k, m)`` (static).
 
-    ``loss``: the validation loss, ``"log_loss"`` or ``"brier"`` (static).
+    ``loss``: the validation loss, ``"log_loss"`` or ``"brier"`` (static). ``solve_tol``:
+    the linear system's relative residual (a Python float; the device path's float32
+    solves ask for less).
 
     Returns per fold: ``loss``, ``d loss / d alpha (F, K)``, ``d loss / d rho``, the linear
     system's solution ``(uW, ub)``, its success flag and relative residual.
     """
     fn = partial(_one_fold, binary=binary, fit_intercept=fit_intercept, solve=solve,
-                 shapes=shapes, loss=loss)
+                 shapes=shapes, loss=loss, solve_tol=solve_tol)
     return jax.vmap(fn)(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge)
 
 
@@ -247,49 +251,16 @@ def encode_folds(folds, class_weight=None):
     return encoded, classes
 
 
-class LogisticCVProblem(CVProblem):
-    """Mean held-out log-loss over K folds of scikit-learn's ``LogisticRegression``.
+class LogisticSearchSpace:
+    """The search space of the logistic problems (host and device): the bounds of ``C``
+    from the folds' own scales (``c_min``, ``c_ridge``), the coarse cover and the growth
+    of the automatic upper bound."""
 
-    Tuned over ``C`` (log scale; a scalar, or one per class with ``C_per_class``) and,
-    optionally, ``l1_ratio`` (linear scale). Inner solves and the hypergradient as in the
-    module docstring. The validation loss of a fold is its test samples' log-loss
-    weighted by their sample weights (class weights act on the training loss only, as in
-    ``LogisticRegressionCV``).
-
-    Parameters
-    ----------
-    folds : list of FoldData
-        Labels encoded as ``0 .. n_classes - 1``; ``sw_train`` holds sample times class
-        weights, ``sw_test`` the sample weights.
-    n_classes : int
-    fit_intercept : bool
-    l1_ratio : float
-        Fixed mix, or the start of the path when ``tune_l1_ratio``.
-    tune_l1_ratio : bool
-    C_per_class : bool
-        One ``C`` per class (multinomial only).
-    tol, max_iter : float, int
-        Inner solver accuracy (scikit-learn's meaning) and iteration cap. During tuning,
-        solves use ``min(tol, 1e-6) * precision``.
-    bounds : (float, float) or None
-        Search interval of ``C``; ``None``: from ``c_min`` (l1, see :func:`c_min`) and
-        ``c_ridge`` (l2, see :func:`c_ridge`), as ``ImplicitLogisticRegressionCV``'s
-        'auto'.
-    l1_ratio_bounds : (float, float)
-    loss : {"log_loss", "brier"}, default="log_loss"
-        The validation loss: the log-loss, or the Brier score as scikit-learn's
-        ``neg_brier_score`` scorer computes it (``(p - y)^2`` for binary problems,
-        ``sum_k (p_k - y_k)^2`` otherwise).
-    """
-
-    # Warm starts (see CVProblem): each fold's inner solution and the hypergradient
-    # system's last solution.
-    warm_state = ("_W", "_b", "_u")
-
-    def __init__(self, folds, *, n_classes, fit_intercept=True, l1_ratio=0.0,
-                 tune_l1_ratio=False, C_per_class=False, tol=1e-4, max_iter=1000,
-                 bounds=None, l1_ratio_bounds=(0.05, 1.0), path_step=10 ** 0.5,
-                 max_path=25, loss="log_loss"):
+    def _set_space(self, folds_, *, n_classes, fit_intercept, l1_ratio, tune_l1_ratio,
+                   C_per_class, tol, max_iter, bounds, l1_ratio_bounds, path_step,
+                   max_path, loss):
+        """Settings and hyperparameters; ``folds_``: each training fold's host ``(X, Y,
+        sw)`` (``Y`` from :func:`one_hot`)."""
         if loss not in ("log_loss", "brier"):
             raise ValueError(f"loss must be 'log_loss' or 'brier'; got {loss!r}.")
         self.loss = self.loss_name = loss
@@ -303,18 +274,9 @@ class LogisticCVProblem(CVProblem):
         self.l1_ratio_bounds = (tuple(float(b) for b in l1_ratio_bounds)
                                 if self.tune_l1_ratio else (0.0, 1.0))
         self.path_step, self.max_path = path_step, max_path
-        self.n_folds = len(folds)
-        self.X = [host_matrix(f.X_train) for f in folds]
-        self.Xt = [host_matrix(f.X_test) for f in folds]
-        self.Y = [one_hot(f.y_train, self.n_classes) for f in folds]
-        self.Yt = [one_hot(f.y_test, self.n_classes) for f in folds]
-        self.sw = [np.asarray(f.sw_train, float) for f in folds]
-        self.swt = [np.asarray(f.sw_test, float) for f in folds]
-        self.n_features = self.X[0].shape[1]
         # The data's own units of C (no absolute constant: rescaling X or the weights
         # rescales them as the optimum). l1: c_min, the dead zone's edge (~ 1 / scale);
         # l2: c_ridge, from the Hessian at the origin (~ 1 / scale^2).
-        folds_ = list(zip(self.X, self.Y, self.sw))
         cm = np.array([c_min(X, Y, s, fit_intercept) for X, Y, s in folds_])
         cr = np.array([c_ridge(X, Y, s, fit_intercept) for X, Y, s in folds_])
         finite, finite_r = cm[np.isfinite(cm)], cr[np.isfinite(cr)]
@@ -334,50 +296,12 @@ class LogisticCVProblem(CVProblem):
         if bounds is None:
             lower = 1.05 * self.c_min * rho_hi if rho_hi > 0 else 1e-3 * self.c_scale
             bounds = (lower, 1e4 * self.c_scale)
-        # The hypergradient kernel sees X / x_unit (a power of 2 near the columns' typical
-        # standard deviation: exact in floating point, 1 on standardized data), so that
-        # its linear system, whose W block scales like X^2 and intercept block does not,
-        # keeps the conditioning of standardized data whatever the units of X.
-        var = np.mean([np.mean(column_moments(X, s, fit_intercept)[0]) for X, _, s in folds_])
-        self.x_unit = 2.0 ** np.round(np.log2(np.sqrt(var))) if np.isfinite(var) and var > 0 \
-            else 1.0
-        # Likewise a unit of the sample weights (a power of 2 near their mean: exact): the
-        # kernel sees s / w_unit and alpha / w_unit (the same solution), so that its system
-        # is scaled as with unit weights whatever the weights' units.
-        wmean = float(np.mean([np.mean(s) for s in self.sw]))
-        self.w_unit = 2.0 ** np.round(np.log2(wmean)) if np.isfinite(wmean) and wmean > 0 \
-            else 1.0
         self.bounds = bounds
         size = self.K if self.C_per_class else None
         self.hyperparameters = [Hyperparameter("C", bounds[0], bounds[1], "log", size)]
         if self.tune_l1_ratio:
             self.hyperparameters.append(
                 Hyperparameter("l1_ratio", l1_ratio_bounds[0], l1_ratio_bounds[1], "linear"))
-        self._W = [None] * self.n_folds
-        self._b = [None] * self.n_folds
-        self._u = None
-        self._path_losses = []
-        # Padded, stacked dense arrays for the kernel (all columns), built on first use.
-        self._stack_cache = {}
-        self.n_compiles = 0
-        self._prefetch_kernel()
-
-    def _prefetch_kernel(self):
-        """All-column dense kernels have one shape per fit, known now: compile it in the
-        background while the coarse path runs (see :class:`~._hypergrad.Kernel`)."""
-        if not self._all_columns() or sp.issparse(self.X[0]):
-            return
-        F, K = self.n_folds, self.K
-        n, m, k = self._padded_sizes()
-        if F * (n + m) * k > _MAX_DENSE_ENTRIES:  # _stacked raises when it is called
-            return
-        shapes = [(F, n, k), (F, n, K), (F, n), (F, m, k), (F, m, K), (F, m), (F, k, K),
-                  (F, K), (F, K), (F,), (F, k, K), (F, K), (F,)]
-        f64 = np.dtype(np.float64)
-        with jax.enable_x64(True):
-            logistic_hypergrad.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes),
-                                        binary=self.binary, fit_intercept=self.fit_intercept,
-                                        solve="cg", shapes=None, loss=self.loss)
 
     # -- coarse path ------------------------------------------------------------------------
     def initial_points(self):
@@ -440,10 +364,107 @@ class LogisticCVProblem(CVProblem):
         self._n_extended += 1
         return True
 
-    # -- inner solves ----------------------------------------------------------------------
     def _alpha(self, C):
         return np.broadcast_to(1.0 / np.asarray(C, float), (self.K,)).copy()
 
+
+class LogisticCVProblem(LogisticSearchSpace, CVProblem):
+    """Mean held-out log-loss over K folds of scikit-learn's ``LogisticRegression``.
+
+    Tuned over ``C`` (log scale; a scalar, or one per class with ``C_per_class``) and,
+    optionally, ``l1_ratio`` (linear scale). Inner solves and the hypergradient as in the
+    module docstring. The validation loss of a fold is its test samples' log-loss
+    weighted by their sample weights (class weights act on the training loss only, as in
+    ``LogisticRegressionCV``).
+
+    Parameters
+    ----------
+    folds : list of FoldData
+        Labels encoded as ``0 .. n_classes - 1``; ``sw_train`` holds sample times class
+        weights, ``sw_test`` the sample weights.
+    n_classes : int
+    fit_intercept : bool
+    l1_ratio : float
+        Fixed mix, or the start of the path when ``tune_l1_ratio``.
+    tune_l1_ratio : bool
+    C_per_class : bool
+        One ``C`` per class (multinomial only).
+    tol, max_iter : float, int
+        Inner solver accuracy (scikit-learn's meaning) and iteration cap. During tuning,
+        solves use ``min(tol, 1e-6) * precision``.
+    bounds : (float, float) or None
+        Search interval of ``C``; ``None``: from ``c_min`` (l1, see :func:`c_min`) and
+        ``c_ridge`` (l2, see :func:`c_ridge`), as ``ImplicitLogisticRegressionCV``'s
+        'auto'.
+    l1_ratio_bounds : (float, float)
+    loss : {"log_loss", "brier"}, default="log_loss"
+        The validation loss: the log-loss, or the Brier score as scikit-learn's
+        ``neg_brier_score`` scorer computes it (``(p - y)^2`` for binary problems,
+        ``sum_k (p_k - y_k)^2`` otherwise).
+    """
+
+    # Warm starts (see CVProblem): each fold's inner solution and the hypergradient
+    # system's last solution.
+    warm_state = ("_W", "_b", "_u")
+
+    def __init__(self, folds, *, n_classes, fit_intercept=True, l1_ratio=0.0,
+                 tune_l1_ratio=False, C_per_class=False, tol=1e-4, max_iter=1000,
+                 bounds=None, l1_ratio_bounds=(0.05, 1.0), path_step=10 ** 0.5,
+                 max_path=25, loss="log_loss"):
+        self.n_folds = len(folds)
+        self.X = [host_matrix(f.X_train) for f in folds]
+        self.Xt = [host_matrix(f.X_test) for f in folds]
+        self.Y = [one_hot(f.y_train, int(n_classes)) for f in folds]
+        self.Yt = [one_hot(f.y_test, int(n_classes)) for f in folds]
+        self.sw = [np.asarray(f.sw_train, float) for f in folds]
+        self.swt = [np.asarray(f.sw_test, float) for f in folds]
+        self.n_features = self.X[0].shape[1]
+        folds_ = list(zip(self.X, self.Y, self.sw))
+        self._set_space(folds_, n_classes=n_classes, fit_intercept=fit_intercept,
+                        l1_ratio=l1_ratio, tune_l1_ratio=tune_l1_ratio,
+                        C_per_class=C_per_class, tol=tol, max_iter=max_iter, bounds=bounds,
+                        l1_ratio_bounds=l1_ratio_bounds, path_step=path_step,
+                        max_path=max_path, loss=loss)
+        # The hypergradient kernel sees X / x_unit (a power of 2 near the columns' typical
+        # standard deviation: exact in floating point, 1 on standardized data), so that
+        # its linear system, whose W block scales like X^2 and intercept block does not,
+        # keeps the conditioning of standardized data whatever the units of X.
+        var = np.mean([np.mean(column_moments(X, s, fit_intercept)[0]) for X, _, s in folds_])
+        self.x_unit = 2.0 ** np.round(np.log2(np.sqrt(var))) if np.isfinite(var) and var > 0 \
+            else 1.0
+        # Likewise a unit of the sample weights (a power of 2 near their mean: exact): the
+        # kernel sees s / w_unit and alpha / w_unit (the same solution), so that its system
+        # is scaled as with unit weights whatever the weights' units.
+        wmean = float(np.mean([np.mean(s) for s in self.sw]))
+        self.w_unit = 2.0 ** np.round(np.log2(wmean)) if np.isfinite(wmean) and wmean > 0 \
+            else 1.0
+        self._W = [None] * self.n_folds
+        self._b = [None] * self.n_folds
+        self._u = None
+        self._path_losses = []
+        # Padded, stacked dense arrays for the kernel (all columns), built on first use.
+        self._stack_cache = {}
+        self.n_compiles = 0
+        self._prefetch_kernel()
+
+    def _prefetch_kernel(self):
+        """All-column dense kernels have one shape per fit, known now: compile it in the
+        background while the coarse path runs (see :class:`~._hypergrad.Kernel`)."""
+        if not self._all_columns() or sp.issparse(self.X[0]):
+            return
+        F, K = self.n_folds, self.K
+        n, m, k = self._padded_sizes()
+        if F * (n + m) * k > _MAX_DENSE_ENTRIES:  # _stacked raises when it is called
+            return
+        shapes = [(F, n, k), (F, n, K), (F, n), (F, m, k), (F, m, K), (F, m), (F, k, K),
+                  (F, K), (F, K), (F,), (F, k, K), (F, K), (F,)]
+        f64 = np.dtype(np.float64)
+        with jax.enable_x64(True):
+            logistic_hypergrad.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes),
+                                        binary=self.binary, fit_intercept=self.fit_intercept,
+                                        solve="cg", shapes=None, loss=self.loss)
+
+    # -- inner solves ----------------------------------------------------------------------
     def _solve(self, i, alpha, rho, tol, polish=True):
         W, b, info = solve_logistic(
             self.X[i], self.Y[i], ElasticNet(alpha, rho), sample_weight=self.sw[i],

@@ -60,6 +60,7 @@ from ..linear_model import (
 )
 from ..linear_model._cv_problems import EnetCVProblem, RidgeCVProblem
 from ..linear_model._device import DeviceEnetProblem
+from ..linear_model._device_logistic import DeviceLogisticProblem, device_unsupported
 from ..linear_model._logistic_problem import LogisticCVProblem, encode_folds
 from ..tuning import device_dtype, resolve_backend
 from ._smooth_steps import (
@@ -223,12 +224,16 @@ def _logistic(final, folds, bounds, scoring):
         raise ValueError("LogisticRegression(C=inf) has no penalty to hold fixed.")
     # As LogisticRegression.fit on each training fold: class weights from its labels.
     encoded, classes = encode_folds(folds, final.class_weight)
-    return LogisticCVProblem(
+    cls, kw = LogisticCVProblem, {}
+    if resolve_backend() == "jax" and device_unsupported(encoded) is None:
+        # HypergradSearchCV(backend=...): all folds in one compiled program on the device
+        cls, kw = DeviceLogisticProblem, {"dtype": device_dtype(encoded[0].X_train)}
+    return cls(
         encoded, n_classes=classes.size, fit_intercept=final.fit_intercept,
         l1_ratio=l1_ratio, tune_l1_ratio="l1_ratio" in bounds, tol=final.tol,
         max_iter=final.max_iter, bounds=_pair(bounds.get("C")),
         l1_ratio_bounds=_pair(bounds.get("l1_ratio")) or (0.05, 1.0),
-        loss="brier" if scoring == "neg_brier_score" else "log_loss",
+        loss="brier" if scoring == "neg_brier_score" else "log_loss", **kw,
     )
 
 

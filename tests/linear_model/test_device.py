@@ -223,3 +223,25 @@ def test_cover_in_one_call_equals_the_path(monkeypatch, Est, kwargs):
     dev = Est(backend="jax", **kwargs).fit(X, y)
     assert abs(np.log(dev.alpha_ / host.alpha_)) <= 0.02
     np.testing.assert_allclose(dev.cv_loss_, host.cv_loss_, rtol=1e-4)
+
+
+def test_search_over_logistic_regression_jax_path_equals_host_path():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from skimplicit.linear_model._device_logistic import DeviceLogisticProblem
+    from skimplicit.model_selection._registry import make_problem
+    from skimplicit.tuning import backend_context
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:300]
+    y = y[:300]
+    grid = {"C": (1e-3, 1e2)}
+    host = HypergradSearchCV(LogisticRegression(), grid, backend="host").fit(X, y)
+    dev = HypergradSearchCV(LogisticRegression(), grid, backend="jax").fit(X, y)
+    assert abs(np.log(dev.best_params_["C"] / host.best_params_["C"])) <= 0.02
+    np.testing.assert_allclose(dev.best_score_, host.best_score_, rtol=1e-4)
+    folds = split_folds(X, y, np.ones(len(y)), list(KFold(3).split(X)))
+    with backend_context("jax"):
+        assert isinstance(make_problem(LogisticRegression(), folds, {"C": None}),
+                          DeviceLogisticProblem)

@@ -143,3 +143,12 @@ def test_search_pipeline(tmp_path):
     # two-parameter search evaluates more points than the 4 x 8 grid.)
     assert search1 <= 1.001 * grid1
     assert search2 <= 1.001 * grid2
+    # The summary's words follow its numbers (no claim the run does not bear out).
+    m = re.search(r"The search evaluated (\d+) points \((more|fewer) than the grid's (\d+)\) "
+                  r"in \S+x the grid's time, (\d+) ms a point against the grid's (\d+) ms "
+                  r"\((cheaper|dearer)\)", out)
+    assert m, out
+    n_search, n_grid = int(m.group(1)), int(m.group(3))
+    assert m.group(2) == ("more" if n_search > n_grid else "fewer")
+    ms_search, ms_grid = int(m.group(4)), int(m.group(5))  # rounded to the ms
+    assert (ms_search <= ms_grid) if m.group(6) == "cheaper" else (ms_search >= ms_grid)

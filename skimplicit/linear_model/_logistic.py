@@ -297,8 +297,9 @@ default='lbfgs'
         hypergradient in JAX; ``"jax"``: all folds' inner solves (Newton-CG for l2; FISTA
         then a Newton polish on the support for l1 and elastic net) and the hypergradient
         in one compiled JAX program per evaluation on JAX's default device, the folds
-        moved there once (float32 when ``X`` is float32: inner tolerance floored at 1e-5,
-        hypergradient to about 1e-4 relative); ``"auto"``: ``"host"`` when JAX's default
+        moved there once (float32 when ``X`` is float32: inner tolerance floored at 1e-5;
+        measured, the tuned ``C`` within 1.2 % of float64's, see
+        :mod:`~skimplicit.linear_model._device_logistic`); ``"auto"``: ``"host"`` when JAX's default
         backend is the CPU, ``"jax"`` on a GPU or TPU. ``C_per_class=True`` and sparse
         data too large to densify run on the host (with a ``UserWarning``). The refit
         runs on the host. See the user guide's "Accelerators" page.

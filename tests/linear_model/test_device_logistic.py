@@ -110,15 +110,20 @@ def test_device_evaluation_equals_host_evaluation(rho):
         np.testing.assert_allclose(ed.grad["C"], eh.grad["C"], rtol=1e-6)
 
 
-def test_float32_input_runs_in_float32_on_the_jax_path():
-    X, y = _breast_cancer()
-    ref = ImplicitLogisticRegressionCV(backend="jax").fit(X, y)
-    est = ImplicitLogisticRegressionCV(backend="jax").fit(X.astype(np.float32), y)
+@pytest.mark.parametrize("data, kwargs", [
+    (_breast_cancer, {}), (_classification, {"l1_ratios": (1.0,), "solver": "saga"})],
+    ids=["breast-cancer-l2", "classification-l1"])
+def test_float32_input_runs_in_float32_on_the_jax_path(data, kwargs):
+    X, y = data()
+    ref = ImplicitLogisticRegressionCV(backend="jax", **kwargs).fit(X, y)
+    est = ImplicitLogisticRegressionCV(backend="jax", **kwargs).fit(X.astype(np.float32), y)
     assert est._device_dtype == np.float32
     folds, classes = _folds(X.astype(np.float32), y)
     prob = DeviceLogisticProblem(folds, n_classes=classes.size, dtype=np.float32)
     assert prob._X.dtype == jnp.float32
-    # float32 accuracy: the same point, the CV loss to ~1e-5 relative.
+    # float32 accuracy: the same point within 2 % in log scale (measured 8e-5 here, 2e-6
+    # for l1; 1.2e-2 for l1 on the breast-cancer data), the CV loss to 1e-4 relative
+    # (measured 5e-5, 1e-9; 2e-5).
     assert abs(np.log(est.C_ / ref.C_)) <= 0.02
     np.testing.assert_allclose(est.cv_loss_, ref.cv_loss_, rtol=1e-4)
     assert type(est.predict(X)) is np.ndarray

@@ -37,11 +37,17 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
+from skimplicit.implicit import LinearSolveWarning
 from skimplicit.model_selection import HypergradSearchCV, plot_search_trajectory
 
 QUICK = os.environ.get("SKIMPLICIT_EXAMPLE_QUICK") == "1"
 # The grid's smallest alphas do not converge at scikit-learn's default max_iter: quiet.
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
+# The sex column (x1) takes two values, so its square x1^2 is an affine function of it:
+# standardized, the two columns are the same. When the Lasso keeps both, the
+# hypergradient's support system is singular and is solved with a tiny ridge, with a
+# LinearSolveWarning each time: quiet as well.
+warnings.filterwarnings("ignore", category=LinearSolveWarning)
 X, y = load_diabetes(return_X_y=True)
 cv = KFold(5, shuffle=True, random_state=0)
 pipe = make_pipeline(PolynomialFeatures(2, include_bias=False), StandardScaler(), Lasso())

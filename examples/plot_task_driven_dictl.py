@@ -34,8 +34,8 @@ tune_C=True``: a cover of both, then hypergradient descent) with its scikit-lear
 ``GridSearchCV`` over ``Pipeline([DictionaryLearning(...), LogisticRegression()])``, and
 draw the tuning path over the grid's CV log-loss.
 
-Set ``SKIMPLICIT_EXAMPLE_QUICK=1`` to run on smaller problems (one split, fewer atoms, a
-coarser grid).
+Set ``SKIMPLICIT_EXAMPLE_QUICK=1`` to run on smaller problems (one 2-fold split, fewer
+atoms and training images, 3 tuning folds and a coarser grid).
 """
 
 # %%

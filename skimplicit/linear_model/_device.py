@@ -26,18 +26,17 @@ with a ridge of :data:`~skimplicit.tuning.FALLBACK_RIDGE` times its mean diagona
 
 from __future__ import annotations
 
-import warnings
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..implicit import LinearSolveWarning
 from ..implicit.linear_solve import _cg_loop, default_tol, solve_cg
 from ..solvers import enet_gap, fold_lipschitz, fold_matvec, quadratic_fista
 from ..tuning import CVProblem, to_device
-from ..tuning._kernel import FALLBACK_RIDGE
+from ..tuning._kernel import solve_with_fallback
+from ..tuning._device import pad_rows
 from ..tuning._progress import check_time
 from ..utils import nothing_to_tune
 from ._cv_problems import EnetSearchSpace
@@ -57,10 +56,6 @@ def _center_fold(Xtr, ytr, sw, Xte, yte, *, fit_intercept, normalize_weights):
         x_mean, y_mean = jnp.zeros(Xtr.shape[1], Xtr.dtype), jnp.zeros((), Xtr.dtype)
     r = jnp.sqrt(s / n)
     return ((Xtr - x_mean) * r[:, None], (ytr - y_mean) * r, Xte - x_mean, yte - y_mean)
-
-
-def _padded(a, rows):
-    return jnp.pad(a, [(0, rows - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
 
 
 def device_folds(folds, fit_intercept, dtype, gram=None, normalize_weights=True):
@@ -93,9 +88,9 @@ def device_folds(folds, fit_intercept, dtype, gram=None, normalize_weights=True)
             del A
         n = max(a.shape[0] for a in ops)
         m = max(t[0].shape[0] for t in tests)
-        op = jnp.stack(ops if gram else [_padded(a, n) for a in ops])
+        op = jnp.stack(ops if gram else [pad_rows(a, n) for a in ops])
         del ops
-        Xt, yt, swt = (jnp.stack([_padded(t[i], m) for t in tests]) for i in range(3))
+        Xt, yt, swt = (jnp.stack([pad_rows(t[i], m) for t in tests]) for i in range(3))
         return op, jnp.stack(cs), jnp.stack(yys), Xt, yt, swt, gram, constant
 
 
@@ -265,35 +260,24 @@ class DeviceEnetProblem(EnetSearchSpace, CVProblem):
         check_time()
         if not with_grad:
             return self._evaluate_points([params], precision=precision)[0]
-        ridge = np.zeros((K, 1))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", LinearSolveWarning)  # retried and reported below
-            out = self._run(alpha_vec[None], [l1_ratio], tol, True, ridge)
-        ok = np.asarray(out[7])[:, 0]
-        if not ok.all():
-            ridge = np.where(ok, 0.0, FALLBACK_RIDGE)[:, None]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", LinearSolveWarning)
-                out = self._run(alpha_vec[None], [l1_ratio], tol, True, ridge)
-            warnings.warn(
-                f"The hypergradient's support system is singular on fold(s) "
-                f"{np.flatnonzero(~ok).tolist()} (a failed residual check): solved with a "
-                f"ridge of {FALLBACK_RIDGE:g} x its mean diagonal, relative residual now "
-                f"{float(np.max(np.asarray(out[8])[~ok, 0])):.3g}. The hypergradient is "
-                "approximate (e.g. duplicated or collinear active features).",
-                LinearSolveWarning, stacklevel=2)
-        W, info = out[0][:, 0], out[1]
+        def point(ridge):  # this point's program; a relative ridge per fold (K,)
+            W, info, loss, exact, d_alpha, d_rho, U, ok, res = self._run(
+                alpha_vec[None], [l1_ratio], tol, True, np.asarray(ridge)[:, None])
+            return tuple(a[:, 0] for a in (W, info.converged, info.n_iter, loss, exact,
+                                           d_alpha, d_rho, U, ok, res))
+
+        # A fold whose support system fails its residual check: again with a ridge
+        # there, reported (as on the host).
+        W, conv, n_iter, loss, exact, d_alpha, d_rho, U, ok, res, ridge = solve_with_fallback(
+            point, (), {}, K, "support system")
         self._remember(alpha_vec, l1_ratio, W)
-        self._u0 = out[6][:, 0]
-        d_alpha, d_rho = np.asarray(out[4], float)[:, 0], np.asarray(out[5], float)[:, 0]
-        g = d_alpha.mean(axis=0)
+        self._u0 = U
+        g = d_alpha.astype(float).mean(axis=0)
         grad = {"alpha": g if self.alpha_per_feature else float(g.sum())}
         if self.tune_l1_ratio:
-            grad["l1_ratio"] = float(d_rho.mean())
-        converged = bool(np.asarray(info.converged).all()) and bool(np.asarray(out[7]).all())
+            grad["l1_ratio"] = float(d_rho.astype(float).mean())
         return self.evaluation(
-            np.asarray(out[2], float)[:, 0], grad, converged,
-            n_iter=np.asarray(info.n_iter)[:, 0].tolist(),
-            exact=np.asarray(out[3])[:, 0].tolist(),
-            support_size=np.count_nonzero(np.asarray(W), axis=-1).tolist(),
-            linear_residual=float(np.max(np.asarray(out[8]))), ridge=ridge[:, 0].tolist())
+            loss.astype(float), grad, bool(conv.all()) and bool(ok.all()),
+            n_iter=n_iter.tolist(), exact=exact.tolist(),
+            support_size=np.count_nonzero(W, axis=-1).tolist(),
+            linear_residual=float(np.max(res)), ridge=ridge)

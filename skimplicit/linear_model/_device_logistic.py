@@ -54,6 +54,7 @@ from ..solvers._host_logistic import host_matrix, one_hot
 from ..solvers._newton import newton_kernel
 from ..tuning import CVProblem, WarmStarts, to_device
 from ..tuning._kernel import Kernel, solve_with_fallback
+from ..tuning._device import pad_rows
 from ..tuning._progress import check_time
 from ._logistic_problem import (_ACCEPT_RESIDUAL, _MAX_DENSE_ENTRIES, LogisticSearchSpace,
                                 _logistic_hypergrad, _validation_loss)
@@ -75,10 +76,6 @@ def device_unsupported(folds, C_per_class=False):
             return ("sparse folds too large to densify on the device (the JAX path holds "
                     "dense folds)")
     return None
-
-
-def _padded(a, rows):
-    return jnp.pad(a, [(0, rows - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
 
 
 def _polish(X, Y, sw, l1, l2, W, b, tol, *, fit_intercept, max_steps=8):
@@ -262,7 +259,7 @@ class DeviceLogisticProblem(LogisticSearchSpace, CVProblem):
         dt = self.dtype
         with jax.enable_x64(True):
             def stack(arrays, rows):
-                return jnp.stack([_padded(to_device(a, dt), rows) for a in arrays])
+                return jnp.stack([pad_rows(to_device(a, dt), rows) for a in arrays])
             self._X = stack(Xs, n)
             self._Y = stack(Ys, n)
             self._sw = stack(sws, n)

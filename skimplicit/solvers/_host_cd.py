@@ -429,28 +429,15 @@ def fold_train_sums(X, y, sample_weight, splits, block=2048):
         return None
     w = np.asarray(sample_weight, float)
     m = np.asarray(w @ X / w.sum()).ravel()
-    parts = []
-    for te in tests:
-        A = np.zeros((p, p), order="F")
-        b = np.zeros(p)
-        for start in range(0, te.size, block):
-            rows = te[start:start + block]
-            Z = np.subtract(X[rows], m, dtype=float)
-            wz = Z * w[rows, None]
-            A = sla.blas.dsyrk(1.0, (Z * np.sqrt(w[rows])[:, None]).T, beta=1.0, c=A,
-                               overwrite_c=True)
-            b += wz.T @ y[rows]
-        parts.append((A, b))
+    sqrt_w = np.sqrt(w)
+    parts = [_syrk_sums(X, te, m, sqrt_w, y * sqrt_w, block) for te in tests]
     A_all = np.zeros((p, p), order="F")
-    for A, _ in parts:  # (syrk fills the upper triangles)
+    for A, _ in parts:  # (upper triangles)
         A_all += A
     b_all = sum(b for _, b in parts)
     out = []
     for A, b in parts:  # in place: one p x p matrix a fold, and the total
-        np.subtract(A_all, A, out=A)
-        il = np.tril_indices(p, -1)
-        A[il] = A.T[il]
-        out.append((A, b_all - b, m))
+        out.append((_symmetrized(np.subtract(A_all, A, out=A)), b_all - b, m))
     return out
 
 
@@ -460,27 +447,44 @@ Gram matrix (16 MiB in float64): a tall fold's design is most of the tuning's me
 (20000 x 500, 5 folds: peak RSS increase 968 -> 288 MB with lazily made folds)."""
 
 
+def _syrk_sums(X, rows, shift, sqrt_w, y_scaled, block=2048):
+    """``(A, b)``: ``A = Z^T Z`` (its upper triangle, Fortran order) and ``b = Z^T
+    y_scaled`` of ``Z = (X[rows] - shift) * sqrt_w[rows]`` (``rows=None``: all; ``sqrt_w
+    =None``: ones), by blocks of rows: a block-sized copy at a time, the Gram matrix by
+    ``syrk`` (half a ``gemm``'s work)."""
+    rows = np.arange(X.shape[0]) if rows is None else rows
+    p = X.shape[1]
+    A = np.zeros((p, p), order="F")
+    b = np.zeros((p,) + np.shape(y_scaled)[1:])
+    for start in range(0, rows.size, block):
+        r = rows[start:start + block]
+        Z = np.subtract(X[r], shift, dtype=float)
+        if sqrt_w is not None:
+            Z *= sqrt_w[r, None]
+        A = sla.blas.dsyrk(1.0, Z.T, beta=1.0, c=A, overwrite_c=True)
+        b += Z.T @ y_scaled[r]
+    return A, b
+
+
+def _symmetrized(A):
+    """The upper triangle of ``A`` copied to its lower one, in place."""
+    low = np.tril_indices(A.shape[0], -1)
+    A[low] = A.T[low]
+    return A
+
+
 def _blocked_gram(X, x_mean, sqrt_sw, y_fit, block=2048):
     """``(Xc^T Xc, Xc^T y_fit)`` of ``Xc = (X - x_mean) * sqrt_sw``, by blocks of rows
-    (a block-sized copy at a time; the Gram matrix by ``syrk``, half a ``gemm``'s work)."""
-    n, p = X.shape
+    (:func:`_syrk_sums`)."""
     weighted = np.any(sqrt_sw != 1.0)
-    if n <= block:  # one block: the same products as a kept design's (full_gram)
+    if X.shape[0] <= block:  # one block: the same products as a kept design's (full_gram)
         Xc = np.array(X, dtype=float, order="F")
         Xc -= x_mean
         if weighted:
             Xc *= sqrt_sw[:, None]
         return Xc.T @ Xc, Xc.T @ y_fit
-    G = np.zeros((p, p), order="F")
-    xty = np.zeros((p,) + np.shape(y_fit)[1:])
-    for start in range(0, n, block):
-        blk = np.subtract(X[start:start + block], x_mean, dtype=float)
-        if weighted:
-            blk *= sqrt_sw[start:start + block, None]
-        G = sla.blas.dsyrk(1.0, blk.T, beta=1.0, c=G, overwrite_c=True)
-        xty += blk.T @ y_fit[start:start + block]
-    upper = np.triu(G)
-    return upper + np.triu(G, 1).T, xty
+    A, b = _syrk_sums(X, None, x_mean, sqrt_sw if weighted else None, y_fit, block)
+    return _symmetrized(A).T, b  # (symmetric: its transpose is the C-ordered matrix)
 
 
 def _sklearn_cd(solver, X, y, a, l1_ratio, tol, v0, sw, fit_intercept, gram=None):

@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
@@ -77,6 +78,12 @@ def device_dtype(X):
     """
     return np.dtype(np.float32) if getattr(X, "dtype", None) == np.float32 else \
         np.dtype(np.float64)
+
+
+def pad_rows(a, rows):
+    """``a`` (a JAX array) zero-padded along its first axis to ``rows`` (folds stacked on
+    the device: padded rows carry zero weight)."""
+    return jnp.pad(a, [(0, rows - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
 
 
 def to_device(a, dtype):

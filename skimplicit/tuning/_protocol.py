@@ -247,10 +247,8 @@ def split_folds(X, y, sample_weight, cv_splits, lazy=False):
     >>> len(folds), folds[0].y_test
     (1, array([4., 5.]))
     """
-    if lazy:
-        return _LazyFolds(X, y, sample_weight, list(cv_splits))
-    return [FoldData(X[tr], y[tr], sample_weight[tr], X[te], y[te], sample_weight[te])
-            for tr, te in cv_splits]
+    folds = _LazyFolds(X, y, sample_weight, list(cv_splits))
+    return folds if lazy else list(folds)
 
 
 class _LazyFolds(Sequence):

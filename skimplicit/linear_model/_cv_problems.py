@@ -15,7 +15,7 @@ from .._blas import one_blas_thread
 from ..solvers import (HostCD, LeastSquaresFold, dense, fold_train_sums, solve_enet_host,
                        uses_full_gram)
 from ..solvers._host_cd import GRAM_ONLY_SIZE
-from ..tuning import (CVProblem, Hyperparameter, WarmStarts, bucket, pad_stack,
+from ..tuning import (CVProblem, FoldData, Hyperparameter, WarmStarts, bucket, pad_stack,
                       solve_with_fallback, to_device)
 from ..tuning._progress import check_time
 from ..utils import nothing_to_tune
@@ -29,11 +29,11 @@ class _Fold(LeastSquaresFold):
     (:class:`~skimplicit.solvers.LeastSquaresFold`), and its test part."""
 
     def __init__(self, data, fit_intercept, normalize_weights, gram_only=False,
-                 train_sums=None):
+                 train_sums=None, x_sum=None):
         Xtr, ytr, sw, Xte, yte, swte = data
         super().__init__(Xtr, ytr, sw, fit_intercept=fit_intercept,
                          normalize_weights=normalize_weights, gram_only=gram_only,
-                         train_sums=train_sums)
+                         train_sums=train_sums, x_sum=x_sum)
         self.sw_test = np.asarray(swte, float)
         self.X_test = Xte
         self.y_test = np.asarray(yte, float)
@@ -46,13 +46,22 @@ class _Fold(LeastSquaresFold):
     def validation_mse(self, coef, support, with_grad=False):
         """Weighted test MSE of ``coef`` (nonzero on ``support``), intercept from the means;
         with its gradient in ``coef[support]`` (single target)."""
-        Xs = self.test_columns(support)
-        r = (self.y_test - self.y_mean) - Xs @ coef[support]
+        full = not sp.issparse(self.X_test) and 8 * support.size >= coef.shape[0]
+        if full:  # a large support: products with all of X_test, no column copy
+            r = (self.y_test - self.y_mean) - (self.X_test @ coef - self.x_mean @ coef)
+        else:
+            Xs = self.test_columns(support)
+            r = (self.y_test - self.y_mean) - Xs @ coef[support]
         loss = float(np.average(r * r, weights=self.sw_test) if r.ndim == 1
                      else np.average(np.mean(r * r, axis=1), weights=self.sw_test))
         if not with_grad:
             return loss
-        return loss, -2.0 * (Xs.T @ (self.sw_test * r)) / self.sw_test.sum()
+        swr = self.sw_test * r
+        if full:
+            g = (self.X_test.T @ swr)[support] - self.x_mean[support] * swr.sum()
+        else:
+            g = Xs.T @ swr
+        return loss, -2.0 * g / self.sw_test.sum()
 
 
 def _train_sums(folds, fit_intercept):
@@ -228,20 +237,33 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         # matrix, see LeastSquaresFold(gram_only=True)).
         self.folds, constant = [], []
         sums = _train_sums(folds, fit_intercept)
+        if sums is not None:
+            # From the sums: only the test rows are copied (X_train None, see _Fold).
+            X, y, sw, splits = folds.source
+            sw = np.asarray(sw, float)
+            x_all = np.asarray(sw @ X).ravel()
+            folds = [FoldData(None, y[tr], sw[tr], X[te], y[te], sw[te]) for tr, te in splits]
         for i, d in enumerate(folds):
+            x_sum = None if sums is None else x_all - d.sw_test @ d.X_test
             self.folds.append(_Fold(d, fit_intercept, True, gram_only=True,
-                                    train_sums=None if sums is None else sums[i]))
+                                    train_sums=None if sums is None else sums[i], x_sum=x_sum))
             if sums is not None:
                 sums[i] = None  # (its arrays now the fold's Gram matrix)
-            constant.append(nothing_to_tune(d.X_train, d.y_train, d.sw_train,
-                                            fit_intercept=fit_intercept))
+                constant.append(nothing_to_tune(X, d.y_train, d.sw_train,
+                                                fit_intercept=fit_intercept,
+                                                rows=splits[i][0]))
+            else:
+                constant.append(nothing_to_tune(d.X_train, d.y_train, d.sw_train,
+                                                fit_intercept=fit_intercept))
             del d
         self.n_features = self.folds[0].n_features
         self._n_folds = len(self.folds)
         self._rows = (max(f.n_train for f in self.folds),
                       max(f.X_test.shape[0] for f in self.folds))
-        if self._k0:  # compile the hypergradient kernel while the coarse path runs
-            self._prefetch_kernel(self._k0)
+        # Compile the hypergradient kernel while the coarse path runs: for the support
+        # size k0, else for the Gram matrices' few bucketed sizes (all likely met).
+        self._prefetch_kernel(*([self._k0] if self._k0 else self._gram_sizes()),
+                              background=True)
         self.fit_intercept, self.positive = fit_intercept, positive
         self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
         # scikit-learn's ``precompute`` for the inner coordinate descent (a Gram matrix
@@ -267,12 +289,32 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
 
     def _kernel_size(self, supports):
         """Few compiled shapes: rows padded to the largest fold (fixed during a fit); the
-        support to :attr:`_k0` when it fits (one shape per fit, compiled ahead), else to
-        2^j or 1.5 2^j (at least 64, at most n_features)."""
+        support to :attr:`_k0` when it fits (one shape per fit, compiled ahead), else, from
+        the Gram blocks (:meth:`_uses_gram`), to one of :meth:`_gram_sizes` (compiled ahead
+        too), else to 2^j or 1.5 2^j (at least 64, at most n_features)."""
         size = max(1, max(s.size for s in supports))
         if size <= self._k0:
             return self._k0
+        k = min(bucket(size, self.GRAM_MIN), self.n_features)
+        if self._uses_gram(k):
+            return k
         return min(bucket(size, 64, per_octave=2), self.n_features)
+
+    # Padded Gram blocks cost little (5 folds of 256 x 256: ~1 ms a Cholesky): few
+    # shapes, 256 2^j, each compiled once per process.
+    GRAM_MIN = 256
+
+    def _gram_sizes(self):
+        """The support sizes of the Gram kernels :meth:`_kernel_size` may ask for."""
+        sizes, k = [], self.GRAM_MIN
+        while True:
+            k = min(k, self.n_features)
+            if not self._uses_gram(k):
+                return sizes
+            sizes.append(k)
+            if k == self.n_features:
+                return sizes
+            k *= 2
 
     @property
     def _k0(self):
@@ -282,9 +324,13 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         cubed in every evaluation (5000 x 1000 with a 1000-coordinate kernel for supports
         of ~100: 1.2 of 2.5 s); larger supports compile their bucket on first use."""
         k0 = min(self.n_features, -(-self._rows[0] // 16) * 16)
-        return k0 if k0 <= self.K0_MAX else 0
+        return k0 if k0 <= (self.K0_MAX_GRAM if self._uses_gram(k0) else self.K0_MAX) else 0
 
     K0_MAX = 256
+    # From the Gram blocks (:meth:`_uses_gram`) a padded system costs only its Cholesky:
+    # 5 folds of 512 x 512, ~10 ms, against ~0.25 s (trace and compile) for each further
+    # bucketed shape (20000 x 500: five shapes, 1.2 s of a 2.2 s fit).
+    K0_MAX_GRAM = 512
 
     def _uses_gram(self, k):
         """The hypergradient from the support's Gram matrices (:func:`enet_gram_hypergrad`)
@@ -293,20 +339,26 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         padded columns (20000 x 500: 1.25 s and 0.65 s of padding per evaluation)."""
         return self._rows[0] >= 2 * k
 
-    def _prefetch_kernel(self, k):
-        """Compile the hypergradient kernel for support size ``k`` in the background."""
+    def _prefetch_kernel(self, *sizes, background=False):
+        """Compile the hypergradient kernel for each support size in ``sizes`` in the
+        background thread; traced here, or there too with ``background`` (while the
+        coarse path's compiled descent runs, which releases the GIL)."""
         K, (n, m) = self._n_folds, self._rows
         f64 = np.dtype(np.float64)
-        if self._uses_gram(k):
-            kernel = enet_gram_hypergrad
-            shapes = [(K, k, k), (K, k), (K, k), (K, k), (K, k), (K,), (K,)]
-        else:
-            kernel = enet_support_hypergrad
-            shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k), (K, k),
-                      (K,), (K,)]
         with jax.enable_x64(True):
-            kernel.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes),
-                            solve=_solve_name(k))
+            for k in sizes:
+                if self._uses_gram(k):
+                    kernel = enet_gram_hypergrad
+                    shapes = [(K, k, k), (K, k), (K, k), (K, k), (K, k), (K,), (K,)]
+                else:
+                    kernel = enet_support_hypergrad
+                    shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k),
+                              (K, k), (K,), (K,)]
+                structs = tuple(jax.ShapeDtypeStruct(sh, f64) for sh in shapes)
+                if background:
+                    kernel.prefetch_all([structs], solve=_solve_name(k))
+                else:
+                    kernel.prefetch(*structs, solve=_solve_name(k))
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         # Host work of a few hundred columns at a time: one BLAS thread (see _blas).

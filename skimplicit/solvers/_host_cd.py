@@ -140,7 +140,9 @@ class LeastSquaresFold:
     that runs on its full Gram matrix (:func:`uses_full_gram`) and has more than
     :data:`GRAM_ONLY_SIZE` entries keeps that matrix and ``X^T y`` only (made by blocks of
     rows, ``X_fit`` is ``None``): the elastic-net descent, polish and hypergradient need
-    nothing else.
+    nothing else. With ``X=None``, such a fold is made from its sums alone (``train_sums``,
+    one entry of :func:`fold_train_sums`, and ``x_sum``, the raw-weighted sum of its rows):
+    no copy of its rows is needed.
 
     Examples
     --------
@@ -153,15 +155,24 @@ class LeastSquaresFold:
     """
 
     def __init__(self, X, y, sample_weight, *, fit_intercept=True, normalize_weights=True,
-                 gram_only=False, train_sums=None):
+                 gram_only=False, train_sums=None, x_sum=None):
         Xtr, ytr = X, y
-        self.n_train = Xtr.shape[0]
+        if Xtr is None:
+            # From the sums alone (no copy of the fold's rows): ``x_sum``, the raw-weighted
+            # sum of its rows, gives the means; the fold keeps its Gram matrix only.
+            if train_sums is None or x_sum is None or not fit_intercept or not gram_only:
+                raise ValueError("X=None needs gram_only, fit_intercept, train_sums and x_sum")
+        self.n_train = Xtr.shape[0] if Xtr is not None else len(ytr)
+        shape = Xtr.shape if Xtr is not None else (self.n_train, len(x_sum))
         self.fit_intercept = fit_intercept
         # scikit-learn's Lasso/ElasticNet rescale sample weights to sum to n_samples (their
         # loss is a weighted mean); Ridge uses them as they are (a weighted sum).
         sw = np.asarray(sample_weight, float)
         self.sw_train = sw * (self.n_train / sw.sum()) if normalize_weights else sw
-        if fit_intercept:
+        if Xtr is None:
+            self.x_mean = np.asarray(x_sum, float) / sw.sum()
+            self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
+        elif fit_intercept:
             # (a matrix-vector product: np.average would form the weighted copy of X)
             self.x_mean = np.asarray(Xtr.T @ self.sw_train / self.sw_train.sum()).ravel()
             self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
@@ -170,7 +181,7 @@ class LeastSquaresFold:
             self.y_mean = np.zeros(ytr.shape[1:]) if ytr.ndim > 1 else 0.0
         self.y_train = np.asarray(ytr, float)
         self.sqrt_sw = np.sqrt(self.sw_train)
-        self.sparse = sp.issparse(Xtr)
+        self.sparse = Xtr is not None and sp.issparse(Xtr)
         if self.sparse:
             self.X_train = Xtr.tocsc()
         else:
@@ -178,7 +189,8 @@ class LeastSquaresFold:
             # squares without intercept on it is the weighted problem with intercept, so
             # the inner solver never copies or re-centers X.
             self.X_train = None
-            if gram_only and uses_full_gram(*Xtr.shape) and Xtr.size > GRAM_ONLY_SIZE:
+            if Xtr is None or (gram_only and uses_full_gram(*shape)
+                               and Xtr.size > GRAM_ONLY_SIZE):
                 # Only the fold's Gram matrix and X^T y, by blocks of rows: no centered
                 # copy of X is kept (nor made whole): the coordinate descent, the polish
                 # and the hypergradient of these folds read the Gram matrix alone. (Not on
@@ -389,6 +401,29 @@ class LeastSquaresFold:
             s = np.r_[s, np.sign(g[add])][order]
             S = np.r_[S, add][order]
         return None, cache
+
+    def objective_ratio(self, w, alpha, l1_ratio):
+        """The elastic-net objective at ``w`` over its value at 0, ``||y||^2 / (2 n)``, on
+        a dense fold (1.0 on a sparse one, or when ``y`` is 0); ``alpha`` has one entry per
+        feature. scikit-learn's duality-gap test is relative to ``||y||^2``: times this
+        ratio it is relative to the objective at ``w`` instead, which at a small ``alpha``
+        is a tiny fraction of ``||y||^2 / (2 n)`` (there a warm start from a larger
+        ``alpha`` passes the plain test without a single epoch)."""
+        y, n = self.y_fit, self.n_train
+        yy = float(y @ y) if y.ndim == 1 else 0.0
+        if self.sparse or yy <= 0.0:
+            return 1.0
+        S = np.flatnonzero(w)
+        wS = w[S]
+        if self.gram_only:
+            xty = self._full_xty[S]
+            rr = yy - 2.0 * float(wS @ xty) + float(wS @ (self._full_gram[np.ix_(S, S)] @ wS))
+        else:
+            r = y - self.X_fit[:, S] @ wS
+            rr = float(r @ r)
+        aS = alpha[S]
+        pen = float(aS @ (l1_ratio * np.abs(wS) + 0.5 * (1.0 - l1_ratio) * wS * wS))
+        return min(1.0, max(0.0, (0.5 * rr / n + pen) / (0.5 * yy / n)))
 
     def alpha_max(self):
         """``||X^T y||_inf / n`` on the centered, weighted training data (l1_ratio = 1)."""
@@ -651,6 +686,10 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
             return exact, HostSolverInfo(True, 0, True), gram_cache
     coef = init
     n_iter = 0
+    if init is not None and np.any(init):
+        # The gap test relative to the objective at the warm start (floored: the Gram
+        # matrix's gap loses ~1e-16 ||y||^2 to cancellation), not to ||y||^2.
+        tol = tol * max(fold.objective_ratio(init, alpha_vec, l1_ratio), 1e-4)
     for t, gram in ((tol, True), (tol * 1e-2, False)):
         # The retry on the columns themselves: the Gram matrix's duality gap loses
         # digits to cancellation when the residual is small (singular supports, e.g.

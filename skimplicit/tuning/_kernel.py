@@ -175,6 +175,25 @@ class Kernel:
         lowered = self._with_fallback(lambda jitted: jitted.lower(*structs, **kwargs))
         self._ahead[key] = _executor().submit(lowered.compile)
 
+    def prefetch_all(self, arg_sets, **kwargs):
+        """:meth:`prefetch` for each tuple of ``arg_sets`` (``jax.ShapeDtypeStruct``
+        objects, with the caller's x64 setting), tracing included, all in the background
+        thread, in order; none cancels another. For shapes a problem will likely meet
+        (its bucketed sizes) while its host work runs, which on 2 cores is mostly in
+        compiled code that releases the GIL."""
+        x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+        def compile_for(structs):
+            with jax.enable_x64(x64):
+                lowered = self._with_fallback(lambda jitted: jitted.lower(*structs, **kwargs))
+            return lowered.compile()
+
+        for args in arg_sets:
+            key = _signature(args, kwargs)
+            if key in self._ahead or len(self._ahead) >= 32:
+                continue
+            self._ahead[key] = _executor().submit(compile_for, args)
+
     def _cache_size(self):
         """Compilations so far (calls and prefetches)."""
         return self._fast._cache_size() + self._plain._cache_size() + len(self._ahead)

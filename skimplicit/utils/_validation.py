@@ -161,12 +161,14 @@ def check_fold_classes(y_train, sw_train, classes, where, *, labels=None):
         )
 
 
-def nothing_to_tune(X, y, sample_weight=None, *, fit_intercept=True):
+def nothing_to_tune(X, y, sample_weight=None, *, fit_intercept=True, rows=None):
     """Whether every penalty fits the same model on ``(X, y)``: a constant one.
 
     With an intercept: ``y`` is constant, or no column of ``X`` varies (on the samples of
     positive weight); without: ``y`` is zero, or ``X`` is. The fitted model is then the
     (weighted) mean of ``y`` (or zero) whatever the penalty: the validation loss is flat.
+    ``rows`` (indices): the question for ``X[rows]`` (``y`` and ``sample_weight`` already
+    those rows'), without copying ``X`` in the usual case (two rows that differ).
 
     Examples
     --------
@@ -176,6 +178,15 @@ def nothing_to_tune(X, y, sample_weight=None, *, fit_intercept=True):
     >>> nothing_to_tune(X, np.arange(4.0)), nothing_to_tune(X, np.arange(4.0), fit_intercept=False)
     (True, False)
     """
+    if rows is not None:
+        rows = np.asarray(rows)
+        if sample_weight is not None:
+            keep = np.asarray(sample_weight) > 0
+            rows, y, sample_weight = rows[keep], np.asarray(y)[keep], None
+        if fit_intercept and not sp.issparse(X) and rows.size > 1 \
+                and not is_constant_target(np.asarray(y)) and np.any(X[rows[1]] != X[rows[0]]):
+            return False
+        X = X[rows]
     if sample_weight is not None:
         keep = np.asarray(sample_weight) > 0
         if not keep.all():  # (no copy of X when every weight counts)

@@ -302,6 +302,28 @@ def test_weight_checks_unit():
     assert not nothing_to_tune(sp.csr_matrix(np.eye(3)), np.arange(3.0))
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_nothing_to_tune_on_rows_is_the_question_for_those_rows(fit_intercept):
+    """``rows=``: the answer for ``X[rows]`` without its copy, weights and all."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(12, 3)
+    X[:6] = X[0]  # rows 0-5 identical: nothing to tune on them (with an intercept)
+    y = rng.randn(12)
+    y[6:9] = 1.5
+    sw = np.ones(12)
+    sw[[0, 7]] = 0.0
+    cases = [np.arange(6), np.arange(6, 9), np.arange(12), np.array([0, 6]),
+             np.array([0, 1, 2, 7]), np.array([5]), np.array([1, 8])]
+    for rows in cases:
+        for w in (None, sw[rows]):
+            for Xa in (X, sp.csr_matrix(X)):
+                expected = nothing_to_tune(Xa[rows], y[rows], w, fit_intercept=fit_intercept)
+                assert nothing_to_tune(Xa, y[rows], w, fit_intercept=fit_intercept,
+                                       rows=rows) == expected, (rows, w)
+    assert nothing_to_tune(X, y[:6], rows=np.arange(6))
+    assert not nothing_to_tune(X, y[:7], rows=np.arange(7))
+
+
 @pytest.mark.parametrize("name", ["dictl"])
 def test_dictl_takes_no_weights(name):
     with pytest.raises(TypeError, match="sample_weight"):

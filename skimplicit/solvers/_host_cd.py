@@ -648,6 +648,13 @@ def enet_cd(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, init=None, 
     return coef, HostSolverInfo(converged, n_iter, False)
 
 
+FAR_START_BUDGET = 5
+"""Descents (of ``max_iter`` epochs each) :func:`solve_enet_host` runs before it gives up
+on converging: a coarse path's step from a warm start spans several of a 100-point
+grid's, each of which scikit-learn's path gives ``max_iter`` epochs (p > n at a small
+``alpha``: 2300 epochs, where one ``max_iter=1000`` descent stopped unconverged)."""
+
+
 def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, init=None,
                     gram_cache=None, near=False, cheap=False, check=None):
     """Coordinate descent (:func:`enet_cd`) from ``init``, then
@@ -655,7 +662,9 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
 
     From the solution at a ``near`` point (within 35 % in alpha), the polish alone is
     tried first (no descent at all when a few active-set rounds certify an optimum).
-    The descent runs at ``tol``; if its support does not polish into a certified
+    The descent runs at ``tol`` (relative to the objective at ``init``, see
+    :meth:`LeastSquaresFold.objective_ratio`), for up to :data:`FAR_START_BUDGET` x
+    ``max_iter`` epochs (polished after each ``max_iter``); if its support does not polish into a certified
     optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
     descent's solution is kept, with its convergence flag); ``cheap`` (points that only
     rank values) skips that retry unless the first descent did not move the warm start.
@@ -694,13 +703,19 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
         # The retry on the columns themselves: the Gram matrix's duality gap loses
         # digits to cancellation when the residual is small (singular supports, e.g.
         # duplicated columns, which the polish cannot certify).
-        coef, info = enet_cd(fold, alpha, l1_ratio, solver, tol=t, init=coef, gram=gram,
-                             check=check)
+        for _ in range(FAR_START_BUDGET):
+            # From a far warm start (the coarse path's steps are ~8 of a 100-point grid's),
+            # up to FAR_START_BUDGET x max_iter epochs, as along that grid; each part
+            # polished (an unconverged descent often has the support already).
+            coef, info = enet_cd(fold, alpha, l1_ratio, solver, tol=t, init=coef,
+                                 gram=gram, check=check)
+            n_iter += info.n_iter
+            exact, gram_cache = fold.polish(coef, alpha_vec, l1_ratio, positive, gram_cache)
+            if exact is not None:
+                return exact, HostSolverInfo(True, n_iter, True), gram_cache
+            if info.converged:
+                break
         converged = info.converged
-        n_iter += info.n_iter
-        exact, gram_cache = fold.polish(coef, alpha_vec, l1_ratio, positive, gram_cache)
-        if exact is not None:
-            return exact, HostSolverInfo(True, n_iter, True), gram_cache
         # Cheap: no retry, unless the descent left the warm start as it was (one from
         # another point that passes the loose duality-gap test uncertified would give
         # that point's validation loss here: a false plateau on the cover).

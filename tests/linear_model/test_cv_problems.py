@@ -139,6 +139,27 @@ def test_kernel_compiled_ahead_gives_the_same_result():
         np.testing.assert_allclose(g((x, np.float64(3.0)), y), 6.0 * np.sum(x))
 
 
+def test_kernel_prefetch_all_traces_in_the_background_with_the_callers_x64():
+    """``prefetch_all`` traces and compiles in the background thread, in the caller's x64
+    mode: a later call with those shapes runs that executable (no compilation of its own;
+    a float32 trace of float64 shapes had made every call compile again)."""
+    k = Kernel(lambda x, y: jax.numpy.sum(x) * y)
+    x, y = np.arange(6.0).reshape(2, 3), np.float64(2.0)
+    with jax.enable_x64(True):
+        k.prefetch_all([(jax.ShapeDtypeStruct((2, 3), np.float64),
+                         jax.ShapeDtypeStruct((), np.float64)),
+                        (jax.ShapeDtypeStruct((4, 3), np.float64),
+                         jax.ShapeDtypeStruct((), np.float64))])
+        futures = list(k._ahead.values())
+        assert len(futures) == 2  # (neither cancelled the other)
+        assert all(f.exception() is None for f in futures)
+        out = k(x, y)
+        assert out.dtype == np.float64
+        np.testing.assert_allclose(out, 30.0)
+        np.testing.assert_allclose(k(np.ones((4, 3)), y), 24.0)
+        assert k._fast._cache_size() + k._plain._cache_size() == 0  # both ran ahead-compiled
+
+
 def test_cover_values_are_the_loss_at_their_own_alpha():
     """Cover points (no gradient, loose tolerance) warm-start from the previous point: a
     warm start that passes the loose duality-gap test unchanged and uncertified must not

@@ -27,6 +27,10 @@ def test_one_pass_grams_equal_the_folds_own(tall):
     eager = EnetCVProblem(split_folds(X, y, sw, splits))
     assert all(f.gram_only and f.X_fit is None for f in lazy.folds)
     for a, b in zip(lazy.folds, eager.folds):
+        # (the lazy folds made from the sums alone: their means from column sums)
+        np.testing.assert_allclose(a.x_mean, b.x_mean, rtol=1e-13)
+        np.testing.assert_allclose(a.y_fit, b.y_fit, rtol=1e-13)
+        assert np.array_equal(a.X_test, b.X_test) and a.n_train == b.n_train
         np.testing.assert_allclose(a._full_gram, b._full_gram, rtol=0,
                                    atol=1e-13 * np.abs(b._full_gram).max())
         np.testing.assert_allclose(a._full_xty, b._full_xty, rtol=0,
@@ -61,3 +65,22 @@ def test_estimator_on_tall_data_matches_lasso_cv_loss(tall):
         r = y[te] - m.predict(X[te])
         losses.append(np.average(r * r, weights=sw[te]))
     np.testing.assert_allclose(est.cv_loss_, np.mean(losses), rtol=1e-8)
+
+
+def test_gram_kernels_take_few_shapes_all_compiled_ahead(tall):
+    """The Gram hypergradient kernel pads supports to 256 2^j (or all features): every
+    size it asks for is one compiled ahead, while the coarse path runs."""
+    from skimplicit.linear_model._hypergrad import enet_gram_hypergrad
+
+    X, y, sw = tall
+    splits = list(KFold(5, shuffle=True, random_state=0).split(X))
+    prob = EnetCVProblem(split_folds(X, y, sw, splits, lazy=True))
+    assert prob._k0 == 0 or prob._k0 <= prob.K0_MAX_GRAM
+    X2 = np.hstack([X, X[:, ::-1] * 0.5 + np.random.RandomState(1).randn(*X.shape)])[:, :900]
+    wide = EnetCVProblem(split_folds(X2, y, sw, splits, lazy=True))
+    assert wide._k0 == 0 and wide._gram_sizes() == [256, 512, 900]
+    for size in (1, 200, 256, 257, 700, 900):
+        supports = [np.arange(size)] * 5
+        assert wide._kernel_size(supports) in wide._gram_sizes()
+    ahead = {key[1][0][0] for key in enet_gram_hypergrad._ahead}
+    assert {(5, 256, 256), (5, 512, 512), (5, 900, 900)} <= ahead

@@ -97,8 +97,50 @@ def test_polish_makes_the_solution_exact(per_feature, positive):
     assert info2.exact and info2.n_iter == 0
 
 
+def test_descent_from_a_far_warm_start_does_its_work_once(monkeypatch):
+    """At a small alpha, a warm start from a larger one passes scikit-learn's gap test
+    (relative to ||y||^2) with no epoch; relative to the objective at the warm start
+    (``objective_ratio``), the first descent converges and its polish certifies it: one
+    descent, one polish, the exact solution (it took a no-op descent, a failed polish, a
+    second descent, which stopped unconverged at max_iter, and a second failed polish)."""
+    from sklearn.datasets import make_regression
+    from sklearn.preprocessing import StandardScaler
+
+    from skimplicit.solvers import _host_cd
+
+    X, y = make_regression(240, 2000, n_informative=50, noise=20, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    sw = np.ones(240)
+    fold = LeastSquaresFold(X, y, sw)
+    amax = fold.alpha_max()
+    far, info, _ = solve_enet_host(fold, 0.0057 * amax, tol=1e-10)
+    alpha = 0.0032 * amax
+    assert enet_cd(fold, alpha, tol=1e-4, init=far)[1].n_iter == 0  # the trap
+    assert fold.objective_ratio(np.zeros(2000), np.full(2000, alpha), 1.0) == 1.0
+    r = fold.objective_ratio(far, np.full(2000, alpha), 1.0)
+    yc = y - y.mean()
+    obj = 0.5 * np.sum((yc - (X - X.mean(0)) @ far) ** 2) / 240 + alpha * np.abs(far).sum()
+    np.testing.assert_allclose(r, obj / (0.5 * yc @ yc / 240), rtol=1e-9)
+    assert r < 0.05
+    calls = {"cd": 0, "polish": 0}
+    orig_cd, orig_polish = _host_cd.enet_cd, LeastSquaresFold.polish
+    monkeypatch.setattr(_host_cd, "enet_cd", lambda *a, **k: calls.__setitem__(
+        "cd", calls["cd"] + 1) or orig_cd(*a, **k))
+    monkeypatch.setattr(LeastSquaresFold, "polish", lambda *a, **k: calls.__setitem__(
+        "polish", calls["polish"] + 1) or orig_polish(*a, **k))
+    coef, info, _ = solve_enet_host(fold, alpha, tol=1e-4, init=far, cheap=True)
+    assert info.exact and info.n_iter > 0
+    # (one descent at one tolerance, in max_iter-epoch parts, each polished)
+    assert calls["polish"] == calls["cd"] <= _host_cd.FAR_START_BUDGET
+    ref = _sklearn(X, y, sw, alpha, 1.0)
+    np.testing.assert_allclose(coef, ref, rtol=1e-7, atol=1e-8 * np.max(np.abs(ref)))
+
+
 def test_not_converged_when_max_iter_is_too_small():
     X, y, sw = _data(60, 90)
+    # (two nearly equal columns: a few epochs cannot find the support, nor the polish
+    # certify one; without them the polish of 5 x 1 epochs' support is already exact)
+    X[:, 1] = X[:, 0] + 0.01 * X[:, 2]
     fold = LeastSquaresFold(X, y, sw)
     coef, info = enet_cd(fold, 0.01, 0.5, HostCD(max_iter=1), tol=1e-14)
     assert not info.converged and not info.exact

@@ -369,7 +369,7 @@ def _one_blas_thread(X, K):
 
 
 def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_iter=1000,
-                 fit_intercept=True, polish=True, refine=False):
+                 fit_intercept=True, polish=True, refine=False, col_scale=None):
     """Minimize ``sum_i s_i l_i + sum_k alpha_k (rho ||W_k||_1 + (1 - rho)/2 ||W_k||^2)``.
 
     ``X`` dense or sparse ``(n, p)``, ``Y`` from :func:`one_hot` ``(n, K)`` (``K = 1``
@@ -378,7 +378,8 @@ def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_i
     standardized columns (see :func:`column_scales`). ``polish=False`` skips the
     active-set Newton polish of l1 / elastic-net solutions (when only a validation loss
     is needed); ``refine=True`` (the final refit) adds up to five Newton steps past
-    ``tol`` to l2 solutions. Returns ``(W (p, K), b (K,), n_iter, converged)``;
+    ``tol`` to l2 solutions. ``col_scale``: :func:`column_scales` of ``(X, sw,
+    fit_intercept)`` when the caller keeps it (one pass over ``X`` saved a solve). Returns ``(W (p, K), b (K,), n_iter, converged)``;
     :func:`solve_logistic` is the same solve with penalty objects and a status record.
 
     Examples
@@ -395,11 +396,12 @@ def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_i
     """
     with _one_blas_thread(X, Y.shape[1]):
         return _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, tol=tol, max_iter=max_iter,
-                             fit_intercept=fit_intercept, polish=polish, refine=refine)
+                             fit_intercept=fit_intercept, polish=polish, refine=refine,
+                             col_scale=col_scale)
 
 
 def _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, *, tol, max_iter, fit_intercept, polish,
-                  refine=False):
+                  refine=False, col_scale=None):
     p, K = X.shape[1], Y.shape[1]
     alpha = np.broadcast_to(np.asarray(alpha, float), (K,))
     rho = float(l1_ratio)
@@ -407,7 +409,7 @@ def _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, *, tol, max_iter, fit_inter
         W0 = np.zeros((p, K))
         b0 = intercept_at_zero(Y, sw) if fit_intercept else np.zeros(K)
     W0, b0 = np.array(W0, float), np.array(b0, float)
-    d = column_scales(X, sw, fit_intercept)
+    d = column_scales(X, sw, fit_intercept) if col_scale is None else col_scale
     if rho == 0.0:
         W, b, n_iter, ok = _newton_cg(X, Y, sw, alpha, W0, b0, tol=tol, max_iter=max_iter,
                                       fit_intercept=fit_intercept, col_scale=d)
@@ -542,7 +544,7 @@ def _alpha_rho(penalty):
 
 
 def solve_logistic(X, Y, penalty, *, sample_weight=None, init=None, tol=1e-4, max_iter=1000,
-                   fit_intercept=True, polish=True, refine=False):
+                   fit_intercept=True, polish=True, refine=False, col_scale=None):
     """Host inner solve of ``LogisticRegression``'s objective: the logistic datafit (binary
     for one column of ``Y``, multinomial for one-hot ``Y``) times an ``L2`` (Newton-CG),
     ``L1`` or ``ElasticNet`` penalty (split L-BFGS-B and an active-set Newton polish).
@@ -565,6 +567,9 @@ def solve_logistic(X, Y, penalty, *, sample_weight=None, init=None, tol=1e-4, ma
     max_iter : int
     fit_intercept, polish, refine : bool
         See :func:`fit_logistic`.
+    col_scale : ndarray of shape (n_features, 1), default=None
+        :func:`column_scales` of the data, when the caller keeps it across solves
+        (default: computed, one pass over ``X``).
 
     Returns
     -------
@@ -595,7 +600,8 @@ def solve_logistic(X, Y, penalty, *, sample_weight=None, init=None, tol=1e-4, ma
     sw = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
     W0, b0 = (None, None) if init is None else init
     W, b, n_iter, ok = fit_logistic(X, Y, sw, alpha, rho, W0, b0, tol=tol, max_iter=max_iter,
-                                    fit_intercept=fit_intercept, polish=polish, refine=refine)
+                                    fit_intercept=fit_intercept, polish=polish, refine=refine,
+                                    col_scale=col_scale)
     return W, b, HostSolverInfo(converged=bool(ok), n_iter=int(n_iter), exact=False)
 
 

@@ -127,3 +127,29 @@ def test_refine_makes_l2_exact(clf):
     W, b, n_iter = refine_logistic(X, Y, sw, alpha, W, b)
     assert 0 < n_iter <= 3
     assert kkt_violation(W, b, X, Y, sw, 0.0, alpha, True) <= 1e-13
+
+
+def test_column_scales_given_by_the_caller_are_used_and_kept_per_fold(monkeypatch):
+    """``col_scale``: the same solve as without it; the CV problem computes each fold's
+    column scales once, not at every solve (a pass over and a copy of the fold)."""
+    from sklearn.datasets import load_breast_cancer
+
+    from skimplicit.linear_model import ImplicitLogisticRegressionCV
+    from skimplicit.solvers import _host_logistic
+    from skimplicit.solvers._host_logistic import column_scales
+
+    X, y = load_breast_cancer(return_X_y=True)
+    Y, sw = one_hot(y, 2), np.ones(len(y))
+    d = column_scales(X, sw, True)
+    for pen in (L2(1.0), ElasticNet(1.0, 0.5)):
+        a = solve_logistic(X, Y, pen, tol=1e-8)
+        b = solve_logistic(X, Y, pen, tol=1e-8, col_scale=d)
+        np.testing.assert_array_equal(a[0], b[0])
+    calls = []
+    orig = _host_logistic.column_moments
+    monkeypatch.setattr(_host_logistic, "column_moments",
+                        lambda *a, **k: calls.append(1) or orig(*a, **k))
+    est = ImplicitLogisticRegressionCV(cv=3).fit(X, y)
+    n_solves = 3 * len(est.history_)
+    # Per fold: c_ridge's and column_scales' (once); the refit's column_scales.
+    assert n_solves > 20 and len(calls) == 2 * 3 + 1

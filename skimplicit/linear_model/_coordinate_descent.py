@@ -179,7 +179,9 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         coordinate descent on each fold and to the refit; 'auto' is ``False``; a Gram
         matrix is used by the refit only.
     max_iter : int, default=1000
-        Maximum epochs of the inner coordinate descent.
+        Maximum epochs of the inner coordinate descent (of the refit, and of each
+        descent of the tuning; one from a far warm start, a coarse path's step, may run
+        up to 5 times as many, as the grid points it stands for would).
     tol : float, default=1e-4
         Inner tolerance (scikit-learn's duality-gap meaning) of the final refit and of
         the tuning's descents, tightened over the outer steps (down to ``tol / 100``); a

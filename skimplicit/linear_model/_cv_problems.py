@@ -339,10 +339,11 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         padded columns (20000 x 500: 1.25 s and 0.65 s of padding per evaluation)."""
         return self._rows[0] >= 2 * k
 
-    def _prefetch_kernel(self, *sizes, background=False):
+    def _prefetch_kernel(self, *sizes, background=False, supersede=False):
         """Compile the hypergradient kernel for each support size in ``sizes`` in the
         background thread; traced here, or there too with ``background`` (while the
-        coarse path's compiled descent runs, which releases the GIL)."""
+        coarse path's compiled descent runs, which releases the GIL), cancelling the
+        requests not started yet with ``supersede``."""
         K, (n, m) = self._n_folds, self._rows
         f64 = np.dtype(np.float64)
         with jax.enable_x64(True):
@@ -356,7 +357,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                               (K, k), (K,), (K,)]
                 structs = tuple(jax.ShapeDtypeStruct(sh, f64) for sh in shapes)
                 if background:
-                    kernel.prefetch_all([structs], solve=_solve_name(k))
+                    kernel.prefetch_all([structs], supersede=supersede, solve=_solve_name(k))
                 else:
                     kernel.prefetch(*structs, solve=_solve_name(k))
 
@@ -396,7 +397,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                 # loss improves by less than 80 %, compile the kernel for its support size
                 # in the background while the path goes on.
                 if loss_f.mean() > 0.2 * self._best_path_loss:
-                    self._prefetch_kernel(k)
+                    self._prefetch_kernel(k, background=True, supersede=True)
                 self._best_path_loss = float(loss_f.mean())
             self._last_loss = float(loss_f.mean())
             return self.evaluation(loss_f, None, all(conv), n_iter=iters, exact=exact,

@@ -175,12 +175,17 @@ class Kernel:
         lowered = self._with_fallback(lambda jitted: jitted.lower(*structs, **kwargs))
         self._ahead[key] = _executor().submit(lowered.compile)
 
-    def prefetch_all(self, arg_sets, **kwargs):
+    def prefetch_all(self, arg_sets, supersede=False, **kwargs):
         """:meth:`prefetch` for each tuple of ``arg_sets`` (``jax.ShapeDtypeStruct``
         objects, with the caller's x64 setting), tracing included, all in the background
         thread, in order; none cancels another. For shapes a problem will likely meet
         (its bucketed sizes) while its host work runs, which on 2 cores is mostly in
-        compiled code that releases the GIL."""
+        compiled code that releases the GIL. ``supersede``: first cancel the requests
+        not started yet (a guess that replaces the previous ones)."""
+        if supersede and any(_signature(a, kwargs) not in self._ahead for a in arg_sets):
+            for k, fut in list(self._ahead.items()):
+                if fut.cancel():
+                    del self._ahead[k]
         x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
 
         def compile_for(structs):

@@ -160,6 +160,31 @@ def test_kernel_prefetch_all_traces_in_the_background_with_the_callers_x64():
         assert k._fast._cache_size() + k._plain._cache_size() == 0  # both ran ahead-compiled
 
 
+def test_kernel_prefetch_all_supersede_cancels_only_for_a_new_guess():
+    """``supersede=True`` (the coarse path's guesses of the support size) drops the requests
+    still queued, unless the guess is already among the requests (the Gram kernels'
+    sizes queued when the problem was built must stay)."""
+    import threading
+
+    from skimplicit.tuning._kernel import _executor
+
+    k = Kernel(lambda x: jax.numpy.sum(x))
+    st = [(jax.ShapeDtypeStruct((j, 2), np.float64),) for j in (1, 2, 3)]
+    gate = threading.Event()
+    _executor().submit(gate.wait)  # the compile thread busy: requests stay queued
+    try:
+        with jax.enable_x64(True):
+            k.prefetch_all(st[:2])
+            k.prefetch_all(st[1:2], supersede=True)  # already requested: nothing cancelled
+            assert len(k._ahead) == 2
+            k.prefetch_all(st[2:], supersede=True)  # a new guess: the queued two go
+            assert [key[1][0][0] for key in k._ahead] == [(3, 2)]
+    finally:
+        gate.set()
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(k(np.ones((3, 2))), 6.0)
+
+
 def test_cover_values_are_the_loss_at_their_own_alpha():
     """Cover points (no gradient, loose tolerance) warm-start from the previous point: a
     warm start that passes the loose duality-gap test unchanged and uncertified must not

@@ -194,8 +194,9 @@ class ImplicitLassoCV(_EnetTunerMixin, ImplicitLinearModelCV):
         > 0: a header, one line per evaluation (coarse cover and descents) and a summary
         line; 2 adds the inner solver's detail.
     n_jobs : int, default=None
-        Restarts run in parallel through joblib (the folds of one evaluation are
-        solved in turn: unlike ``LassoCV``, there is no grid to spread).
+        The folds of one evaluation are solved on this many threads (scikit-learn's
+        coordinate descent releases the GIL), and the descents of several starts run
+        in parallel through joblib; the result does not depend on it.
     positive : bool, default=False
         Force nonnegative coefficients.
     random_state : int, RandomState instance or None, default=None

@@ -375,18 +375,16 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         tol = self.tol * precision
         K = len(self.folds)
         alpha_vec = np.broadcast_to(np.asarray(alpha, float), (self.n_features,))
-        sols, conv, iters, exact = [], [], [], []
         inits, dist = self._warm_start(alpha_vec, l1_ratio)
-        for i, init in enumerate(inits):
+
+        def solve(i):
             check_time()  # max_time, between folds (raises _progress.TimeUp)
             # Cover points (no gradient) only rank values: one descent at ``tol``, no
             # tighter retry (a small alpha's dense support costs most there).
-            c, ok, it, ex = self._solve_fold(i, alpha, l1_ratio, tol, init, near=dist < 0.3,
-                                             cheap=not with_grad)
-            sols.append(c)
-            conv.append(ok)
-            iters.append(it)
-            exact.append(ex)
+            return self._solve_fold(i, alpha, l1_ratio, tol, inits[i], near=dist < 0.3,
+                                    cheap=not with_grad)
+
+        sols, conv, iters, exact = (list(v) for v in zip(*self.map_folds(solve, K)))
         self._remember(alpha_vec, l1_ratio, sols)
         supports = [np.flatnonzero(c) for c in sols]
         k = self._kernel_size(supports)

@@ -354,7 +354,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         Time budget in seconds; the best point seen is kept.
     n_jobs : int, default=None
         Restarts run through joblib (any backend: loky, threading, dask), and so does the
-        per-fold preprocessing; the result does not depend on it.
+        per-fold preprocessing; the folds of a Lasso or elastic-net final step are solved
+        on this many threads; the result does not depend on it.
     refit : bool, str or callable, default=True
         Refit the estimator at the best point on all the data (``best_estimator_``). As
         in GridSearchCV: a metric name for multi-metric ``scoring``; a callable takes

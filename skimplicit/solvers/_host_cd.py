@@ -25,7 +25,6 @@ Which variant runs is decided by the measured rules :func:`uses_working_sets`,
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +32,8 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet, enet_path
+
+from ..utils._threads import capture_warnings
 
 __all__ = ["fold_train_sums", "HostCD", "HostSolverInfo", "LeastSquaresFold", "enet_cd",
            "solve_enet_host",
@@ -635,8 +636,7 @@ def enet_cd(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, init=None, 
         a = float(np.min(alpha))
         scale = a / np.asarray(alpha)  # w_j = scale_j v_j turns sum alpha_j|w_j| into a||v||_1
     v0 = None if init is None else (init / scale if scale is not None else init)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with capture_warnings() as caught:  # (right on threads too: see map_threads)
         if f.sparse:
             X = f.X_train @ sp.diags(scale) if scale is not None else f.X_train
             v, n_iter = _sklearn_cd(solver, X, f.y_train, a, l1_ratio, tol, v0, f.sw_train,

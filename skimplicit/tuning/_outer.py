@@ -545,7 +545,10 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
         For random restart points.
     n_jobs : int or None
         Starts run through joblib (any backend, e.g. dask); results do not depend on it,
-        since every start begins from the same saved warm-start state.
+        since every start begins from the same saved warm-start state. A problem with a
+        ``fold_jobs`` attribute (:class:`~skimplicit.tuning.CVProblem`) gets ``n_jobs``
+        there: its folds run on that many threads while one point is evaluated at a time
+        (the cover, a single start).
     n_basins : int, default=3
         Most basins of the cover descended (besides ``n_restarts``).
     basin_tol : float, default=0.05
@@ -583,6 +586,8 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     0.1
     """
     hps = list(problem.hyperparameters)
+    if hasattr(problem, "fold_jobs"):  # (CVProblem: its folds on n_jobs threads)
+        problem.fold_jobs = n_jobs
     bounds = [b for hp in hps for b in hp.search_bounds()]
     lo_b = np.array([b[0] for b in bounds])
     hi_b = np.array([b[1] for b in bounds])
@@ -629,15 +634,19 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     if starts:
         warm = problem.get_warm_start() if hasattr(problem, "get_warm_start") else None
 
+        parallel = len(starts) > 1 and n_jobs not in (None, 1)
+
         def job(k, start):
             prob = problem
             if k > 0 or n_jobs not in (None, 1):
                 prob = copy.copy(problem)
                 if warm is not None:
                     prob.set_warm_start(copy.deepcopy(warm))
+                if parallel and hasattr(prob, "fold_jobs"):
+                    prob.fold_jobs = None  # (the starts take the n_jobs workers)
             return _run_start(prob, hps, start, bounds, kw, f"start {k}")
 
-        if len(starts) > 1 and n_jobs not in (None, 1):
+        if parallel:
             outs = Parallel(n_jobs=n_jobs)(delayed(job)(k, st) for k, st in enumerate(starts))
         else:
             outs = []

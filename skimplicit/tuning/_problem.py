@@ -14,6 +14,7 @@ import copy
 
 import numpy as np
 
+from ..utils._threads import map_threads
 from ._protocol import Evaluation, estimator_bound_hint
 
 __all__ = ["CVProblem", "WarmStarts"]
@@ -119,6 +120,15 @@ class CVProblem:
     loss_name = "mse"
     cover_with_grad = False
     warm_state = ()
+    fold_jobs = None
+    """Threads over the folds in :meth:`map_folds` (joblib's ``n_jobs``; :func:`tune` sets
+    it to its ``n_jobs`` while it evaluates one point at a time)."""
+
+    def map_folds(self, fn, n_folds):
+        """``[fn(i) for i in range(n_folds)]``, on up to :attr:`fold_jobs` threads
+        (the host solvers spend their time in compiled code that releases the GIL); the
+        same results whatever the number of threads (each fold's work is its own)."""
+        return map_threads(fn, range(n_folds), self.fold_jobs)
 
     def get_warm_start(self):
         return tuple(_copied(getattr(self, name)) for name in self.warm_state)

@@ -295,9 +295,9 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         size = max(1, max(s.size for s in supports))
         if size <= self._k0:
             return self._k0
-        k = min(bucket(size, self.GRAM_MIN), self.n_features)
-        if self._uses_gram(k):
-            return k
+        for k in self._gram_sizes():
+            if size <= k:
+                return k
         return min(bucket(size, 64, per_octave=2), self.n_features)
 
     # Padded Gram blocks cost little (5 folds of 256 x 256: ~1 ms a Cholesky): few
@@ -305,16 +305,16 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
     GRAM_MIN = 256
 
     def _gram_sizes(self):
-        """The support sizes of the Gram kernels :meth:`_kernel_size` may ask for."""
+        """The support sizes of the Gram kernels :meth:`_kernel_size` may ask for: 256 2^j
+        below 3/4 of the largest support the Gram kernel takes (``min(n_features,
+        n_train / 2)``, see :meth:`_uses_gram`), then that largest one (500 x 20000, 400
+        training rows: one shape, 200, where 64, 96, 128 and 192 had each compiled)."""
+        cap = min(self.n_features, self._rows[0] // 2)
         sizes, k = [], self.GRAM_MIN
-        while True:
-            k = min(k, self.n_features)
-            if not self._uses_gram(k):
-                return sizes
+        while k < 0.75 * cap:
             sizes.append(k)
-            if k == self.n_features:
-                return sizes
             k *= 2
+        return sizes + [cap] if cap >= 1 else sizes
 
     @property
     def _k0(self):

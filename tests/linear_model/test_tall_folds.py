@@ -68,8 +68,9 @@ def test_estimator_on_tall_data_matches_lasso_cv_loss(tall):
 
 
 def test_gram_kernels_take_few_shapes_all_compiled_ahead(tall):
-    """The Gram hypergradient kernel pads supports to 256 2^j (or all features): every
-    size it asks for is one compiled ahead, while the coarse path runs."""
+    """The Gram hypergradient kernel pads supports to 256 2^j, then to the largest support
+    it takes (min(n_features, n_train / 2)): every size it asks for is one compiled ahead,
+    while the coarse path runs."""
     from skimplicit.linear_model._hypergrad import enet_gram_hypergrad
 
     X, y, sw = tall
@@ -84,3 +85,10 @@ def test_gram_kernels_take_few_shapes_all_compiled_ahead(tall):
         assert wide._kernel_size(supports) in wide._gram_sizes()
     ahead = {key[1][0][0] for key in enet_gram_hypergrad._ahead}
     assert {(5, 256, 256), (5, 512, 512), (5, 900, 900)} <= ahead
+    # Few training rows (p > n): one Gram size, the largest the rows allow (n_train / 2).
+    Xw = np.random.RandomState(2).randn(500, 2000)
+    short = EnetCVProblem(split_folds(Xw, Xw[:, :5].sum(1), np.ones(500),
+                                      list(KFold(5).split(Xw))))
+    assert short._gram_sizes() == [200]
+    assert {short._kernel_size([np.arange(s)] * 5) for s in (1, 64, 97, 200)} == {200}
+    assert short._kernel_size([np.arange(201)] * 5) not in short._gram_sizes()

@@ -262,8 +262,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                       max(f.X_test.shape[0] for f in self.folds))
         # Compile the hypergradient kernel while the coarse path runs: for the support
         # size k0, else for the Gram matrices' few bucketed sizes (all likely met).
-        self._prefetch_kernel(*([self._k0] if self._k0 else self._gram_sizes()),
-                              background=True)
+        self._prefetch_kernel(*([self._k0] if self._k0 else self._gram_sizes()))
         self.fit_intercept, self.positive = fit_intercept, positive
         self.tol, self.max_iter, self.n_path = tol, max_iter, n_path
         # scikit-learn's ``precompute`` for the inner coordinate descent (a Gram matrix
@@ -339,11 +338,10 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         padded columns (20000 x 500: 1.25 s and 0.65 s of padding per evaluation)."""
         return self._rows[0] >= 2 * k
 
-    def _prefetch_kernel(self, *sizes, background=False, supersede=False):
-        """Compile the hypergradient kernel for each support size in ``sizes`` in the
-        background thread; traced here, or there too with ``background`` (while the
-        coarse path's compiled descent runs, which releases the GIL), cancelling the
-        requests not started yet with ``supersede``."""
+    def _prefetch_kernel(self, *sizes, supersede=False):
+        """Trace and compile the hypergradient kernel for each support size in ``sizes``
+        in the background thread (while the coarse path's compiled descent runs, which
+        releases the GIL), cancelling the requests not started yet with ``supersede``."""
         K, (n, m) = self._n_folds, self._rows
         f64 = np.dtype(np.float64)
         with jax.enable_x64(True):
@@ -356,10 +354,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                     shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k),
                               (K, k), (K,), (K,)]
                 structs = tuple(jax.ShapeDtypeStruct(sh, f64) for sh in shapes)
-                if background:
-                    kernel.prefetch_all([structs], supersede=supersede, solve=_solve_name(k))
-                else:
-                    kernel.prefetch(*structs, solve=_solve_name(k))
+                kernel.prefetch_all([structs], supersede=supersede, solve=_solve_name(k))
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         # Host work of a few hundred columns at a time: one BLAS thread (see _blas).
@@ -395,7 +390,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                 # loss improves by less than 80 %, compile the kernel for its support size
                 # in the background while the path goes on.
                 if loss_f.mean() > 0.2 * self._best_path_loss:
-                    self._prefetch_kernel(k, background=True, supersede=True)
+                    self._prefetch_kernel(k, supersede=True)
                 self._best_path_loss = float(loss_f.mean())
             self._last_loss = float(loss_f.mean())
             return self.evaluation(loss_f, None, all(conv), n_iter=iters, exact=exact,

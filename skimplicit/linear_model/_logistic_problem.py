@@ -41,9 +41,8 @@ from ..solvers import ElasticNet
 from ..solvers._host_cd import dense
 from ..solvers._host_logistic import (REFINE_TOL, c_min, c_ridge, column_moments,
                                       column_scales, decision_values, host_matrix,
-                                      log_loss_terms,
-                                      one_hot, probabilities, refine_logistic,
-                                      solve_logistic)
+                                      log_loss_terms, one_hot, probabilities,
+                                      refine_logistic, solve_logistic)
 from ..tuning import CVProblem
 from ..tuning._progress import check_time
 from ..tuning._protocol import Hyperparameter
@@ -439,6 +438,9 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         wmean = float(np.mean([np.mean(s) for s in self.sw]))
         self.w_unit = 2.0 ** np.round(np.log2(wmean)) if np.isfinite(wmean) and wmean > 0 \
             else 1.0
+        # Each fold's column scales for its inner solves, computed once (at every solve
+        # they had cost a pass over the fold and a copy of it: 2 of 16 s at 2000 x 5000).
+        self._col_scales = [column_scales(X, s, fit_intercept) for X, _, s in folds_]
         self._W = [None] * self.n_folds
         self._b = [None] * self.n_folds
         self._u = None
@@ -466,20 +468,11 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
                                         solve="cg", shapes=None, loss=self.loss)
 
     # -- inner solves ----------------------------------------------------------------------
-    def _col_scale(self, i):
-        """Fold ``i``'s :func:`~skimplicit.solvers._host_logistic.column_scales`, computed
-        once (a pass over the fold, and a copy of it, at every solve otherwise: 2 of 16 s
-        at 2000 x 5000)."""
-        cache = self.__dict__.setdefault("_col_scales", {})
-        if i not in cache:
-            cache[i] = column_scales(self.X[i], self.sw[i], self.fit_intercept)
-        return cache[i]
-
     def _solve(self, i, alpha, rho, tol, polish=True):
         W, b, info = solve_logistic(
             self.X[i], self.Y[i], ElasticNet(alpha, rho), sample_weight=self.sw[i],
             init=(self._W[i], self._b[i]), tol=tol, max_iter=self.max_iter,
-            fit_intercept=self.fit_intercept, polish=polish, col_scale=self._col_scale(i))
+            fit_intercept=self.fit_intercept, polish=polish, col_scale=self._col_scales[i])
         n_iter, ok = info.n_iter, info.converged
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
             W, b, ok = np.zeros_like(W), np.zeros_like(b), False

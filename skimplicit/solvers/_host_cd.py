@@ -664,8 +664,8 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
     tried first (no descent at all when a few active-set rounds certify an optimum).
     The descent runs at ``tol`` (relative to the objective at ``init``, see
     :meth:`LeastSquaresFold.objective_ratio`), for up to :data:`FAR_START_BUDGET` x
-    ``max_iter`` epochs (polished after each ``max_iter``); if its support does not polish into a certified
-    optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
+    ``max_iter`` epochs (polished after each ``max_iter``); if its support does not
+    polish into a certified optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
     descent's solution is kept, with its convergence flag); ``cheap`` (points that only
     rank values) skips that retry unless the first descent did not move the warm start.
     ``gram_cache``: the polish's Gram cache (default: empty; see

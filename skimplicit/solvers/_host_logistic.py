@@ -379,8 +379,9 @@ def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_i
     active-set Newton polish of l1 / elastic-net solutions (when only a validation loss
     is needed); ``refine=True`` (the final refit) adds up to five Newton steps past
     ``tol`` to l2 solutions. ``col_scale``: :func:`column_scales` of ``(X, sw,
-    fit_intercept)`` when the caller keeps it (one pass over ``X`` saved a solve). Returns ``(W (p, K), b (K,), n_iter, converged)``;
-    :func:`solve_logistic` is the same solve with penalty objects and a status record.
+    fit_intercept)`` when the caller keeps it (one pass over ``X`` saved a solve).
+    Returns ``(W (p, K), b (K,), n_iter, converged)``; :func:`solve_logistic` is the
+    same solve with penalty objects and a status record.
 
     Examples
     --------

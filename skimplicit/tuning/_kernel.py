@@ -166,9 +166,7 @@ class Kernel:
         key = _signature(args, kwargs)
         if key in self._ahead or len(self._ahead) >= 32:
             return
-        for k, fut in list(self._ahead.items()):  # only the latest request waits its turn
-            if fut.cancel():
-                del self._ahead[k]
+        self._cancel_pending()  # only the latest request waits its turn
         structs = jax.tree_util.tree_map(_struct, args)
         # Tracing and lowering are Python: here (a thread holding the GIL would slow the
         # caller's Python as much); XLA's compilation releases it: in the background.
@@ -183,9 +181,7 @@ class Kernel:
         compiled code that releases the GIL. ``supersede``: first cancel the requests
         not started yet (a guess that replaces the previous ones)."""
         if supersede and any(_signature(a, kwargs) not in self._ahead for a in arg_sets):
-            for k, fut in list(self._ahead.items()):
-                if fut.cancel():
-                    del self._ahead[k]
+            self._cancel_pending()
         x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
 
         def compile_for(structs):
@@ -198,6 +194,12 @@ class Kernel:
             if key in self._ahead or len(self._ahead) >= 32:
                 continue
             self._ahead[key] = _executor().submit(compile_for, args)
+
+    def _cancel_pending(self):
+        """Drop the compilations requested ahead that have not started yet."""
+        for k, fut in list(self._ahead.items()):
+            if fut.cancel():
+                del self._ahead[k]
 
     def _cache_size(self):
         """Compilations so far (calls and prefetches)."""

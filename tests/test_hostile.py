@@ -532,11 +532,22 @@ def test_object_and_float32_same_answer(clean_fits, name):
 @pytest.mark.parametrize("name", [n for n in HYPERGRAD if n != "search_lasso"])
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_sparse_same_as_dense(clean_fits, name, fmt):
+    """Sparse X: the same fit as dense X. The cover's points are solved to the inner
+    tolerance (not polished to exactness) by two different descents (scikit-learn's sparse
+    one, with the intercept, and the dense one on centered data), and the line search's
+    model uses the bracket ends' cover values: the descents' points differ by ~1e-6
+    relative in alpha (Lasso), far below the outer loop's resolution (a 2 % bracket),
+    their validation losses by ~1e-8 and the outputs by ~1e-6 of their scale."""
     X_, y_ = data(name)
     ref = clean_fits[name][0]
     est = make(name).fit(sp.csr_matrix(X_).asformat(fmt), y_)
-    np.testing.assert_allclose(penalty(est), penalty(ref), rtol=1e-6)
-    np.testing.assert_allclose(output(est, X_), output(ref, X_), rtol=1e-5, atol=1e-8)
+    if hasattr(ref, "tuning_result_"):
+        np.testing.assert_allclose(est.tuning_result_.best_loss,
+                                   ref.tuning_result_.best_loss, rtol=1e-7)
+    np.testing.assert_allclose(penalty(est), penalty(ref), rtol=1e-5)
+    out = output(ref, X_)  # (its small entries move with alpha: atol on the outputs' scale)
+    np.testing.assert_allclose(output(est, X_), out, rtol=1e-5,
+                               atol=1e-6 * np.max(np.abs(out)))
 
 
 def test_sparse_through_a_centering_scaler_is_sklearns_error():

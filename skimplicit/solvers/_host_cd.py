@@ -667,7 +667,8 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
     ``max_iter`` epochs (polished after each ``max_iter``); if its support does not
     polish into a certified optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
     descent's solution is kept, with its convergence flag); ``cheap`` (points that only
-    rank values) skips that retry unless the first descent did not move the warm start.
+    rank values) skips the polish of a descent that converged and the retry, unless the
+    descent did not move the warm start.
     ``gram_cache``: the polish's Gram cache (default: empty; see
     :meth:`LeastSquaresFold.gram`). Returns ``(coef, HostSolverInfo, gram_cache)``.
 
@@ -710,6 +711,11 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
             coef, info = enet_cd(fold, alpha, l1_ratio, solver, tol=t, init=coef,
                                  gram=gram, check=check)
             n_iter += info.n_iter
+            if cheap and info.converged and info.n_iter > 0:
+                # A point that only ranks values: the descent's own test suffices (the
+                # polish builds and factors the support's Gram matrix, most of a cover
+                # point at a small alpha: 2000 x 2000, 4.3 -> 3.0 s a fit).
+                return coef, HostSolverInfo(True, n_iter, False), gram_cache
             exact, gram_cache = fold.polish(coef, alpha_vec, l1_ratio, positive, gram_cache)
             if exact is not None:
                 return exact, HostSolverInfo(True, n_iter, True), gram_cache

@@ -153,3 +153,34 @@ def test_column_scales_given_by_the_caller_are_used_and_kept_per_fold(monkeypatc
     n_solves = 3 * len(est.history_)
     # Per fold: c_ridge's and column_scales' (once); the refit's column_scales.
     assert n_solves > 20 and len(calls) == 2 * 3 + 1
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_direct_newton_steps_on_tall_binary_data(monkeypatch, rel_err, fit_intercept):
+    """n >= 4 p, p <= DIRECT_NEWTON_MAX: exact Newton steps (the Hessian formed and
+    factored), no Hessian-vector product; the same solution as the conjugate-gradient
+    steps and as scikit-learn, in fewer iterations; columns in mixed units."""
+    from sklearn.datasets import make_classification
+
+    from skimplicit.solvers import _host_logistic as H
+
+    X, y = make_classification(400, 20, n_informative=6, random_state=1)
+    X = X * np.logspace(-3, 3, 20)  # (the step is solved in standardized coordinates)
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, 400)
+    Y = one_hot(y, 2)
+    alpha = np.array([1 / C])
+    products = []
+    orig = H._hess_matvec
+    monkeypatch.setattr(H, "_hess_matvec", lambda *a: products.append(1) or orig(*a))
+    assert H._uses_direct_newton(X, 1, None)
+    W, b, n_direct, ok = fit_logistic(X, Y, sw, alpha, 0.0, tol=1e-12,
+                                      fit_intercept=fit_intercept)
+    assert ok and not products
+    monkeypatch.setattr(H, "DIRECT_NEWTON_MAX", 0)
+    Wc, bc, n_cg, ok_cg = fit_logistic(X, Y, sw, alpha, 0.0, tol=1e-12,
+                                       fit_intercept=fit_intercept)
+    assert ok_cg and products and n_direct < n_cg
+    assert rel_err(W, Wc) < 1e-10 and rel_err(b, bc) < 1e-10
+    assert kkt_violation(W, b, X, Y, sw, 0.0, alpha, fit_intercept) <= 1e-12
+    ref = _sklearn(X, y, sw, 0.0, "newton-cholesky", fit_intercept=fit_intercept)
+    assert rel_err(W[:, 0], ref.coef_[0]) < 1e-6

@@ -232,9 +232,7 @@ default='lbfgs'
         deviations, so the tolerance means the same whatever the units of each column
         (scikit-learn's absolute test stops at once on data scaled by 1e-6, and almost
         never on data scaled by 1e6); during tuning, inner solves use
-        ``min(tol, 1e-6)``, tightened over the outer steps (down to a hundredth of it),
-        except the l2 cover's points (values only, no hypergradient), solved to
-        scikit-learn's 1e-4 when ``tol >= 1e-6``.
+        ``min(tol, 1e-6)``, tightened over the outer steps (down to a hundredth of it).
         Tighter than scikit-learn's
         default 1e-4 (at which coefficients can be off by percents), since Newton's
         method gets there in one or two more steps. Values below 1e-13 (under the

@@ -106,9 +106,6 @@ def _validation_loss(theta, Xt, Yt, swt, *, binary, fit_intercept, loss="log_los
     return jnp.sum(swt * li) / jnp.sum(swt)
 
 
-COVER_TOL = 1e-4
-"""Inner tolerance of the l2 cover points (no hypergradient): scikit-learn's default."""
-
 _SOLVE_TOL = 1e-12
 _ACCEPT_RESIDUAL = 1e-9  # a failed solve above this (see solve_with_fallback)
 
@@ -494,14 +491,9 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         C = params["C"]
         rho = float(params.get("l1_ratio", self.l1_ratio))
         alpha = self._alpha(C)
-        # Hypergradients need tight solves (their error is linear in the tolerance). Cover
-        # points of l2 fits (no gradient) only rank values of C: scikit-learn's default
-        # tolerance suffices there (LogisticRegressionCV's whole path is solved to it;
-        # 50000 x 100: a third fewer Newton iterations over the cover), unless ``tol``
-        # asks for more than the default (finite-difference checks of the hypergradient).
+        # Path points (no gradient) only rank values of C: scikit-learn's tolerance
+        # suffices; hypergradients need tighter solves (their error is linear in it).
         tol = min(self.tol, 1e-6) * precision
-        if not with_grad and rho == 0.0 and not self.tune_l1_ratio and self.tol >= 1e-6:
-            tol = max(tol, COVER_TOL)
         sols, iters, conv = [], [], []
         # Exact (polished) l1 solutions where they matter: hypergradients, and tight
         # tolerances (finite-difference checks); path points only rank values of C.

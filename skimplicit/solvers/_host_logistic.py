@@ -214,12 +214,13 @@ def _hess_matvec(X, P, sw, binary, fit_intercept):
     return hv
 
 
-DIRECT_NEWTON_MAX = 256
+DIRECT_NEWTON_MAX = 128
 """Binary l2 problems on dense data with at most this many columns and at least four
 times as many rows take exact Newton steps (the Hessian formed and factored) instead of
-conjugate-gradient ones: forming it costs about as much as the five or six products with
-the Hessian that a truncated step takes, and an exact step converges quadratically (the
-tight solves before a hypergradient took ~20 products a step)."""
+conjugate-gradient ones. Forming it costs ``n p^2`` flops against ``2 n p`` memory-bound
+reads a Hessian-vector product, of which a truncated step takes five or six (and the
+tight solves before a hypergradient ~20): measured on one BLAS thread, 40000 x 100 folds:
+7.1 s of Newton solves in a fit against 11.1 s; 16000 x 200: 9.2 s against 7.9 s."""
 
 
 def _uses_direct_newton(X, K, mask):

@@ -39,9 +39,9 @@ from ..implicit import root_vjp
 from ..implicit.linear_solve import solve_cg, solve_cholesky
 from ..solvers import ElasticNet
 from ..solvers._host_cd import dense
-from ..solvers._host_logistic import (REFINE_TOL, c_min, c_ridge,
-                                      column_moments, column_scales, decision_values,
-                                      host_matrix, log_loss_terms, one_hot, probabilities,
+from ..solvers._host_logistic import (REFINE_TOL, c_min, c_ridge, column_moments,
+                                      column_scales, decision_values, host_matrix,
+                                      log_loss_terms, one_hot, probabilities,
                                       refine_logistic, solve_logistic)
 from ..tuning import CVProblem
 from ..tuning._progress import check_time
@@ -465,21 +465,7 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         with jax.enable_x64(True):
             logistic_hypergrad.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes),
                                         binary=self.binary, fit_intercept=self.fit_intercept,
-                                        solve=self._linear_solve(None), shapes=None,
-                                        loss=self.loss)
-
-    def _linear_solve(self, cols):
-        """The kernel's linear solve: Cholesky of the formed system for all the columns
-        of dense folds with few columns (``k K <= 256``) and at least four times as many
-        rows (50000 x 100: 0.5 s a call, against 1.0-1.4 s for the conjugate gradient,
-        whose iterations read the folds twice each; 20000 x 200: 0.54 s against 0.68 s);
-        the conjugate gradient otherwise (forming costs ``k K + K`` products with the
-        folds; 5 folds of 3000 x 100: about the same)."""
-        n, _, k = self._padded_sizes()
-        if (cols is None and not sp.issparse(self.X[0])
-                and k * self.K <= 256 and n >= 4 * k):
-            return "cholesky"
-        return "cg"
+                                        solve="cg", shapes=None, loss=self.loss)
 
     # -- inner solves ----------------------------------------------------------------------
     def _solve(self, i, alpha, rho, tol, polish=True):
@@ -631,9 +617,8 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         rh = np.full(F, rho_g)
         # Conjugate gradient, warm-started from the previous outer step: its iterations
         # cost 2 products with X each, fewer than the k K + K products that Cholesky
-        # needs to materialize the system (measured: 5 folds of 3000 x 100, 50 -> 8 ms),
-        # except on tall folds with few columns (see _linear_solve).
-        solve = self._linear_solve(cols)
+        # needs to materialize the system (measured: 5 folds of 3000 x 100, 50 -> 8 ms).
+        solve = "cg"
         u = self._u
         if u is None or u[0].shape != Ws.shape or cols is not None:
             u = (np.zeros_like(Ws), np.zeros_like(bs))

@@ -401,20 +401,3 @@ def test_center_classes_is_the_penalty_minimum_along_the_free_direction(K, l1, l
     np.testing.assert_allclose(loss_c, loss, rtol=1e-12)
     assert pen(Wc).sum() <= pen(W).sum() + 1e-12
 
-
-def test_kernel_solve_cholesky_on_tall_folds_same_hypergradient(cancer, monkeypatch):
-    """All columns of tall dense folds with few columns: the kernel forms its system and
-    factors it (Cholesky); elsewhere the conjugate gradient. Both give the same
-    hypergradient (to the CG's residual)."""
-    X, y = cancer
-    prob = LogisticCVProblem(_folds(X, y), n_classes=2, tol=1e-13)
-    assert prob._linear_solve(None) == "cholesky"
-    wide = LogisticCVProblem(_folds(X[:60], y[:60]), n_classes=2)
-    assert wide._linear_solve(None) == "cg"  # (40 rows for 32 columns)
-    assert prob._linear_solve([np.arange(5)] * 3) == "cg"  # support columns
-    ev = prob.evaluate({"C": 0.5})
-    monkeypatch.setattr(LogisticCVProblem, "_linear_solve", lambda self, cols: "cg")
-    prob._u = None
-    ev_cg = prob.evaluate({"C": 0.5})
-    np.testing.assert_allclose(ev.grad["C"], ev_cg.grad["C"], rtol=1e-9)
-    np.testing.assert_allclose(ev.loss, ev_cg.loss, rtol=1e-13)

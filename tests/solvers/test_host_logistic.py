@@ -157,9 +157,10 @@ def test_column_scales_given_by_the_caller_are_used_and_kept_per_fold(monkeypatc
 
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_direct_newton_steps_on_tall_binary_data(monkeypatch, rel_err, fit_intercept):
-    """n >= 4 p, p <= DIRECT_NEWTON_MAX: exact Newton steps (the Hessian formed and
-    factored), no Hessian-vector product; the same solution as the conjugate-gradient
-    steps and as scikit-learn, in fewer iterations; columns in mixed units."""
+    """n >= 4 p, p <= DIRECT_NEWTON_MAX, n p >= DIRECT_NEWTON_MIN_ENTRIES: exact Newton
+    steps (the Hessian formed and factored), no Hessian-vector product; the same solution
+    as the conjugate-gradient steps and as scikit-learn, in fewer iterations; columns in
+    mixed units."""
     from sklearn.datasets import make_classification
 
     from skimplicit.solvers import _host_logistic as H
@@ -172,6 +173,8 @@ def test_direct_newton_steps_on_tall_binary_data(monkeypatch, rel_err, fit_inter
     products = []
     orig = H._hess_matvec
     monkeypatch.setattr(H, "_hess_matvec", lambda *a: products.append(1) or orig(*a))
+    assert not H._uses_direct_newton(X, 1, None)  # (a fold that stays in the caches)
+    monkeypatch.setattr(H, "DIRECT_NEWTON_MIN_ENTRIES", 400 * 20)
     assert H._uses_direct_newton(X, 1, None)
     W, b, n_direct, ok = fit_logistic(X, Y, sw, alpha, 0.0, tol=1e-12,
                                       fit_intercept=fit_intercept)

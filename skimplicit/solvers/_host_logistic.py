@@ -12,7 +12,9 @@ stopping test is scikit-learn's meaning of ``tol`` (largest gradient entry of th
 objective) for standardized columns (see :func:`column_scales`).
 
 * ``l1_ratio = 0``: truncated Newton (Newton-CG with Hessian-vector products, Armijo
-  steps), warm-started: two or three Newton steps per outer step reach ``1e-8``.
+  steps; exact steps with the formed Hessian on large, narrow, binary dense folds, see
+  :data:`DIRECT_NEWTON_MAX`), warm-started: two or three Newton steps per outer step
+  reach ``1e-8``.
 * ``l1_ratio > 0``: scipy's L-BFGS-B on the split ``W = W+ - W-`` (the bounds ``W+-`` >= 0
   make the zeros exact), then an active-set Newton polish on the support with the signs
   fixed (machine-precision solutions, hence hypergradients; kept only if it does not
@@ -226,8 +228,8 @@ BLAS thread, in a fit's Newton solves: 40000 x 100 folds 7.1 s against 11.1 s wi
 DIRECT_NEWTON_MIN_ENTRIES = 2 ** 21
 """Folds smaller than this (16 MB of float64) stay in the processor's caches, where a
 Hessian-vector product runs at the speed of arithmetic, not of memory: there the
-conjugate gradient is the cheaper step (3000 x 100 folds: 0.48 s -> 0.79 s a fit with
-exact steps)."""
+conjugate gradient is the cheaper step (3000 x 100 folds: 0.46-0.52 s a warm fit with
+CG steps, 0.66-0.69 s with exact ones)."""
 
 
 def _uses_direct_newton(X, K, mask):
@@ -310,7 +312,9 @@ def _cg_step(X, P, sw, l2, W, gW, gb, d, m, binary, fit_intercept, swsum, max_cg
 
 def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, lin=None,
                col_scale=None):
-    """Truncated Newton on ``sum s l + sum_k l2_k / 2 ||W_k||^2 + <lin, W>``.
+    """Truncated Newton on ``sum s l + sum_k l2_k / 2 ||W_k||^2 + <lin, W>`` (its steps by
+    :func:`_cg_step`, or exact ones by :func:`_direct_newton_step` where
+    :func:`_uses_direct_newton`).
 
     ``l2`` has shape ``(K,)`` (one per column of ``W``). With ``mask``, entries of ``W``
     off the mask stay 0 (a Newton polish on a fixed support with ``lin = alpha rho sign``).

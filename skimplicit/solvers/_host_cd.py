@@ -665,12 +665,12 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
     The descent runs at ``tol`` (relative to the objective at ``init``, see
     :meth:`LeastSquaresFold.objective_ratio`), for up to :data:`FAR_START_BUDGET` x
     ``max_iter`` epochs (polished after each ``max_iter``); if its support does not
-    polish into a certified optimum, it runs again at ``tol / 100`` and is polished once more (otherwise the
-    descent's solution is kept, with its convergence flag); ``cheap`` (points that only
-    rank values) skips the polish of a descent that converged and the retry, unless the
-    descent did not move the warm start.
-    ``gram_cache``: the polish's Gram cache (default: empty; see
-    :meth:`LeastSquaresFold.gram`). Returns ``(coef, HostSolverInfo, gram_cache)``.
+    polish into a certified optimum, it runs again at ``tol / 100`` and is polished once
+    more (otherwise the descent's solution is kept, with its convergence flag); ``cheap``
+    (points that only rank values) skips the polish of a descent that converged and the
+    retry, unless the descent did not move the warm start. ``gram_cache``: the polish's
+    Gram cache (default: empty; see :meth:`LeastSquaresFold.gram`). Returns ``(coef,
+    HostSolverInfo, gram_cache)``.
 
     Examples
     --------

@@ -265,7 +265,7 @@ def _direct_newton_step(X, P, sw, l2, gW, gb, d, fit_intercept):
     return step[:p, None], (step[p:] if fit_intercept else np.zeros_like(gb))
 
 
-def _cg_step(X, P, sw, l2, W, gW, gb, d, m, binary, fit_intercept, swsum, max_cg):
+def _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum, max_cg):
     """The truncated Newton step ``(dV, db)`` in ``V = W * d``: preconditioned conjugate
     gradient on ``H d = -g`` with products by the Hessian (:func:`_hess_matvec`), to the
     Eisenstat-Walker forcing term."""
@@ -277,12 +277,12 @@ def _cg_step(X, P, sw, l2, W, gW, gb, d, m, binary, fit_intercept, swsum, max_cg
     # intercept along its free direction (1, ..., 1)).
     curv = float(np.mean(sw @ (P * (1.0 - P))))
     curv = curv if curv > 0 else 1.0
-    MW = curv + l2 / (d * d) * np.ones_like(W)
+    MW = curv + l2 / (d * d) * np.ones_like(gW)
     MW = np.where(MW > 0, MW, 1.0)
     Mb = curv
     gnorm = np.sqrt(np.sum(gW * gW) + np.sum(gb * gb))
     eta = min(0.5, np.sqrt(gnorm / swsum)) * gnorm
-    dW, db = np.zeros_like(W), np.zeros_like(gb)
+    dW, db = np.zeros_like(gW), np.zeros_like(gb)
     rW, rb = -gW, -gb
     zW, zb = rW / MW, rb / Mb
     pW, pb = zW.copy(), zb.copy()
@@ -355,7 +355,7 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
         if step is not None:
             dW, db = step
         else:
-            dW, db = _cg_step(X, P, sw, l2, W, gW, gb, d, m, binary, fit_intercept, swsum,
+            dW, db = _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum,
                               max_cg)
         gnorm = np.sqrt(np.sum(gW * gW) + np.sum(gb * gb))
         slope = float(np.sum(gW * dW) + np.sum(gb * db))

@@ -7,6 +7,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -29,7 +30,7 @@ from ..tuning._constant import tune_or_constant
 from ..tuning._outer import TuningResult
 from ..tuning._protocol import Evaluation, Hyperparameter
 from ..utils import (check_fold_classes, check_fold_weights, check_sample_weight,
-                     merge_duplicate_rows)
+                     merge_duplicate_rows, unique_rows)
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ..tuning import FoldData, device_dtype, resolve_backend
 from ..solvers._host_logistic import fit_logistic, host_matrix, one_hot
@@ -593,11 +594,9 @@ default='lbfgs'
         else:
             # Repeated rows merged into weights (canonical order): weights and repeated
             # rows give the same fit exactly, also where the problem is ill-conditioned.
-            folds = [FoldData(*merge_duplicate_rows(X[tr], y_enc[tr], sw_train[tr])[:3],
-                              *merge_duplicate_rows(X[te], y_enc[te], sample_weight[te])[:3])
-                     for tr, te in splits]
+            folds, rows = self._merged_folds(X, y_enc, sw_train, sample_weight, splits)
             problem = self._make_problem(folds, Cs_list, rhos, tune_rho, rho_bounds,
-                                         n_classes, loss)
+                                         n_classes, loss, rows)
             # No varying feature: one evaluation (every C fits the same intercept-only
             # model).
             result = tune_or_constant(
@@ -656,7 +655,28 @@ default='lbfgs'
         return params.get("groups"), ({"sample_weight": sample_weight}
                                       if sample_weight_in is not None else {})
 
-    def _make_problem(self, folds, Cs_list, rhos, tune_rho, rho_bounds, n_classes, loss):
+    @staticmethod
+    def _merged_folds(X, y_enc, sw_train, sample_weight, splits):
+        """The folds with repeated rows merged into weights, in a canonical order
+        (:func:`~skimplicit.utils.merge_duplicate_rows`), and, for dense ``X``, the
+        problem's ``rows``: every fold's rows as rows of the data set's distinct rows
+        (:func:`~skimplicit.utils.unique_rows`), which the hypergradient kernel reads once
+        for all folds."""
+        first, inverse = (None, None) if sp.issparse(X) else unique_rows(X, y_enc,
+                                                                         sample_weight)
+        folds, train_rows, test_rows = [], [], []
+        for tr, te in splits:
+            Xa, ya, wa, ia = merge_duplicate_rows(X[tr], y_enc[tr], sw_train[tr])
+            Xb, yb, wb, ib = merge_duplicate_rows(X[te], y_enc[te], sample_weight[te])
+            folds.append(FoldData(Xa, ya, wa, Xb, yb, wb))
+            if first is not None:
+                train_rows.append(inverse[np.asarray(tr)[ia]])
+                test_rows.append(inverse[np.asarray(te)[ib]])
+        rows = None if first is None else (X, y_enc, first, train_rows, test_rows)
+        return folds, rows
+
+    def _make_problem(self, folds, Cs_list, rhos, tune_rho, rho_bounds, n_classes, loss,
+                      rows=None):
         """The problem specification: the folds' penalized multinomial (or binary)
         log-loss, tuned over ``C`` (and ``l1_ratio``), its cover from ``Cs`` when it is a
         list, the bound hints naming the parameters that set the interval. The followed
@@ -679,7 +699,7 @@ default='lbfgs'
             hints["l1_ratio"] = ("the estimator parameter `l1_ratios` (its smallest and "
                                  "largest values)")
         dtype = self._device_problem(folds, getattr(self, "_device_dtype", None))
-        cls, kw = ((_RecordingProblem, {}) if dtype is None else
+        cls, kw = ((_RecordingProblem, {"rows": rows}) if dtype is None else
                    (_RecordingDeviceProblem, {"dtype": dtype}))
         problem = cls(
             folds, cover=cover, hints=hints, n_classes=n_classes, fit_intercept=self.fit_intercept,

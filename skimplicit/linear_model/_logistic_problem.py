@@ -121,7 +121,7 @@ def _one_fold(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge, *, binary,
         Xt = jsparse.BCOO((data_t, idx_t), shape=(m, k))
     else:
         k = X.shape[1]
-        xsq = jnp.sum(sw[:, None] * X * X)
+        xsq = jnp.dot(sw, jnp.sum(X * X, axis=1))  # (X unbatched in _logistic_hypergrad_rows)
     theta = (W, b)
     val, g = jax.value_and_grad(_validation_loss)(theta, Xt, Yt, swt, binary=binary,
                                                   fit_intercept=fit_intercept, loss=loss)
@@ -170,6 +170,28 @@ def _logistic_hypergrad(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge, 
     return jax.vmap(fn)(X, Y, sw, Xt, Yt, swt, W, b, alpha, rho, uW, ub, ridge)
 
 
+def _logistic_hypergrad_rows(X, Y, sw, swt, W, b, alpha, rho, uW, ub, ridge, *, binary,
+                             fit_intercept=True, solve="cg", loss="log_loss",
+                             solve_tol=_SOLVE_TOL):
+    """:func:`_logistic_hypergrad` of folds that are weights on the rows of one array.
+
+    ``X (N, k)`` and ``Y (N, K)``: the data set's distinct rows, shared by every fold (one
+    copy, not ``F``); ``sw (F, N)``: each fold's training weights (0 off its training
+    rows); ``swt (F, N)``: its test weights (0 off its test rows). The other arguments and
+    the outputs as in :func:`_logistic_hypergrad`. A row of weight 0 adds an exact 0 to
+    every sum, so each fold's values are those of its own rows. The products with ``X``
+    of all folds are one matrix product (``X`` read once for all folds), over ``N`` rows
+    instead of each fold's own.
+    """
+    fn = partial(_one_fold, binary=binary, fit_intercept=fit_intercept, solve=solve,
+                 shapes=None, loss=loss, solve_tol=solve_tol)
+
+    def one(sw_f, swt_f, *args):
+        return fn(X, Y, sw_f, X, Y, swt_f, *args)
+
+    return jax.vmap(one)(sw, swt, W, b, alpha, rho, uW, ub, ridge)
+
+
 _STATIC = ("binary", "fit_intercept", "solve", "shapes", "loss")
 # On CPU, compilation is most of a small fit's time: fast-compiling options (measured on
 # this kernel, 5 folds of 3000 x 100: compile 1.05 s -> 0.35 s CPU, the compiled call not
@@ -178,6 +200,8 @@ logistic_hypergrad = Kernel(_logistic_hypergrad, static_argnames=_STATIC)
 
 
 logistic_hypergrad.__doc__ = _logistic_hypergrad.__doc__
+logistic_hypergrad_rows = Kernel(_logistic_hypergrad_rows,
+                                 static_argnames=("binary", "fit_intercept", "solve", "loss"))
 
 
 # ======================================================================================
@@ -401,6 +425,13 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         The validation loss: the log-loss, or the Brier score as scikit-learn's
         ``neg_brier_score`` scorer computes it (``(p - y)^2`` for binary problems,
         ``sum_k (p_k - y_k)^2`` otherwise).
+    rows : tuple or None, default=None
+        ``(X, y, first, train_rows, test_rows)`` when every fold's rows are distinct rows
+        of ``X[first]`` (dense; labels ``y[first]``, encoded as the folds'; see
+        :func:`~skimplicit.utils.unique_rows`): ``train_rows[i]`` the row of ``X[first]``
+        of each row of fold ``i``'s training part, in its order, and likewise
+        ``test_rows[i]``. The all-column kernel then reads those rows once for all folds
+        (:func:`_logistic_hypergrad_rows`) instead of a stacked copy of every fold.
     """
 
     # Warm starts (see CVProblem): each fold's inner solution and the hypergradient
@@ -410,8 +441,9 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
     def __init__(self, folds, *, n_classes, fit_intercept=True, l1_ratio=0.0,
                  tune_l1_ratio=False, C_per_class=False, tol=1e-4, max_iter=1000,
                  bounds=None, l1_ratio_bounds=(0.05, 1.0), path_step=10 ** 0.5,
-                 max_path=25, loss="log_loss"):
+                 max_path=25, loss="log_loss", rows=None):
         self.n_folds = len(folds)
+        self._rows = rows if rows is not None and not sp.issparse(rows[0]) else None
         self.X = [host_matrix(f.X_train) for f in folds]
         self.Xt = [host_matrix(f.X_test) for f in folds]
         self.Y = [one_hot(f.y_train, int(n_classes)) for f in folds]
@@ -457,15 +489,22 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
             return
         F, K = self.n_folds, self.K
         n, m, k = self._padded_sizes()
-        if F * (n + m) * k > _MAX_DENSE_ENTRIES:  # _stacked raises when it is called
-            return
-        shapes = [(F, n, k), (F, n, K), (F, n), (F, m, k), (F, m, K), (F, m), (F, k, K),
-                  (F, K), (F, K), (F,), (F, k, K), (F, K), (F,)]
+        static = dict(binary=self.binary, fit_intercept=self.fit_intercept, solve="cg",
+                      loss=self.loss)
+        if self._rows is not None:
+            N = size_bucket(self._rows[2].size)
+            shapes = [(N, k), (N, K), (F, N), (F, N), (F, k, K), (F, K), (F, K), (F,),
+                      (F, k, K), (F, K), (F,)]
+            kernel = logistic_hypergrad_rows
+        else:
+            if F * (n + m) * k > _MAX_DENSE_ENTRIES:  # _stacked raises when it is called
+                return
+            shapes = [(F, n, k), (F, n, K), (F, n), (F, m, k), (F, m, K), (F, m), (F, k, K),
+                      (F, K), (F, K), (F,), (F, k, K), (F, K), (F,)]
+            kernel, static = logistic_hypergrad, dict(static, shapes=None)
         f64 = np.dtype(np.float64)
         with jax.enable_x64(True):
-            logistic_hypergrad.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes),
-                                        binary=self.binary, fit_intercept=self.fit_intercept,
-                                        solve="cg", shapes=None, loss=self.loss)
+            kernel.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes), **static)
 
     # -- inner solves ----------------------------------------------------------------------
     def _solve(self, i, alpha, rho, tol, polish=True):
@@ -536,13 +575,16 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         """Padded training and test columns (and targets) of every fold.
 
         Dense ``(F, n, k)`` arrays, or for large sparse folds (kept sparse on the host)
-        COO pairs ``(data (F, nnz), indices (F, nnz, 2))`` padded to one length.
+        COO pairs ``(data (F, nnz), indices (F, nnz, 2))`` padded to one length; or, with
+        ``rows`` and all columns, :meth:`_shared_rows`.
         """
         key = None if cols is None else tuple(c.tobytes() for c in cols)
         if key in self._stack_cache:
             return self._stack_cache[key]
         F = self.n_folds
         n, m, k = self._padded_sizes()
+        if cols is None and self._rows is not None:
+            return self._shared_rows(k)
         Ys = pad_stack(self.Y, (n, self.K))
         Yts = pad_stack(self.Yt, (m, self.K))
         sws = pad_stack(self.sw, (n,)) / self.w_unit
@@ -577,6 +619,31 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         with jax.enable_x64(True):
             Xs, Ys, sws, Xts, Yts, swts = jax.device_put((Xs, Ys, sws, Xts, Yts, swts))
         out = (Xs, Ys, sws, Xts, Yts, swts, k, shapes)
+        self._stack_cache = {None: out}
+        return out
+
+    def _shared_rows(self, k):
+        """:meth:`_stacked`'s all-column arrays from ``rows``: ``X`` and ``Y`` once
+        (``N`` rows padded to :func:`size_bucket`, ``k`` columns) and each fold's training
+        and test weights on them (``(F, N)``), for :func:`_logistic_hypergrad_rows`."""
+        X, y, first, train_rows, test_rows = self._rows
+        F, N, p = self.n_folds, size_bucket(first.size), X.shape[1]
+        Xs = np.zeros((N, k))
+        step = max(1, 2 ** 16 // max(p, 1))  # (by blocks: no whole temporary copy)
+        for s in range(0, first.size, step):
+            e = min(s + step, first.size)
+            Xs[s:e, :p] = X[first[s:e]]
+        if self.x_unit != 1.0:
+            Xs /= self.x_unit
+        Ys = np.zeros((N, self.K))
+        Ys[:first.size] = one_hot(y[first], self.n_classes)
+        sws, swts = np.zeros((F, N)), np.zeros((F, N))
+        for i in range(F):
+            sws[i, train_rows[i]] = self.sw[i] / self.w_unit
+            swts[i, test_rows[i]] = self.swt[i] / self.w_unit
+        with jax.enable_x64(True):
+            Xs, Ys, sws, swts = jax.device_put((Xs, Ys, sws, swts))
+        out = (Xs, Ys, sws, None, None, swts, k, "rows")
         self._stack_cache = {None: out}
         return out
 
@@ -624,10 +691,15 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
             u = (np.zeros_like(Ws), np.zeros_like(bs))
         # A failed solve is retried with a ridge on that fold and reported (warning,
         # ``info["ridge"]``); one that fails again leaves the Evaluation not "converged".
+        static = dict(binary=self.binary, fit_intercept=self.fit_intercept, solve=solve,
+                      loss=self.loss)
+        if shapes == "rows":  # every fold's rows from one X (see _shared_rows)
+            kernel, args = logistic_hypergrad_rows, (Xs, Ys, sws, swts)
+        else:
+            kernel, args = logistic_hypergrad, (Xs, Ys, sws, Xts, Yts, swts)
+            static["shapes"] = shapes
         loss_f, d_alpha_g, d_rho_g, uW, ub, ok, res, ridge = solve_with_fallback(
-            logistic_hypergrad, (Xs, Ys, sws, Xts, Yts, swts, Ws, bs, al, rh, u[0], u[1]),
-            dict(binary=self.binary, fit_intercept=self.fit_intercept, solve=solve,
-                 shapes=shapes, loss=self.loss), F, "linear system",
+            kernel, (*args, Ws, bs, al, rh, u[0], u[1]), static, F, "linear system",
             max_residual=_ACCEPT_RESIDUAL)
         self._u = (uW, ub)
         # Chain rule back to (alpha, rho): d alpha_g / d alpha = mult,

@@ -57,6 +57,43 @@ def merge_duplicate_rows(X, y, sample_weight):
     ``(n,)``. Returns ``(X, y, sample_weight, index)``: ``index`` the first original row
     of each merged row.
     """
+    keep, order, starts = _groups(X, y, sample_weight)
+    first = order[starts]
+    Xk, yk = (X, np.asarray(y)) if keep.size == len(sample_weight) else \
+        (X[keep], np.asarray(y)[keep])
+    sw = np.asarray(sample_weight, np.float64)[keep]
+    w = np.add.reduceat(sw[order], starts) if len(order) else np.zeros(0)
+    return Xk[first], yk[first], w, keep[first]
+
+
+def unique_rows(X, y, sample_weight):
+    """The rows :func:`merge_duplicate_rows` keeps, as indices: ``(first, inverse)``,
+    ``first`` the first original row of each merged row (in the same canonical order) and
+    ``inverse (n,)`` the merged row of each original row (-1 for a zero weight).
+
+    Merging subsets of the rows (folds) and then mapping each of their merged rows through
+    ``inverse[subset[index]]`` gives distinct rows of ``X[first]``: the folds' rows as
+    weights on one shared array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0], [2.0], [1.0], [3.0]]); y = np.array([0, 1, 0, 1])
+    >>> first, inverse = unique_rows(X, y, np.array([1.0, 1.0, 1.0, 0.0]))
+    >>> len(first), X[first][inverse[:3]].ravel().tolist(), int(inverse[3])
+    (2, [1.0, 2.0, 1.0], -1)
+    """
+    keep, order, starts = _groups(X, y, sample_weight)
+    inverse = np.full(len(sample_weight), -1, dtype=np.intp)
+    new = np.zeros(len(order), bool)
+    new[starts] = True
+    inverse[keep[order]] = np.cumsum(new) - 1
+    return keep[order[starts]], inverse
+
+
+def _groups(X, y, sample_weight):
+    """``(keep, order, starts)``: the rows of positive weight, their canonical order
+    (hash, then bits) and where each group of equal rows starts in it."""
     sw = np.asarray(sample_weight, np.float64)
     keep = np.flatnonzero(sw > 0)
     Xk, yk = (X, np.asarray(y)) if keep.size == sw.size else (X[keep], np.asarray(y)[keep])
@@ -77,7 +114,4 @@ def merge_duplicate_rows(X, y, sample_weight):
         new[1:] = hs[1:] != hs[:-1]
         for i in np.flatnonzero(~new):
             new[i] = not _equal_rows(Xk, codes, order[i], order[i - 1])
-    starts = np.flatnonzero(new)
-    first = order[starts]
-    w = np.add.reduceat(sw[keep][order], starts) if len(order) else np.zeros(0)
-    return Xk[first], yk[first], w, keep[first]
+    return keep, order, np.flatnonzero(new)

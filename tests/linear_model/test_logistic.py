@@ -62,6 +62,15 @@ def _folds(X, y, sw=None, sw_train=None, k=3):
     return [FoldData(X[tr], y[tr], sw_train[tr], X[te], y[te], sw[te]) for tr, te in splits]
 
 
+def _rows_folds(X, y, sw=None, sw_train=None, k=3):
+    """The folds and ``rows`` as the estimator builds them (repeated rows merged, every
+    fold's rows as rows of the data set's distinct rows)."""
+    sw = np.ones(len(y)) if sw is None else sw
+    sw_train = sw if sw_train is None else sw_train
+    splits = list(StratifiedKFold(k, shuffle=True, random_state=0).split(X, y))
+    return ImplicitLogisticRegressionCV._merged_folds(X, y, sw_train, sw, splits)
+
+
 def _fd(f, x, h):
     """4th-order central differences."""
     return (-f(x + 2 * h) + 8 * f(x + h) - 8 * f(x - h) + f(x - 2 * h)) / (12 * h)
@@ -81,8 +90,14 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_hypergradient_matches_finite_differences(case, request):
+# The kernel that reads every fold's rows from one array (``rows``, the estimator's).
+ROWS_CASES = ["binary-l2-weights", "binary-l2-no-intercept", "binary-enet-tuned",
+              "multinomial-l2-per-class"]
+
+
+@pytest.mark.parametrize("case,rows", [(c, False) for c in CASES]
+                         + [(c, True) for c in ROWS_CASES])
+def test_hypergradient_matches_finite_differences(case, rows, request):
     name, rho, tune_rho, per_class, C, fit_intercept, weights = CASES[case]
     X, y = request.getfixturevalue(name)
     n_classes = len(np.unique(y))
@@ -90,9 +105,12 @@ def test_hypergradient_matches_finite_differences(case, request):
     if weights:
         sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
         swc = sw * np.where(y == 1, 2.0, 1.0)  # class weights act on the training loss
-    prob = LogisticCVProblem(_folds(X, y, sw, swc), n_classes=n_classes, l1_ratio=rho,
+    folds, shared = _rows_folds(X, y, sw, swc) if rows else (_folds(X, y, sw, swc), None)
+    prob = LogisticCVProblem(folds, n_classes=n_classes, l1_ratio=rho,
                              tune_l1_ratio=tune_rho, C_per_class=per_class,
-                             fit_intercept=fit_intercept, tol=1e-13, max_iter=2000)
+                             fit_intercept=fit_intercept, tol=1e-13, max_iter=2000,
+                             rows=shared)
+    assert (prob._stacked(None)[-1] == "rows") == rows
     K = prob.K
     C = np.linspace(0.5, 1.5, K) * C if per_class else C
     params = {"C": C, "l1_ratio": rho} if tune_rho else {"C": C}
@@ -112,6 +130,50 @@ def test_hypergradient_matches_finite_differences(case, request):
     if tune_rho:
         g = lambda r: prob.evaluate({"C": C, "l1_ratio": r}, with_grad=False).loss  # noqa: E731
         np.testing.assert_allclose(ev.grad["l1_ratio"], _fd(g, rho, h), rtol=1e-8)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5])
+@pytest.mark.parametrize("dataset", ["cancer", "digits"])
+def test_rows_kernel_is_the_stacked_kernel(dataset, rho, request):
+    """Every fold's rows read from one array (``rows``) give the stacked folds' losses
+    and hypergradients; a data set with repeated rows, rows of weight 0 and shuffled rows
+    gives its weighted twin's kernel arrays and outputs bit for bit."""
+    X, y = request.getfixturevalue(dataset)
+    sw = np.random.RandomState(0).randint(1, 4, len(y)).astype(float)
+    swc = sw * np.where(y == 1, 2.0, 1.0)
+    folds, shared = _rows_folds(X, y, sw, swc)
+    kw = dict(n_classes=len(np.unique(y)), l1_ratio=rho, tol=1e-10)
+    evs = [LogisticCVProblem(folds, rows=r, **kw).evaluate({"C": 0.3}) for r in (None, shared)]
+    np.testing.assert_allclose(evs[1].fold_losses, evs[0].fold_losses, rtol=1e-12)
+    np.testing.assert_allclose(evs[1].grad["C"], evs[0].grad["C"], rtol=1e-9)
+    assert evs[1].info["linear_residual"] < 1e-9
+
+    # The repeated-rows twin: each row repeated sw times (class weights as weights), plus
+    # rows of weight 0, shuffled; the splits are the twin's of the same rows.
+    rng = np.random.RandomState(1)
+    rep = np.repeat(np.arange(len(y)), sw.astype(int))
+    extra = rng.choice(len(y), 20)
+    idx = np.concatenate([rep, extra])
+    w = np.concatenate([np.ones(rep.size), np.zeros(extra.size)])
+    perm = rng.permutation(idx.size)
+    idx, w = idx[perm], w[perm]
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    fold_of = np.empty(len(y), int)
+    for f, (_, te) in enumerate(splits):
+        fold_of[te] = f
+    twin_splits = [(np.flatnonzero(fold_of[idx] != f), np.flatnonzero(fold_of[idx] == f))
+                   for f in range(3)]
+    cw = np.where(y[idx] == 1, 2.0, 1.0)
+    folds2, shared2 = ImplicitLogisticRegressionCV._merged_folds(X[idx], y[idx], w * cw, w,
+                                                                 twin_splits)
+    p1, p2 = (LogisticCVProblem(f, rows=r, **kw) for f, r in
+              ((folds, shared), (folds2, shared2)))
+    for a, b in zip(p1._stacked(None)[:6], p2._stacked(None)[:6]):
+        if a is not None:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    e1, e2 = p1.evaluate({"C": 0.3}), p2.evaluate({"C": 0.3})
+    np.testing.assert_array_equal(e1.fold_losses, e2.fold_losses)
+    np.testing.assert_array_equal(e1.grad["C"], e2.grad["C"])
 
 
 @pytest.mark.parametrize("dataset", ["cancer", "digits"])

@@ -431,10 +431,18 @@ def _one_blas_thread(X, K):
     The inner solvers make thousands of matrix-vector products of a few milliseconds at
     most: a second BLAS thread gains little, and when the machine is oversubscribed its
     spin-waits cost more than the products (measured on a loaded 2-core machine, l1 fit of
-    a 1500 x 500 problem: 48 s with OpenBLAS's 2 threads, 4 s with one). Large folds
-    (``n p K > 1e7``) keep the library's setting.
+    a 1500 x 500 problem: 48 s with OpenBLAS's 2 threads, 4 s with one). Folds larger
+    than the caches (``n p K >= 2^21``, 16 MB of float64, as :data:`DIRECT_NEWTON_MIN_ENTRIES`)
+    keep the library's setting, except those that take exact Newton steps
+    (:func:`_uses_direct_newton`). Measured in fresh processes, the second of two fits,
+    three alternating runs each: at 20000 x 200 (16000 x 200 folds, conjugate-gradient
+    steps) 7.3-8.3 s with one thread, 4.8-5.3 s with the library's two; at 50000 x 100
+    (exact steps) 8.0-8.3 s with one, 7.6-10.9 s with two (erratic: the background
+    compilation of the hypergradient kernel competes for the cores).
     """
-    return one_blas_thread(X.shape[0] * X.shape[1] * K <= 1e7)
+    if _uses_direct_newton(X, K, None):
+        return one_blas_thread()
+    return one_blas_thread(X.shape[0] * X.shape[1] * K < 2 ** 21)
 
 
 def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_iter=1000,

@@ -30,7 +30,8 @@ from ..tuning._constant import tune_or_constant
 from ..tuning._outer import TuningResult
 from ..tuning._protocol import Evaluation, Hyperparameter
 from ..utils import (check_fold_classes, check_fold_weights, check_sample_weight,
-                     merge_duplicate_rows, unique_rows)
+                     merge_duplicate_rows)
+from ..utils._rows import merge_rows_of, unique_rows
 from ._base import OUTER_LOOP_CONSTRAINTS, check_bounds
 from ..tuning import FoldData, device_dtype, resolve_backend
 from ..solvers._host_logistic import fit_logistic, host_matrix, one_hot
@@ -660,20 +661,23 @@ default='lbfgs'
         """The folds with repeated rows merged into weights, in a canonical order
         (:func:`~skimplicit.utils.merge_duplicate_rows`), and, for dense ``X``, the
         problem's ``rows``: every fold's rows as rows of the data set's distinct rows
-        (:func:`~skimplicit.utils.unique_rows`), which the hypergradient kernel reads once
+        (:func:`~skimplicit.utils._rows.unique_rows`), which the hypergradient kernel reads once
         for all folds."""
-        first, inverse = (None, None) if sp.issparse(X) else unique_rows(X, y_enc,
-                                                                         sample_weight)
+        if sp.issparse(X):
+            return [FoldData(*merge_duplicate_rows(X[tr], y_enc[tr], sw_train[tr])[:3],
+                             *merge_duplicate_rows(X[te], y_enc[te], sample_weight[te])[:3])
+                    for tr, te in splits], None
+        # Dense: the data set's rows grouped once; each fold merged from the groups
+        # (the same arrays as merge_duplicate_rows of the fold, one copy of its rows).
+        first, inverse = unique_rows(X, y_enc, sample_weight)
         folds, train_rows, test_rows = [], [], []
         for tr, te in splits:
-            Xa, ya, wa, ia = merge_duplicate_rows(X[tr], y_enc[tr], sw_train[tr])
-            Xb, yb, wb, ib = merge_duplicate_rows(X[te], y_enc[te], sample_weight[te])
+            Xa, ya, wa, _, ia = merge_rows_of(X, y_enc, sw_train, tr, first, inverse)
+            Xb, yb, wb, _, ib = merge_rows_of(X, y_enc, sample_weight, te, first, inverse)
             folds.append(FoldData(Xa, ya, wa, Xb, yb, wb))
-            if first is not None:
-                train_rows.append(inverse[np.asarray(tr)[ia]])
-                test_rows.append(inverse[np.asarray(te)[ib]])
-        rows = None if first is None else (X, y_enc, first, train_rows, test_rows)
-        return folds, rows
+            train_rows.append(ia)
+            test_rows.append(ib)
+        return folds, (X, y_enc, first, train_rows, test_rows)
 
     def _make_problem(self, folds, Cs_list, rhos, tune_rho, rho_bounds, n_classes, loss,
                       rows=None):

@@ -428,7 +428,7 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
     rows : tuple or None, default=None
         ``(X, y, first, train_rows, test_rows)`` when every fold's rows are distinct rows
         of ``X[first]`` (dense; labels ``y[first]``, encoded as the folds'; see
-        :func:`~skimplicit.utils.unique_rows`): ``train_rows[i]`` the row of ``X[first]``
+        :func:`~skimplicit.utils._rows.unique_rows`): ``train_rows[i]`` the row of ``X[first]``
         of each row of fold ``i``'s training part, in its order, and likewise
         ``test_rows[i]``. The all-column kernel then reads those rows once for all folds
         (:func:`_logistic_hypergrad_rows`) instead of a stacked copy of every fold.

@@ -7,8 +7,7 @@ from ._validation import (
     is_constant_target,
     nothing_to_tune,
 )
-from ._rows import merge_duplicate_rows, unique_rows
+from ._rows import merge_duplicate_rows
 
 __all__ = ["check_fold_classes", "check_fold_weights", "check_sample_weight",
-           "is_constant_target", "merge_duplicate_rows", "nothing_to_tune",
-           "unique_rows"]
+           "is_constant_target", "merge_duplicate_rows", "nothing_to_tune"]

@@ -91,6 +91,42 @@ def unique_rows(X, y, sample_weight):
     return keep[order[starts]], inverse
 
 
+def merge_rows_of(X, y, sample_weight, rows, first, inverse):
+    """:func:`merge_duplicate_rows` of ``(X[rows], y[rows], sample_weight[rows])`` from the
+    groups of the whole data set (:func:`unique_rows`: ``(first, inverse)``), with no hash
+    of the subset and one copy of its rows. The same arrays, in the same order (the
+    canonical one), but for rows whose 64-bit hashes collide. Returns ``(X, y,
+    sample_weight, index, ids)``: ``index`` the first row of ``rows`` of each merged row,
+    ``ids`` its row of ``X[first]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0], [2.0], [1.0], [3.0]]); y = np.array([0, 1, 0, 1])
+    >>> first, inverse = unique_rows(X, y, np.ones(4))
+    >>> Xm, ym, wm, index, ids = merge_rows_of(X, y, np.ones(4), [0, 2, 3], first, inverse)
+    >>> sorted(zip(Xm.ravel().tolist(), wm.tolist()))
+    [(1.0, 2.0), (3.0, 1.0)]
+    """
+    rows = np.asarray(rows, dtype=np.intp)
+    w = np.asarray(sample_weight, np.float64)[rows]
+    ids = inverse[rows]
+    keep = np.flatnonzero(w > 0)
+    if np.any(ids[keep] < 0):
+        raise ValueError("rows of positive weight must be rows of the groups (inverse >= 0).")
+    ids_k = ids[keep]
+    # Sorted by group, stably (the rows' order within a group), and summed by reduceat:
+    # the same sums as merge_duplicate_rows's, bit for bit.
+    order = np.argsort(ids_k, kind="stable")
+    sorted_ids = ids_k[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if order.size \
+        else np.zeros(0, np.intp)
+    u, pos = sorted_ids[starts], order[starts]
+    sums = np.add.reduceat(w[keep][order], starts) if order.size else np.zeros(0)
+    src = rows[keep[pos]]
+    return X[src], np.asarray(y)[src], sums, keep[pos], u
+
+
 def _groups(X, y, sample_weight):
     """``(keep, order, starts)``: the rows of positive weight, their canonical order
     (hash, then bits) and where each group of equal rows starts in it."""

@@ -4,6 +4,7 @@ import scipy.sparse as sp
 
 from skimplicit.linear_model import ImplicitLogisticRegressionCV
 from skimplicit.utils import merge_duplicate_rows
+from skimplicit.utils._rows import merge_rows_of, unique_rows
 
 
 def _data(seed=0, n=12, p=4):
@@ -66,3 +67,29 @@ def test_string_labels():
     Xm, ym, w, idx = merge_duplicate_rows(X, np.array(["a", "a", "b", "b"]), np.ones(4))
     got = sorted(zip(map(tuple, Xm), ym.tolist(), w.tolist()))
     assert got == [((1.0, 2.0), "a", 2.0), ((1.0, 2.0), "b", 1.0), ((3.0, 4.0), "b", 1.0)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_rows_of_is_merge_duplicate_rows_of_the_subset(seed):
+    """Merging a subset of the rows from the whole data set's groups gives the arrays
+    merge_duplicate_rows gives on the subset, bit for bit (order, weights summed in the
+    same order, -0.0 rows), and ``ids`` rows of ``X[first]`` equal to them."""
+    rng = np.random.RandomState(seed)
+    base = rng.randint(0, 3, (40, 3)).astype(float)
+    base[rng.rand(40) < 0.2, 0] = -0.0
+    pick = rng.randint(0, 40, 200)
+    X, y = base[pick], rng.randint(0, 2, 40)[pick]
+    sw = rng.uniform(0.1, 3.0, 200)
+    sw[rng.rand(200) < 0.1] = 0.0
+    cw = np.where(y == 1, 0.7, 1.3)
+    first, inverse = unique_rows(X, y, sw)
+    for rows in (rng.choice(200, 150, replace=False), np.arange(0, 200, 3)):
+        for w in (sw, sw * cw):
+            ref = merge_duplicate_rows(X[rows], y[rows], w[rows])
+            got = merge_rows_of(X, y, w, rows, first, inverse)
+            for a, b in zip(got[:4], ref):
+                np.testing.assert_array_equal(a, b)
+                assert a.dtype == b.dtype
+            np.testing.assert_array_equal(X[first][got[4]] + 0.0, got[0] + 0.0)
+    with pytest.raises(ValueError, match="groups"):
+        merge_rows_of(X, y, np.ones(200), np.arange(200), first, inverse)

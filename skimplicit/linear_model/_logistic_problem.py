@@ -41,8 +41,9 @@ from ..solvers import ElasticNet
 from ..solvers._host_cd import dense
 from ..solvers._host_logistic import (REFINE_TOL, c_min, c_ridge, column_moments,
                                       column_scales, decision_values, host_matrix,
-                                      log_loss_terms, one_hot, probabilities,
-                                      refine_logistic, solve_logistic)
+                                      intercept_at_zero, log_loss_terms, newton_cg_gram,
+                                      one_hot, probabilities, refine_logistic,
+                                      solve_logistic)
 from ..tuning import CVProblem
 from ..tuning._progress import check_time
 from ..tuning._protocol import Hyperparameter
@@ -436,7 +437,7 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
 
     # Warm starts (see CVProblem): each fold's inner solution and the hypergradient
     # system's last solution.
-    warm_state = ("_W", "_b", "_u")
+    warm_state = ("_W", "_b", "_u", "_a")
 
     def __init__(self, folds, *, n_classes, fit_intercept=True, l1_ratio=0.0,
                  tune_l1_ratio=False, C_per_class=False, tol=1e-4, max_iter=1000,
@@ -475,6 +476,8 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         self._col_scales = [column_scales(X, s, fit_intercept) for X, _, s in folds_]
         self._W = [None] * self.n_folds
         self._b = [None] * self.n_folds
+        self._a = [None] * self.n_folds  # (row coordinates of W: see _solves_in_rows)
+        self._fold_grams = None
         self._u = None
         self._path_losses = []
         # Padded, stacked dense arrays for the kernel (all columns), built on first use.
@@ -507,7 +510,66 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
             kernel.prefetch(*(jax.ShapeDtypeStruct(sh, f64) for sh in shapes), **static)
 
     # -- inner solves ----------------------------------------------------------------------
+    # Column scales within this ratio of each other (standardized data: 1) keep the
+    # conjugate gradient of the row coordinates, which has no diagonal preconditioner,
+    # as well conditioned as the column-scaled one.
+    ROW_SOLVE_MAX_SCALE_RATIO = 4.0
+
+    def _solves_in_rows(self, rho):
+        """Whether fold solves work in the coordinates of the fold's rows
+        (:func:`~skimplicit.solvers._host_logistic.newton_cg_gram`, ``W = X^T a``): binary
+        pure-l2 problems on ``rows`` with at least twice as many columns as training rows
+        and columns of comparable scales. Their Gram matrices come from one product of
+        the data set's distinct rows (``N^2 p``, at most the size of ``X`` since
+        ``N <= p``); a conjugate-gradient iteration then costs ``n^2`` instead of
+        ``2 n p`` (2000 x 5000, a path of 9 C on one 1600-row fold: 0.21 s against 0.55 s,
+        the Gram matrix 0.14 s once)."""
+        if self._rows is None or not self.binary or rho != 0.0 or self.tune_l1_ratio:
+            return False
+        p, n = self.n_features, max(X.shape[0] for X in self.X)
+        if p < 2 * n or self._rows[2].size > p:
+            return False
+        if getattr(self, "_scale_ratio", None) is None:
+            scales = np.concatenate([c.ravel() for c in self._col_scales])
+            self._scale_ratio = float(scales.max()) / float(scales.min())
+        return self._scale_ratio <= self.ROW_SOLVE_MAX_SCALE_RATIO
+
+    def _fold_gram(self, i):
+        """Fold ``i``'s Gram matrix ``X_i X_i^T``: rows of the data set's (computed once
+        for all folds), kept."""
+        if self._fold_grams is None:
+            X, _, first, train_rows, _ = self._rows
+            Xu = X[first]
+            G = Xu @ Xu.T
+            del Xu
+            self._fold_grams = [G[np.ix_(r, r)] for r in train_rows]
+        return self._fold_grams[i]
+
+    def _solve_rows(self, i, alpha, tol):
+        """Fold ``i``'s binary l2 solve in its row coordinates (see
+        :meth:`_solves_in_rows`), as :meth:`_solve`."""
+        X, sw, y = self.X[i], self.sw[i], self.Y[i][:, 0]
+        a0, b0 = self._a[i], self._b[i]
+        if a0 is None:
+            a0 = np.zeros(X.shape[0])
+            b0 = intercept_at_zero(self.Y[i], sw) if self.fit_intercept else np.zeros(1)
+        kw = dict(max_iter=self.max_iter, fit_intercept=self.fit_intercept,
+                  col_scale=self._col_scales[i])
+        K = self._fold_gram(i)
+        a, b, W, n_iter, ok = newton_cg_gram(K, X, y, sw, alpha[0], a0, b0, tol=tol, **kw)
+        if ok and n_iter == 0 and not np.any(W):  # as fit_logistic
+            a, b, W, it2, _ = newton_cg_gram(K, X, y, sw, alpha[0], a, b, tol=tol * 1e-3,
+                                             **{**kw, "max_iter": 3})
+            n_iter += it2
+        W, b = W[:, None], np.array([b])
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+            W, b, a, ok = np.zeros_like(W), np.zeros_like(b), None, False
+        self._a[i], self._W[i], self._b[i] = a, W, b
+        return W, b, n_iter, ok
+
     def _solve(self, i, alpha, rho, tol, polish=True):
+        if self._solves_in_rows(rho):
+            return self._solve_rows(i, alpha, tol)
         W, b, info = solve_logistic(
             self.X[i], self.Y[i], ElasticNet(alpha, rho), sample_weight=self.sw[i],
             init=(self._W[i], self._b[i]), tol=tol, max_iter=self.max_iter,

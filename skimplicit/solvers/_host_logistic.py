@@ -388,6 +388,120 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
     return best[1], best[2], it, False
 
 
+def newton_cg_gram(K, X, y, sw, l2, a, b, *, tol, max_iter, fit_intercept=True,
+                   col_scale=None):
+    """Truncated Newton on a binary l2 problem with more columns than rows, in the
+    coordinates of its rows: ``W = X^T a`` (the solution of
+    ``sum_i s_i l(y_i, x_i^T W + b) + l2 / 2 ||W||^2`` lies in the row space of ``X``, as
+    every Newton iterate from such a start).
+
+    ``K = X X^T (n, n)`` (the fold's Gram matrix), ``X (n, p)`` dense, ``y (n,)`` labels in
+    {0, 1}, ``sw (n,)``, ``a (n,)`` and ``b`` the start. The logits are ``K a + b``; a
+    conjugate-gradient iteration costs one product with ``K`` (``n^2``) instead of two
+    with ``X`` (``2 n p``), and the line search none. Each Newton iteration makes one
+    product ``X^T g`` for :func:`_newton_cg`'s stopping test (the largest entry of the
+    gradient in ``V = W * col_scale``, ``<= tol * sum(s)``). The conjugate gradient is
+    :func:`_cg_step`'s without its diagonal preconditioner (which would leave the row
+    space): for columns of comparable scales. Returns ``(a, b, W (p,), n_iter, ok)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimplicit.solvers._host_logistic import newton_cg_gram, _newton_cg, one_hot
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(30, 80); y = (X[:, 0] + rng.randn(30) > 0).astype(float)
+    >>> a, b, W, n_iter, ok = newton_cg_gram(X @ X.T, X, y, np.ones(30), 2.0, np.zeros(30),
+    ...                                      0.0, tol=1e-12, max_iter=50)
+    >>> W2, b2, _, _ = _newton_cg(X, one_hot(y.astype(int), 2), np.ones(30), np.array([2.0]),
+    ...                           np.zeros((80, 1)), np.zeros(1), tol=1e-12, max_iter=50,
+    ...                           fit_intercept=True)
+    >>> bool(ok), bool(np.allclose(W, W2[:, 0], rtol=0, atol=1e-10))
+    (True, True)
+    """
+    d = np.ones(X.shape[1]) if col_scale is None else np.asarray(col_scale, float).ravel()
+    a, b, l2 = np.array(a, float), float(np.ravel(b)[0]), float(np.ravel(l2)[0])
+    swsum = float(sw.sum())
+    max_cg = max(20, 2 * (a.size + 1))
+
+    def state(a, b, Ka):
+        Z = Ka + b
+        terms = np.logaddexp(0.0, Z) - y * Z
+        f = float(sw @ terms) + 0.5 * l2 * float(a @ Ka)
+        P = expit(Z)
+        return f, P
+
+    def gradient(a, P):
+        g = sw * (P - y) + l2 * a  # the gradient in W is X^T g
+        gb = float(np.sum(sw * (P - y))) if fit_intercept else 0.0
+        return g, gb
+
+    Ka = K @ a
+    f, P = state(a, b, Ka)
+    best = (np.inf, a, b)
+    for it in range(max_iter + 1):
+        g, gb = gradient(a, P)
+        gW = X.T @ g
+        gmax = max(float(np.max(np.abs(gW / d), initial=0.0)), abs(gb))
+        if gmax <= tol * swsum:
+            return a, b, X.T @ a, it, True
+        if gmax < best[0]:
+            best = (gmax, a, b)
+        if it == max_iter or not np.isfinite(f):
+            break
+        # Conjugate gradient on H (dW, db) = -(gW, gb) with dW = X^T c, in the inner
+        # product <(c, beta), (c', beta')> = c^T K c' + beta beta' (W's, in coefficients).
+        Dw = sw * P * (1.0 - P)
+        Kg = K @ g
+        gnorm = np.sqrt(max(float(g @ Kg) + gb * gb, 0.0))
+        eta = min(0.5, np.sqrt(gnorm / swsum)) * gnorm
+        c, beta, Kc = np.zeros_like(a), 0.0, np.zeros_like(a)
+        rc, rb, Kr = -g, -gb, -Kg
+        pc, pb, Kp = rc.copy(), rb, Kr.copy()
+        rr = gnorm * gnorm
+        for _ in range(max_cg):
+            u = Dw * (Kp + pb)
+            Hc, Hb = u + l2 * pc, (float(u.sum()) if fit_intercept else 0.0)
+            pHp = float(Kp @ Hc) + pb * Hb
+            if pHp <= 1e-300 * rr:
+                if not np.any(c) and beta == 0.0:
+                    c, beta, Kc = pc, pb, Kp
+                break
+            t = rr / pHp
+            c, beta, Kc = c + t * pc, beta + t * pb, Kc + t * Kp
+            KH = K @ Hc
+            rc, rb, Kr = rc - t * Hc, rb - t * Hb, Kr - t * KH
+            rr_new = float(rc @ Kr) + rb * rb
+            if np.sqrt(max(rr_new, 0.0)) <= eta:
+                break
+            pc, pb, Kp = rc + (rr_new / rr) * pc, rb + (rr_new / rr) * pb, \
+                Kr + (rr_new / rr) * Kp
+            rr = rr_new
+        slope = float(Kg @ c) + gb * beta
+        if slope >= 0:
+            break
+        dZ = Kc + beta
+        t = 1.0
+        while True:
+            a2, b2 = a + t * c, b + t * beta
+            Z2 = Ka + b + t * dZ
+            f2 = float(sw @ (np.logaddexp(0.0, Z2) - y * Z2)) + 0.5 * l2 * float(
+                (a + t * c) @ (Ka + t * Kc))
+            if f2 <= f + 1e-4 * t * slope:
+                break
+            if t == 1.0 and abs(f2 - f) <= 1e-12 * max(swsum, abs(f)):
+                # Near the solution (see _newton_cg): a full step that shrinks the gradient.
+                g2, gb2 = gradient(a2, expit(Z2))
+                if float(g2 @ (K @ g2)) + gb2 * gb2 < gnorm ** 2:
+                    break
+            if t < 1e-10:  # the floating-point floor
+                return best[1], best[2], X.T @ best[1], it, best[0] <= max(tol, 1e-10) * swsum
+            t *= 0.5
+        a, b = a2, b2
+        Ka = K @ a  # (recomputed, not updated: the objective stays exact)
+        f, P = state(a, b, Ka)
+    return best[1], best[2], X.T @ best[1], it, False
+
+
 def _lbfgsb_enet(X, Y, sw, l1, l2, W, b, *, tol, max_iter, fit_intercept, col_scale=None):
     """scipy's L-BFGS-B on ``W = W+ - W-`` with ``W+-`` >= 0 (exact zeros).
 

@@ -187,3 +187,35 @@ def test_direct_newton_steps_on_tall_binary_data(monkeypatch, rel_err, fit_inter
     assert kkt_violation(W, b, X, Y, sw, 0.0, alpha, fit_intercept) <= 1e-12
     ref = _sklearn(X, y, sw, 0.0, "newton-cholesky", fit_intercept=fit_intercept)
     assert rel_err(W[:, 0], ref.coef_[0]) < 1e-6
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_newton_cg_gram_is_the_l2_solve_in_row_coordinates(rel_err, fit_intercept):
+    """p >= 2 n: the solve in row coordinates (W = X^T a, products with the Gram matrix)
+    reaches the l2 solution of the column solver and of scikit-learn, with weights; warm
+    started from a neighbour C it takes fewer iterations; max_iter=0 is not converged."""
+    from sklearn.datasets import make_classification
+
+    from skimplicit.solvers._host_logistic import _newton_cg, column_scales, newton_cg_gram
+
+    X, y = make_classification(60, 200, n_informative=8, random_state=2)
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, 60)
+    yf, K, d = y.astype(float), X @ X.T, column_scales(X, sw, fit_intercept)
+    a, b, W, n_cold, ok = newton_cg_gram(K, X, yf, sw, 1 / C, np.zeros(60), 0.0, tol=1e-12,
+                                         max_iter=100, fit_intercept=fit_intercept,
+                                         col_scale=d)
+    assert ok
+    np.testing.assert_allclose(X.T @ a, W, rtol=1e-12, atol=1e-15)
+    Wc, bc, _, ok_c = _newton_cg(X, one_hot(y, 2), sw, np.array([1 / C]), np.zeros((200, 1)),
+                                 np.zeros(1), tol=1e-12, max_iter=100,
+                                 fit_intercept=fit_intercept, col_scale=d)
+    assert ok_c and rel_err(W, Wc[:, 0]) < 1e-9 and abs(b - bc[0]) < 1e-9 * max(1, abs(b))
+    if not fit_intercept:
+        assert b == 0.0
+    ref = _sklearn(X, y, sw, 0.0, "newton-cholesky", fit_intercept=fit_intercept)
+    assert rel_err(W, ref.coef_[0]) < 1e-6
+    *_, n_warm, ok_w = newton_cg_gram(K, X, yf, sw, 1 / (1.3 * C), a, b, tol=1e-12,
+                                      max_iter=100, fit_intercept=fit_intercept, col_scale=d)
+    assert ok_w and n_warm < n_cold
+    assert not newton_cg_gram(K, X, yf, sw, 1 / C, np.zeros(60), 0.0, tol=1e-12, max_iter=0,
+                              fit_intercept=fit_intercept)[-1]

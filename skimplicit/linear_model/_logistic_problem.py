@@ -539,10 +539,15 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         for all folds), kept."""
         if self._fold_grams is None:
             X, _, first, train_rows, _ = self._rows
-            Xu = X[first]
-            G = Xu @ Xu.T
-            del Xu
-            self._fold_grams = [G[np.ix_(r, r)] for r in train_rows]
+            if first.size == X.shape[0]:  # (every row distinct: no copy of X)
+                G = X @ X.T
+                rows = [first[r] for r in train_rows]
+            else:
+                Xu = X[first]
+                G = Xu @ Xu.T
+                del Xu
+                rows = train_rows
+            self._fold_grams = [G[np.ix_(r, r)] for r in rows]
         return self._fold_grams[i]
 
     def _solve_rows(self, i, alpha, tol):

@@ -398,9 +398,10 @@ def newton_cg_gram(K, X, y, sw, l2, a, b, *, tol, max_iter, fit_intercept=True,
     ``K = X X^T (n, n)`` (the fold's Gram matrix), ``X (n, p)`` dense, ``y (n,)`` labels in
     {0, 1}, ``sw (n,)``, ``a (n,)`` and ``b`` the start. The logits are ``K a + b``; a
     conjugate-gradient iteration costs one product with ``K`` (``n^2``) instead of two
-    with ``X`` (``2 n p``), and the line search none. Each Newton iteration makes one
-    product ``X^T g`` for :func:`_newton_cg`'s stopping test (the largest entry of the
-    gradient in ``V = W * col_scale``, ``<= tol * sum(s)``). The conjugate gradient is
+    with ``X`` (``2 n p``), and the line search none. The stopping test is
+    :func:`_newton_cg`'s (the largest entry of the gradient ``X^T g`` in
+    ``V = W * col_scale``, ``<= tol * sum(s)``); its product with ``X^T`` is made only where
+    the bounds from ``||X^T g||^2 = g^T K g`` do not decide it. The conjugate gradient is
     :func:`_cg_step`'s without its diagonal preconditioner (which would leave the row
     space): for columns of comparable scales. Returns ``(a, b, W (p,), n_iter, ok)``.
 
@@ -435,24 +436,36 @@ def newton_cg_gram(K, X, y, sw, l2, a, b, *, tol, max_iter, fit_intercept=True,
         gb = float(np.sum(sw * (P - y))) if fit_intercept else 0.0
         return g, gb
 
+    def gmax_of(g, gb):  # the stopping test's quantity (one product with X^T)
+        return max(float(np.max(np.abs((X.T @ g) / d), initial=0.0)), abs(gb))
+
     Ka = K @ a
     f, P = state(a, b, Ka)
-    best = (np.inf, a, b)
+    best = (np.inf, a, b, None)
+    lo, hi = 1.0 / (np.sqrt(d.size) * d.max()), 1.0 / d.min()
     for it in range(max_iter + 1):
         g, gb = gradient(a, P)
-        gW = X.T @ g
-        gmax = max(float(np.max(np.abs(gW / d), initial=0.0)), abs(gb))
-        if gmax <= tol * swsum:
+        Kg = K @ g
+        gW2 = max(float(g @ Kg), 0.0)  # ||X^T g||^2
+        # ||X^T g / d||_inf lies in [lo, hi] ||X^T g||: the product with X^T only when
+        # those bounds do not decide the test.
+        bound = tol * swsum
+        if abs(gb) > bound or lo * np.sqrt(gW2) > bound:
+            converged = False
+        elif hi * np.sqrt(gW2) <= bound:
+            converged = True
+        else:
+            converged = gmax_of(g, gb) <= bound
+        if converged:
             return a, b, X.T @ a, it, True
-        if gmax < best[0]:
-            best = (gmax, a, b)
+        if gW2 + gb * gb < best[0]:  # (the smallest gradient, in W's norm)
+            best = (gW2 + gb * gb, a, b, g)
         if it == max_iter or not np.isfinite(f):
             break
         # Conjugate gradient on H (dW, db) = -(gW, gb) with dW = X^T c, in the inner
         # product <(c, beta), (c', beta')> = c^T K c' + beta beta' (W's, in coefficients).
         Dw = sw * P * (1.0 - P)
-        Kg = K @ g
-        gnorm = np.sqrt(max(float(g @ Kg) + gb * gb, 0.0))
+        gnorm = np.sqrt(gW2 + gb * gb)
         eta = min(0.5, np.sqrt(gnorm / swsum)) * gnorm
         c, beta, Kc = np.zeros_like(a), 0.0, np.zeros_like(a)
         rc, rb, Kr = -g, -gb, -Kg
@@ -493,8 +506,9 @@ def newton_cg_gram(K, X, y, sw, l2, a, b, *, tol, max_iter, fit_intercept=True,
                 g2, gb2 = gradient(a2, expit(Z2))
                 if float(g2 @ (K @ g2)) + gb2 * gb2 < gnorm ** 2:
                     break
-            if t < 1e-10:  # the floating-point floor
-                return best[1], best[2], X.T @ best[1], it, best[0] <= max(tol, 1e-10) * swsum
+            if t < 1e-10:  # the floating-point floor: the best iterate, if it passes
+                gbest = gmax_of(best[3], gradient(best[1], expit(K @ best[1] + best[2]))[1])
+                return best[1], best[2], X.T @ best[1], it, gbest <= max(tol, 1e-10) * swsum
             t *= 0.5
         a, b = a2, b2
         Ka = K @ a  # (recomputed, not updated: the objective stays exact)

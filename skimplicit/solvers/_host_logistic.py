@@ -251,13 +251,21 @@ def _direct_newton_step(X, P, sw, l2, gW, gb, d, fit_intercept):
     ``V`` and solved by Cholesky. ``None`` when it is not positive definite."""
     D = sw * P[:, 0] * (1.0 - P[:, 0])
     r = np.sqrt(D)
-    Xr = X * r[:, None]
-    dd = np.broadcast_to(np.asarray(d, float).reshape(-1), (X.shape[1],))
-    H = (Xr.T @ Xr) / np.outer(dd, dd)
+    p = X.shape[1]
+    # X^T D X by blocks of rows (in cache; no weighted copy of X: its first touch of
+    # fresh memory cost a fifth of the step at 40000 x 100).
+    H, hb = np.zeros((p, p)), np.zeros(p)
+    block = max(1, 2 ** 18 // max(p, 1))
+    for s in range(0, X.shape[0], block):
+        B = X[s:s + block] * r[s:s + block, None]
+        H += B.T @ B
+        hb += B.T @ r[s:s + block]
+    dd = np.broadcast_to(np.asarray(d, float).reshape(-1), (p,))
+    H /= np.outer(dd, dd)
     H[np.diag_indices_from(H)] += float(l2[0]) / (dd * dd)
     g = -gW[:, 0]
     if fit_intercept:
-        hb = (Xr.T @ r) / dd
+        hb = hb / dd
         H = np.block([[H, hb[:, None]], [hb[None, :], np.array([[D.sum()]])]])
         g = np.r_[g, -gb]
     try:
@@ -267,7 +275,6 @@ def _direct_newton_step(X, P, sw, l2, gW, gb, d, fit_intercept):
         return None
     if not np.all(np.isfinite(step)):
         return None
-    p = X.shape[1]
     return step[:p, None], (step[p:] if fit_intercept else np.zeros_like(gb))
 
 

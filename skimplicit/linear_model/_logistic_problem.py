@@ -41,9 +41,9 @@ from ..solvers import ElasticNet
 from ..solvers._host_cd import dense
 from ..solvers._host_logistic import (REFINE_TOL, c_min, c_ridge, column_moments,
                                       column_scales, decision_values, host_matrix,
-                                      intercept_at_zero, log_loss_terms, newton_cg_gram,
-                                      one_hot, probabilities, refine_logistic,
-                                      solve_logistic)
+                                      fold_moments, intercept_at_zero, log_loss_terms,
+                                      newton_cg_gram, one_hot, probabilities,
+                                      refine_logistic, solve_logistic, uses_cov_precond)
 from ..tuning import CVProblem
 from ..tuning._progress import check_time
 from ..tuning._protocol import Hyperparameter
@@ -478,6 +478,7 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         self._b = [None] * self.n_folds
         self._a = [None] * self.n_folds  # (row coordinates of W: see _solves_in_rows)
         self._fold_grams = None
+        self._covs = [None] * self.n_folds  # (fold_moments, made on first use)
         self._u = None
         self._path_losses = []
         # Padded, stacked dense arrays for the kernel (all columns), built on first use.
@@ -572,13 +573,23 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         self._a[i], self._W[i], self._b[i] = a, W, b
         return W, b, n_iter, ok
 
+    def _cov(self, i, rho):
+        """Fold ``i``'s :func:`~skimplicit.solvers._host_logistic.fold_moments` for the
+        preconditioner of its l2 solves, where they use it (kept), else None."""
+        if rho != 0.0 or not uses_cov_precond(self.X[i], self.K):
+            return None
+        if self._covs[i] is None:
+            self._covs[i] = fold_moments(self.X[i], self.sw[i])
+        return self._covs[i]
+
     def _solve(self, i, alpha, rho, tol, polish=True):
         if self._solves_in_rows(rho):
             return self._solve_rows(i, alpha, tol)
         W, b, info = solve_logistic(
             self.X[i], self.Y[i], ElasticNet(alpha, rho), sample_weight=self.sw[i],
             init=(self._W[i], self._b[i]), tol=tol, max_iter=self.max_iter,
-            fit_intercept=self.fit_intercept, polish=polish, col_scale=self._col_scales[i])
+            fit_intercept=self.fit_intercept, polish=polish, col_scale=self._col_scales[i],
+            cov=self._cov(i, rho))
         n_iter, ok = info.n_iter, info.converged
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
             W, b, ok = np.zeros_like(W), np.zeros_like(b), False
@@ -601,20 +612,22 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         # suffices; hypergradients need tighter solves (their error is linear in it).
         tol = min(self.tol, 1e-6) * precision
         sols, iters, conv = [], [], []
-        # Exact (polished) l1 solutions where they matter: hypergradients, and tight
-        # tolerances (finite-difference checks); path points only rank values of C.
+        # Exact (polished, or refined for l2) solutions where they matter: hypergradients,
+        # and tight tolerances (finite-difference checks: a solve stopped by its gradient
+        # test at 1e-13 still moved the Brier loss's differences at a step of 1e-4 by
+        # 5e-8); path points only rank values of C.
         polish = with_grad or tol < 1e-8
         for i in range(self.n_folds):
             check_time()  # max_time, between folds (raises _progress.TimeUp)
             W, b, it, ok = self._solve(i, alpha, rho, tol, polish)
-            if with_grad and rho == 0.0 and ok:
+            if polish and rho == 0.0 and ok:
                 # The l2 solution made exact to rounding by up to 3 more Newton steps
                 # (quadratic convergence), as l1 ones are by their polish: the
                 # hypergradient's error is otherwise linear in ``tol`` (1e-7 to 7e-6
                 # relative at 1e-6 on the breast-cancer and digits data).
                 W, b, it2 = refine_logistic(self.X[i], self.Y[i], self.sw[i], alpha, W, b,
                                             fit_intercept=self.fit_intercept,
-                                            tol=REFINE_TOL, max_iter=3)
+                                            tol=REFINE_TOL, max_iter=3, cov=self._cov(i, rho))
                 self._W[i], self._b[i] = W, b
                 it += it2
             sols.append((W, b))

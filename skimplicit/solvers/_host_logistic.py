@@ -278,10 +278,70 @@ def _direct_newton_step(X, P, sw, l2, gW, gb, d, fit_intercept):
     return step[:p, None], (step[p:] if fit_intercept else np.zeros_like(gb))
 
 
-def _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum, max_cg):
+COV_PRECOND_MAX = 256
+"""Binary l2 folds with at most this many columns and at least four times as many rows
+precondition their conjugate gradient with ``c [X 1]^T S [X 1] + diag(l2, 0)`` (``S`` the
+sample weights, ``c`` the mean curvature ``s p (1 - p) / s``) when the caller keeps the
+fold's :func:`fold_moments`: the Hessian with its curvature averaged, factored at every
+Newton step in ``O(p^3)``, against the diagonal otherwise (:func:`_cg_step`)."""
+
+
+def fold_moments(X, sw):
+    """``[X 1]^T diag(sw) [X 1]`` (``(p + 1, p + 1)``, dense ``X``) by blocks of rows: the
+    fold's weighted second moments, kept by callers across solves (see
+    :data:`COV_PRECOND_MAX`)."""
+    p = X.shape[1]
+    A = np.zeros((p + 1, p + 1))
+    block = max(1, 2 ** 18 // max(p, 1))
+    for s in range(0, X.shape[0], block):
+        B = np.concatenate([X[s:s + block], np.ones((min(block, X.shape[0] - s), 1))], axis=1)
+        A += B.T @ (B * sw[s:s + block, None])
+    return A
+
+
+def uses_cov_precond(X, K):
+    """Whether :func:`_newton_cg` takes a fold's :func:`fold_moments` (see
+    :data:`COV_PRECOND_MAX`)."""
+    n, p = X.shape
+    return K == 1 and not sp.issparse(X) and p <= COV_PRECOND_MAX and n >= 4 * p
+
+
+def _cov_precond(cov, P, sw, l2, d, fit_intercept):
+    """The preconditioner of :data:`COV_PRECOND_MAX` in ``V = W * d``: ``(rW, rb) ->
+    M^-1 (rW, rb)``; None when ``M`` is not positive definite."""
+    p = cov.shape[0] - 1
+    c = float(sw @ (P[:, 0] * (1.0 - P[:, 0]))) / float(sw.sum())
+    dd = np.ones(p) if np.ndim(d) == 0 else np.asarray(d, float).reshape(-1)
+    e = np.r_[1.0 / dd, 1.0]
+    M = c * cov * np.outer(e, e)
+    M[np.arange(p), np.arange(p)] += float(l2[0]) / (dd * dd)
+    if not fit_intercept:
+        M = M[:p, :p]
+    # (one BLAS thread: small factorizations between the fold's long products ran 10-60x
+    # slower on two, 19 ms a 201 x 201 Cholesky)
+    try:
+        with one_blas_thread():
+            fac = sla.cho_factor(M, lower=True, check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    if not np.all(np.isfinite(fac[0])):
+        return None
+
+    def apply(rW, rb):
+        with one_blas_thread():
+            z = sla.cho_solve(fac, np.r_[rW[:, 0], rb] if fit_intercept else rW[:, 0],
+                              check_finite=False)
+        return z[:p, None], (z[p:] if fit_intercept else 0.0 * rb)
+
+    return apply
+
+
+def _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum, max_cg,
+             precond=None):
     """The truncated Newton step ``(dV, db)`` in ``V = W * d``: preconditioned conjugate
     gradient on ``H d = -g`` with products by the Hessian (:func:`_hess_matvec`), to the
-    Eisenstat-Walker forcing term."""
+    Eisenstat-Walker forcing term; ``precond`` (``(rW, rb) -> (zW, zb)``) replaces its
+    diagonal preconditioner."""
     hv = _hess_matvec(X, P, sw, binary, fit_intercept)
     # Jacobi-like preconditioner in V: the loss's curvature per output (the columns
     # are standardized in V) plus the penalty's, l2 / d^2 (orders of magnitude apart
@@ -297,7 +357,10 @@ def _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum, max_cg):
     eta = min(0.5, np.sqrt(gnorm / swsum)) * gnorm
     dW, db = np.zeros_like(gW), np.zeros_like(gb)
     rW, rb = -gW, -gb
-    zW, zb = rW / MW, rb / Mb
+    if precond is None:
+        def precond(rW, rb):
+            return rW / MW, rb / Mb
+    zW, zb = precond(rW, rb)
     pW, pb = zW.copy(), zb.copy()
     rz = float(np.sum(rW * zW) + np.sum(rb * zb))
     for _ in range(max_cg):
@@ -315,7 +378,7 @@ def _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum, max_cg):
         rb -= a * Hb
         if np.sqrt(float(np.sum(rW * rW) + np.sum(rb * rb))) <= eta:
             break
-        zW, zb = rW / MW, rb / Mb
+        zW, zb = precond(rW, rb)
         rz_new = float(np.sum(rW * zW) + np.sum(rb * zb))
         pW = zW + (rz_new / rz) * pW
         pb = zb + (rz_new / rz) * pb
@@ -324,7 +387,7 @@ def _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum, max_cg):
 
 
 def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, lin=None,
-               col_scale=None):
+               col_scale=None, cov=None):
     """Truncated Newton on ``sum s l + sum_k l2_k / 2 ||W_k||^2 + <lin, W>`` (its steps by
     :func:`_cg_step`, or exact ones by :func:`_direct_newton_step` where
     :func:`_uses_direct_newton`).
@@ -334,8 +397,10 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
     The conjugate gradient and the stopping test work in the coordinates
     ``V = W * col_scale`` (``(p, 1)``, see :func:`column_scales`; the identity if None):
     stops when the largest gradient entry in them is ``<= tol * sum(s)`` (scikit-learn's
-    ``newton-cg`` criterion on its mean-loss scaling, for standardized columns). Returns
-    ``(W, b, n_iter, ok)``.
+    ``newton-cg`` criterion on its mean-loss scaling, for standardized columns). ``cov``:
+    the fold's :func:`fold_moments` where :func:`uses_cov_precond` (binary, no ``mask``):
+    its preconditioner (:data:`COV_PRECOND_MAX`) instead of exact steps or the diagonal.
+    Returns ``(W, b, n_iter, ok)``.
     """
     binary = Y.shape[1] == 1
     d = 1.0 if col_scale is None else col_scale
@@ -344,7 +409,9 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
     m = 1.0 if mask is None else mask
     n_free = W.size if mask is None else int(np.count_nonzero(mask))
     max_cg = max(20, 2 * (n_free + b.size))
-    direct = _uses_direct_newton(X, Y.shape[1], mask)
+    cov = cov if (cov is not None and mask is None and uses_cov_precond(X, Y.shape[1])) \
+        else None
+    direct = cov is None and _uses_direct_newton(X, Y.shape[1], mask)
 
     def value(W, b):
         loss, GW, gb, P = _loss_grad(W, b, X, Y, sw, fit_intercept)
@@ -368,8 +435,9 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
         if step is not None:
             dW, db = step
         else:
+            pre = None if cov is None else _cov_precond(cov, P, sw, l2, d, fit_intercept)
             dW, db = _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum,
-                              max_cg)
+                              max_cg, precond=pre)
         gnorm = np.sqrt(np.sum(gW * gW) + np.sum(gb * gb))
         slope = float(np.sum(gW * dW) + np.sum(gb * db))
         if slope >= 0:
@@ -566,7 +634,7 @@ def kkt_violation(W, b, X, Y, sw, l1, l2, fit_intercept, col_scale=None):
     return max(float(np.max(v, initial=0.0)), float(np.max(np.abs(gb), initial=0.0))) / sw.sum()
 
 
-def _one_blas_thread(X, K):
+def _one_blas_thread(X, K, cov=None):
     """Context: one BLAS thread for the products of a fold of moderate size.
 
     The inner solvers make thousands of matrix-vector products of a few milliseconds at
@@ -575,19 +643,19 @@ def _one_blas_thread(X, K):
     a 1500 x 500 problem: 48 s with OpenBLAS's 2 threads, 4 s with one). Folds larger
     than the caches (``n p K >= 2^21``, 16 MB of float64, as :data:`DIRECT_NEWTON_MIN_ENTRIES`)
     keep the library's setting, except those that take exact Newton steps
-    (:func:`_uses_direct_newton`). Measured in fresh processes, the second of two fits,
+    (:func:`_uses_direct_newton`, when no ``cov`` replaces them). Measured in fresh processes, the second of two fits,
     three alternating runs each: at 20000 x 200 (16000 x 200 folds, conjugate-gradient
     steps) 7.3-8.3 s with one thread, 4.8-5.3 s with the library's two; at 50000 x 100
     (exact steps) 8.0-8.3 s with one, 7.6-10.9 s with two (erratic: the background
     compilation of the hypergradient kernel competes for the cores).
     """
-    if _uses_direct_newton(X, K, None):
+    if _uses_direct_newton(X, K, None) and not (cov is not None and uses_cov_precond(X, K)):
         return one_blas_thread()
     return one_blas_thread(X.shape[0] * X.shape[1] * K < 2 ** 21)
 
 
 def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_iter=1000,
-                 fit_intercept=True, polish=True, refine=False, col_scale=None):
+                 fit_intercept=True, polish=True, refine=False, col_scale=None, cov=None):
     """Minimize ``sum_i s_i l_i + sum_k alpha_k (rho ||W_k||_1 + (1 - rho)/2 ||W_k||^2)``.
 
     ``X`` dense or sparse ``(n, p)``, ``Y`` from :func:`one_hot` ``(n, K)`` (``K = 1``
@@ -597,7 +665,9 @@ def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_i
     active-set Newton polish of l1 / elastic-net solutions (when only a validation loss
     is needed); ``refine=True`` (the final refit) adds up to five Newton steps past
     ``tol`` to l2 solutions. ``col_scale``: :func:`column_scales` of ``(X, sw,
-    fit_intercept)`` when the caller keeps it (one pass over ``X`` saved a solve).
+    fit_intercept)`` when the caller keeps it (one pass over ``X`` saved a solve);
+    ``cov``: :func:`fold_moments` of ``(X, sw)`` when the caller keeps it (used by l2
+    solves where :func:`uses_cov_precond`).
     Returns ``(W (p, K), b (K,), n_iter, converged)``; :func:`solve_logistic` is the
     same solve with penalty objects and a status record.
 
@@ -613,14 +683,14 @@ def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_i
     >>> W.shape, b.shape, converged
     ((5, 1), (1,), True)
     """
-    with _one_blas_thread(X, Y.shape[1]):
+    with _one_blas_thread(X, Y.shape[1], cov):
         return _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, tol=tol, max_iter=max_iter,
                              fit_intercept=fit_intercept, polish=polish, refine=refine,
-                             col_scale=col_scale)
+                             col_scale=col_scale, cov=cov)
 
 
 def _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, *, tol, max_iter, fit_intercept, polish,
-                  refine=False, col_scale=None):
+                  refine=False, col_scale=None, cov=None):
     p, K = X.shape[1], Y.shape[1]
     alpha = np.broadcast_to(np.asarray(alpha, float), (K,))
     rho = float(l1_ratio)
@@ -631,14 +701,14 @@ def _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, *, tol, max_iter, fit_inter
     d = column_scales(X, sw, fit_intercept) if col_scale is None else col_scale
     if rho == 0.0:
         W, b, n_iter, ok = _newton_cg(X, Y, sw, alpha, W0, b0, tol=tol, max_iter=max_iter,
-                                      fit_intercept=fit_intercept, col_scale=d)
+                                      fit_intercept=fit_intercept, col_scale=d, cov=cov)
         if ok and n_iter == 0 and not np.any(W):
             # An l2 solution is exactly zero only where the loss's gradient is: a zero
             # start passing the gradient test (a tiny gradient relative to sum(s), e.g.
             # class weights 1000 : 1e-4) takes Newton steps at tol / 1000 anyway, else
             # the model, hence the validation loss, would be the same at every C.
             W, b, it2, _ = _newton_cg(X, Y, sw, alpha, W, b, tol=tol * 1e-3, max_iter=3,
-                                      fit_intercept=fit_intercept, col_scale=d)
+                                      fit_intercept=fit_intercept, col_scale=d, cov=cov)
             n_iter += it2
         if refine and ok:
             # Newton converges quadratically: up to 5 more steps at REFINE_TOL make the
@@ -647,7 +717,8 @@ def _fit_logistic(X, Y, sw, alpha, l1_ratio, W0, b0, *, tol, max_iter, fit_inter
             # weighted and repeated-row versions of one problem to differ (tol / 1000 was
             # not enough either: 2e-6 in the decision function at C ~ 1e4, tol=1e-4).
             W, b, it2, _ = _newton_cg(X, Y, sw, alpha, W, b, tol=min(tol * 1e-3, REFINE_TOL),
-                                      max_iter=5, fit_intercept=fit_intercept, col_scale=d)
+                                      max_iter=5, fit_intercept=fit_intercept, col_scale=d,
+                                      cov=cov)
             n_iter += it2
         if K > 1 and np.all(alpha == alpha[0]):
             W, b = _center_classes(W, b, 0.0, alpha[0])
@@ -763,7 +834,7 @@ def _alpha_rho(penalty):
 
 
 def solve_logistic(X, Y, penalty, *, sample_weight=None, init=None, tol=1e-4, max_iter=1000,
-                   fit_intercept=True, polish=True, refine=False, col_scale=None):
+                   fit_intercept=True, polish=True, refine=False, col_scale=None, cov=None):
     """Host inner solve of ``LogisticRegression``'s objective: the logistic datafit (binary
     for one column of ``Y``, multinomial for one-hot ``Y``) times an ``L2`` (Newton-CG),
     ``L1`` or ``ElasticNet`` penalty (split L-BFGS-B and an active-set Newton polish).
@@ -789,6 +860,9 @@ def solve_logistic(X, Y, penalty, *, sample_weight=None, init=None, tol=1e-4, ma
     col_scale : ndarray of shape (n_features, 1), default=None
         :func:`column_scales` of the data, when the caller keeps it across solves
         (default: computed, one pass over ``X``).
+    cov : ndarray of shape (n_features + 1, n_features + 1), default=None
+        :func:`fold_moments` of the data, when the caller keeps it across solves: the
+        preconditioner of binary l2 solves where :func:`uses_cov_precond`.
 
     Returns
     -------
@@ -820,16 +894,17 @@ def solve_logistic(X, Y, penalty, *, sample_weight=None, init=None, tol=1e-4, ma
     W0, b0 = (None, None) if init is None else init
     W, b, n_iter, ok = fit_logistic(X, Y, sw, alpha, rho, W0, b0, tol=tol, max_iter=max_iter,
                                     fit_intercept=fit_intercept, polish=polish, refine=refine,
-                                    col_scale=col_scale)
+                                    col_scale=col_scale, cov=cov)
     return W, b, HostSolverInfo(converged=bool(ok), n_iter=int(n_iter), exact=False)
 
 
 def refine_logistic(X, Y, sample_weight, alpha, W, b, *, fit_intercept=True, tol=REFINE_TOL,
-                    max_iter=3):
+                    max_iter=3, cov=None):
     """Up to ``max_iter`` more Newton steps on an l2 solution (``alpha = 1 / C``), in the
     raw coordinates (no column scaling), to the gradient tolerance ``tol`` (default
     :data:`REFINE_TOL`): Newton converges quadratically, so an l2 solution becomes exact
-    to rounding before its hypergradient. Returns ``(W, b, n_iter)``.
+    to rounding before its hypergradient. ``cov``: as :func:`solve_logistic`'s. Returns
+    ``(W, b, n_iter)``.
 
     Examples
     --------
@@ -844,5 +919,14 @@ def refine_logistic(X, Y, sample_weight, alpha, W, b, *, fit_intercept=True, tol
     True
     """
     W, b, n_iter, _ = _newton_cg(X, Y, sample_weight, alpha, W, b, tol=tol,
-                                 max_iter=max_iter, fit_intercept=fit_intercept)
+                                 max_iter=max_iter, fit_intercept=fit_intercept, cov=cov)
+    if n_iter == 0 and max_iter > 0 and Y.shape[1] == 1:
+        # Already passing the test: one more step anyway. Its conjugate gradient runs to
+        # a forcing term ~ |g|^1.5, so the gradient falls to rounding; a solve that
+        # stopped just under the test (e.g. 1e-13 sum(s), an error of ~1e-13 in the
+        # validation loss) is otherwise left there, which finite differences see.
+        # (Binary only: a multinomial step would also move the intercepts along their
+        # free direction, which the solvers fix by centering.)
+        W, b, n_iter, _ = _newton_cg(X, Y, sample_weight, alpha, W, b, tol=0.0, max_iter=1,
+                                     fit_intercept=fit_intercept, cov=cov)
     return W, b, n_iter

@@ -219,3 +219,40 @@ def test_newton_cg_gram_is_the_l2_solve_in_row_coordinates(rel_err, fit_intercep
     assert ok_w and n_warm < n_cold
     assert not newton_cg_gram(K, X, yf, sw, 1 / C, np.zeros(60), 0.0, tol=1e-12, max_iter=0,
                               fit_intercept=fit_intercept)[-1]
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_cov_preconditioner_on_tall_binary_data(monkeypatch, rel_err, fit_intercept):
+    """n >= 4 p, p <= COV_PRECOND_MAX, the fold's moments given (fold_moments): the
+    conjugate gradient preconditioned by them reaches the solution of the diagonal one
+    and of scikit-learn, with fewer Hessian-vector products; weights, columns in mixed
+    units and uncentered columns; no exact steps; refine_logistic takes them too."""
+    from sklearn.datasets import make_classification
+
+    from skimplicit.solvers import _host_logistic as H
+
+    X, y = make_classification(400, 20, n_informative=6, random_state=1)
+    X = X * np.logspace(-3, 3, 20) + np.linspace(-5, 5, 20)
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, 400)
+    Y, alpha = one_hot(y, 2), np.array([1 / C])
+    products = []
+    orig = H._hess_matvec
+    monkeypatch.setattr(H, "_hess_matvec", lambda *a: products.append(1) or orig(*a))
+    monkeypatch.setattr(H, "_direct_newton_step", None)  # (never taken here)
+    assert H.uses_cov_precond(X, 1) and not H.uses_cov_precond(X[:60], 1)
+    cov = H.fold_moments(X, sw)
+    Xa = np.c_[X, np.ones(400)]
+    np.testing.assert_allclose(cov, Xa.T @ (Xa * sw[:, None]), rtol=1e-12)
+    W, b, _, ok = fit_logistic(X, Y, sw, alpha, 0.0, tol=1e-12, fit_intercept=fit_intercept,
+                               cov=cov)
+    n_pre, products[:] = len(products), []
+    Wd, bd, _, ok_d = fit_logistic(X, Y, sw, alpha, 0.0, tol=1e-12,
+                                   fit_intercept=fit_intercept)
+    assert ok and ok_d and n_pre < len(products)
+    assert rel_err(W, Wd) < 1e-9 and rel_err(b, bd) < 1e-9
+    assert kkt_violation(W, b, X, Y, sw, 0.0, alpha, fit_intercept) <= 1e-12
+    ref = _sklearn(X, y, sw, 0.0, "newton-cholesky", fit_intercept=fit_intercept)
+    assert rel_err(W[:, 0], ref.coef_[0]) < 1e-6
+    W2, b2, _ = refine_logistic(X, Y, sw, alpha, Wd * (1 + 1e-6), bd, cov=cov,
+                                fit_intercept=fit_intercept)
+    assert kkt_violation(W2, b2, X, Y, sw, 0.0, alpha, fit_intercept) <= 1e-13

@@ -143,6 +143,26 @@ def test_hypergradient_matches_finite_differences(case, rows, request):
         np.testing.assert_allclose(ev.grad["l1_ratio"], _fd(g, rho, h), rtol=1e-8)
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_hypergradient_with_moments_preconditioner(cancer, monkeypatch, fit_intercept):
+    """The fold solves preconditioned by the folds' moments (hl.uses_cov_precond, here
+    forced on small folds): hypergradients against converged central differences."""
+    monkeypatch.setattr(hl, "COV_PRECOND_MIN_ENTRIES", 0)
+    X, y = cancer
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    prob = LogisticCVProblem(_folds(X, y, sw), n_classes=2, fit_intercept=fit_intercept,
+                             tol=1e-13, max_iter=2000)
+    C = 0.3
+    ev = prob.evaluate({"C": C})
+    assert ev.converged and all(c is not None for c in prob._covs)
+
+    def f(t):
+        return prob.evaluate({"C": C * np.exp(t)}, with_grad=False).loss
+
+    for h in (1e-3, 3e-4):
+        np.testing.assert_allclose(ev.grad["C"] * C, _fd(f, 0.0, h), rtol=1e-8)
+
+
 @pytest.mark.parametrize("rho", [0.0, 0.5])
 @pytest.mark.parametrize("dataset", ["cancer", "digits"])
 def test_rows_kernel_is_the_stacked_kernel(dataset, rho, request):

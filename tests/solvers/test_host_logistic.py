@@ -239,6 +239,8 @@ def test_cov_preconditioner_on_tall_binary_data(monkeypatch, rel_err, fit_interc
     orig = H._hess_matvec
     monkeypatch.setattr(H, "_hess_matvec", lambda *a: products.append(1) or orig(*a))
     monkeypatch.setattr(H, "_direct_newton_step", None)  # (never taken here)
+    assert not H.uses_cov_precond(X, 1)  # (a small fold: the diagonal is cheaper)
+    monkeypatch.setattr(H, "COV_PRECOND_MIN_ENTRIES", 400 * 20)
     assert H.uses_cov_precond(X, 1) and not H.uses_cov_precond(X[:60], 1)
     cov = H.fold_moments(X, sw)
     Xa = np.c_[X, np.ones(400)]

@@ -474,6 +474,9 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         # Each fold's column scales for its inner solves, computed once (at every solve
         # they had cost a pass over the fold and a copy of it: 2 of 16 s at 2000 x 5000).
         self._col_scales = [column_scales(X, s, fit_intercept) for X, _, s in folds_]
+        scales = np.concatenate([c.ravel() for c in self._col_scales])
+        self._scale_ratio = (float(scales.max()) / float(scales.min()) if scales.size
+                             else 1.0)  # (see _solves_in_rows)
         self._W = [None] * self.n_folds
         self._b = [None] * self.n_folds
         self._a = [None] * self.n_folds  # (row coordinates of W: see _solves_in_rows)
@@ -530,9 +533,6 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         p, n = self.n_features, max(X.shape[0] for X in self.X)
         if p < 2 * n or self._rows[2].size > p:
             return False
-        if getattr(self, "_scale_ratio", None) is None:
-            scales = np.concatenate([c.ravel() for c in self._col_scales])
-            self._scale_ratio = float(scales.max()) / float(scales.min())
         return self._scale_ratio <= self.ROW_SOLVE_MAX_SCALE_RATIO
 
     def _fold_gram(self, i):

@@ -447,7 +447,7 @@ def _newton_cg(X, Y, sw, l2, W, b, *, tol, max_iter, fit_intercept, mask=None, l
             dW, db = step
         else:
             pre = None if cov is None else _cov_precond(
-                cov, P, sw, l2, d, fit_intercept, X.shape[0] * X.shape[1] >= 2 ** 21)
+                cov, P, sw, l2, d, fit_intercept, _library_threads(X, 1, cov))
             dW, db = _cg_step(X, P, sw, l2, gW, gb, d, m, binary, fit_intercept, swsum,
                               max_cg, precond=pre)
         gnorm = np.sqrt(np.sum(gW * gW) + np.sum(gb * gb))
@@ -528,7 +528,7 @@ def newton_cg_gram(K, X, y, sw, l2, a, b, *, tol, max_iter, fit_intercept=True,
 
     Ka = K @ a
     f, P = state(a, b, Ka)
-    best = (np.inf, a, b, None)
+    best = (np.inf, a, b, None, None)
     lo, hi = 1.0 / (np.sqrt(d.size) * d.max()), 1.0 / d.min()
     for it in range(max_iter + 1):
         g, gb = gradient(a, P)
@@ -546,7 +546,7 @@ def newton_cg_gram(K, X, y, sw, l2, a, b, *, tol, max_iter, fit_intercept=True,
         if converged:
             return a, b, X.T @ a, it, True
         if gW2 + gb * gb < best[0]:  # (the smallest gradient, in W's norm)
-            best = (gW2 + gb * gb, a, b, g)
+            best = (gW2 + gb * gb, a, b, g, gb)
         if it == max_iter or not np.isfinite(f):
             break
         # Conjugate gradient on H (dW, db) = -(gW, gb) with dW = X^T c, in the inner
@@ -585,7 +585,7 @@ def newton_cg_gram(K, X, y, sw, l2, a, b, *, tol, max_iter, fit_intercept=True,
             a2, b2 = a + t * c, b + t * beta
             Z2 = Ka + b + t * dZ
             f2 = float(sw @ (np.logaddexp(0.0, Z2) - y * Z2)) + 0.5 * l2 * float(
-                (a + t * c) @ (Ka + t * Kc))
+                a2 @ (Ka + t * Kc))
             if f2 <= f + 1e-4 * t * slope:
                 break
             if t == 1.0 and abs(f2 - f) <= 1e-12 * max(swsum, abs(f)):
@@ -594,8 +594,8 @@ def newton_cg_gram(K, X, y, sw, l2, a, b, *, tol, max_iter, fit_intercept=True,
                 if float(g2 @ (K @ g2)) + gb2 * gb2 < gnorm ** 2:
                     break
             if t < 1e-10:  # the floating-point floor: the best iterate, if it passes
-                gbest = gmax_of(best[3], gradient(best[1], expit(K @ best[1] + best[2]))[1])
-                return best[1], best[2], X.T @ best[1], it, gbest <= max(tol, 1e-10) * swsum
+                ok = gmax_of(best[3], best[4]) <= max(tol, 1e-10) * swsum
+                return best[1], best[2], X.T @ best[1], it, ok
             t *= 0.5
         a, b = a2, b2
         Ka = K @ a  # (recomputed, not updated: the objective stays exact)
@@ -646,24 +646,35 @@ def kkt_violation(W, b, X, Y, sw, l1, l2, fit_intercept, col_scale=None):
     return max(float(np.max(v, initial=0.0)), float(np.max(np.abs(gb), initial=0.0))) / sw.sum()
 
 
-def _one_blas_thread(X, K, cov=None):
-    """Context: one BLAS thread for the products of a fold of moderate size.
+LIBRARY_THREADS_MIN_ENTRIES = 2 ** 21
+"""Folds with at least this many entries (``n p K``; 16 MB of float64, beyond the
+caches, as :data:`DIRECT_NEWTON_MIN_ENTRIES`) keep the BLAS library's threads in the host
+solves (see :func:`_library_threads`)."""
+
+
+def _library_threads(X, K, cov=None):
+    """Whether a fold's solves keep the library's BLAS threads, else run on one.
 
     The inner solvers make thousands of matrix-vector products of a few milliseconds at
     most: a second BLAS thread gains little, and when the machine is oversubscribed its
     spin-waits cost more than the products (measured on a loaded 2-core machine, l1 fit of
-    a 1500 x 500 problem: 48 s with OpenBLAS's 2 threads, 4 s with one). Folds larger
-    than the caches (``n p K >= 2^21``, 16 MB of float64, as :data:`DIRECT_NEWTON_MIN_ENTRIES`)
-    keep the library's setting, except those that take exact Newton steps
-    (:func:`_uses_direct_newton`, when no ``cov`` replaces them). Measured in fresh processes, the second of two fits,
-    three alternating runs each: at 20000 x 200 (16000 x 200 folds, conjugate-gradient
-    steps) 7.3-8.3 s with one thread, 4.8-5.3 s with the library's two; at 50000 x 100
-    (exact steps) 8.0-8.3 s with one, 7.6-10.9 s with two (erratic: the background
-    compilation of the hypergradient kernel competes for the cores).
+    a 1500 x 500 problem: 48 s with OpenBLAS's 2 threads, 4 s with one). Folds of at least
+    :data:`LIBRARY_THREADS_MIN_ENTRIES` keep the library's setting (it was ``n p K > 1e7``
+    before), except those that take exact Newton steps (:func:`_uses_direct_newton`, when
+    no ``cov`` replaces them). Measured in fresh processes, the second of two fits, three
+    alternating runs each: at 20000 x 200 (16000 x 200 folds, conjugate-gradient steps)
+    7.3-8.3 s with one thread, 4.8-5.3 s with the library's two; at 50000 x 100 (exact
+    steps) 8.0-8.3 s with one, 7.6-10.9 s with two (erratic: the background compilation
+    of the hypergradient kernel competes for the cores).
     """
     if _uses_direct_newton(X, K, None) and not (cov is not None and uses_cov_precond(X, K)):
-        return one_blas_thread()
-    return one_blas_thread(X.shape[0] * X.shape[1] * K < 2 ** 21)
+        return False
+    return X.shape[0] * X.shape[1] * K >= LIBRARY_THREADS_MIN_ENTRIES
+
+
+def _one_blas_thread(X, K, cov=None):
+    """Context: one BLAS thread for a fold's solves, unless :func:`_library_threads`."""
+    return one_blas_thread(not _library_threads(X, K, cov))
 
 
 def fit_logistic(X, Y, sw, alpha, l1_ratio, W0=None, b0=None, *, tol=1e-4, max_iter=1000,

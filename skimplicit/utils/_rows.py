@@ -58,12 +58,10 @@ def merge_duplicate_rows(X, y, sample_weight):
     of each merged row.
     """
     keep, order, starts = _groups(X, y, sample_weight)
-    first = order[starts]
-    Xk, yk = (X, np.asarray(y)) if keep.size == len(sample_weight) else \
-        (X[keep], np.asarray(y)[keep])
+    index = keep[order[starts]]  # (the merged rows, taken from X in one copy)
     sw = np.asarray(sample_weight, np.float64)[keep]
     w = np.add.reduceat(sw[order], starts) if len(order) else np.zeros(0)
-    return Xk[first], yk[first], w, keep[first]
+    return X[index], np.asarray(y)[index], w, index
 
 
 def unique_rows(X, y, sample_weight):

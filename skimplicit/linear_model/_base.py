@@ -143,8 +143,12 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         if len(results) > 1 or getattr(self, "_always_store_results", False):
             self._problems = problems
             self._store_results(results, best)
-        self._refit(X, y, sample_weight)
+        # The refit needs none of the problems' fold data (copies of X's rows, Gram
+        # matrices): freed before it, so that the peak memory is the larger of the two,
+        # not their sum.
         self.__dict__.pop("_problems", None)
+        del problems, problem
+        self._refit(X, y, sample_weight)
         return self
 
     def _splits(self, X, y, groups):

@@ -18,6 +18,7 @@ from ..solvers._host_cd import GRAM_ONLY_SIZE
 from ..tuning import (CVProblem, FoldData, Hyperparameter, WarmStarts, bucket, pad_stack,
                       solve_with_fallback, to_device)
 from ..tuning._progress import check_time
+from ..tuning._protocol import take_rows
 from ..utils import nothing_to_tune
 from ._hypergrad import enet_gram_hypergrad, enet_support_hypergrad, ridge_hypergrad
 
@@ -242,7 +243,8 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
             X, y, sw, splits = folds.source
             sw = np.asarray(sw, float)
             x_all = np.asarray(sw @ X).ravel()
-            folds = [FoldData(None, y[tr], sw[tr], X[te], y[te], sw[te]) for tr, te in splits]
+            folds = [FoldData(None, y[tr], sw[tr], take_rows(X, te), y[te], sw[te])
+                     for tr, te in splits]
         for i, d in enumerate(folds):
             x_sum = None if sums is None else x_all - d.sw_test @ d.X_test
             self.folds.append(_Fold(d, fit_intercept, True, gram_only=True,

@@ -270,4 +270,25 @@ class _LazyFolds(Sequence):
             return [self[j] for j in range(*i.indices(len(self)))]
         X, y, sw = self._data
         tr, te = self._splits[i]
-        return FoldData(X[tr], y[tr], sw[tr], X[te], y[te], sw[te])
+        return FoldData(take_rows(X, tr), y[tr], sw[tr], take_rows(X, te), y[te], sw[te])
+
+
+def take_rows(X, rows):
+    """``X[rows]``; a view of ``X`` (no copy) when ``X`` is a NumPy array and ``rows`` an
+    increasing run of consecutive indices (a test fold of an unshuffled ``KFold``, and
+    the training rows of its first and last folds). The folds' consumers never write in
+    their arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> np.shares_memory(take_rows(X, [2, 3, 4]), X), np.shares_memory(take_rows(X, [0, 2]), X)
+    (True, False)
+    """
+    idx = np.asarray(rows)
+    if (isinstance(X, np.ndarray) and idx.ndim == 1 and idx.size
+            and np.issubdtype(idx.dtype, np.integer) and idx[0] >= 0
+            and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1)):
+        return X[int(idx[0]):int(idx[-1]) + 1]
+    return X[idx]

@@ -289,6 +289,29 @@ def test_enet_kernel_singular_support_fails_without_ridge():
     assert bool(ok1[0]) and float(res1[0]) < 1e-10
 
 
+def test_gram_kernel_matrix_is_the_jacobian():
+    """The Gram kernel factors a matrix read from G: it is autodiff's Jacobian of the
+    support stationarity in w (active block G + alpha (1 - rho), identity elsewhere,
+    padded coordinates included)."""
+    import jax
+
+    from skimplicit.linear_model._hypergrad import _enet_gram_F, _enet_gram_matrix
+
+    rng = np.random.RandomState(1)
+    k = 7
+    Z = rng.randn(20, k)
+    Z[:, 5:] = 0.0  # padded coordinates: zero rows and columns of G
+    G, b = Z.T @ Z / 20, rng.randn(k)
+    w = rng.randn(k)
+    w[[1, 5, 6]] = 0.0
+    alpha = rng.uniform(0.1, 1.0, k)
+    with jax.enable_x64(True):
+        for rho in (1.0, 0.3):
+            J = jax.jacfwd(lambda v: _enet_gram_F(v, (alpha, rho), G, b))(w)
+            np.testing.assert_array_equal(np.asarray(_enet_gram_matrix(G, w, alpha, rho)),
+                                          np.asarray(J))
+
+
 def test_gram_kernel_equals_the_column_kernel():
     """The support hypergradient from X_S^T X_S / n (folds with many rows) and from the
     columns X_S: the same loss and gradients (padded coordinates included)."""

@@ -607,6 +607,9 @@ default='lbfgs'
                 random_state=self.random_state, n_jobs=self.n_jobs,
             )
             self._store_points(result, problem, X, y, splits, loss)
+            # The refit needs none of the problem's fold data: freed before it (the peak
+            # memory is then the larger of the two, not their sum).
+            del folds, rows, problem, result
         self._select_and_refit(X, y, y_enc, sw_train, splits, n_classes, tune_rho, l1_none,
                                penalty)
         del self._score_params

@@ -156,8 +156,12 @@ class LeastSquaresFold:
     """
 
     def __init__(self, X, y, sample_weight, *, fit_intercept=True, normalize_weights=True,
-                 gram_only=False, train_sums=None, x_sum=None):
+                 gram_only=False, train_sums=None, x_sum=None, rows_of=None):
         Xtr, ytr = X, y
+        self._shared = None
+        if rows_of is not None:
+            self._init_rows_of(y, sample_weight, fit_intercept, normalize_weights, rows_of)
+            return
         if Xtr is None:
             # From the sums alone (no copy of the fold's rows): ``x_sum``, the raw-weighted
             # sum of its rows, gives the means; the fold keeps its Gram matrix only.
@@ -218,6 +222,44 @@ class LeastSquaresFold:
             self.X_fit = X_fit
         self.y_fit = self.train_target()
 
+    def _init_rows_of(self, y, sample_weight, fit_intercept, normalize_weights, rows_of):
+        """A dense fold read from a copy of the data set shared by all folds, ``rows_of =
+        (Xc, (a, b), m)``: ``Xc = X - m`` (its rows in any order), ``m`` a shift common to
+        the folds (the data's mean; 0 without an intercept), and the fold's training rows
+        ``Xc[:a]`` then ``Xc[b:]`` (``y`` and ``sample_weight`` in that order). No copy of
+        the fold's rows is kept: its columns are gathered when asked for, and ``X^T r`` is
+        two products with views of ``Xc``, minus the fold's small offset ``d = x_mean - m``
+        (no cancellation: ``Xc`` is centered). For the working-set descent (``p > 2 n``),
+        whose folds each kept a centered copy (``K`` copies of the data)."""
+        Xc, (a, b), m = rows_of
+        self.n_train = a + Xc.shape[0] - b
+        self.fit_intercept, self.sparse = fit_intercept, False
+        sw = np.asarray(sample_weight, float)
+        self.sw_train = sw * (self.n_train / sw.sum()) if normalize_weights else sw
+        ytr = np.asarray(y, float)
+        if fit_intercept:
+            wn = self.sw_train / self.sw_train.sum()
+            d = Xc[:a].T @ wn[:a] + Xc[b:].T @ wn[a:]
+            self.x_mean = m + d
+            self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
+        else:
+            d = -np.asarray(m, float)  # (x_mean = 0)
+            self.x_mean = np.zeros(Xc.shape[1])
+            self.y_mean = np.zeros(ytr.shape[1:]) if ytr.ndim > 1 else 0.0
+        self.y_train = ytr
+        self.sqrt_sw = np.sqrt(self.sw_train)
+        self.X_train = self.X_fit = None
+        self._shared = (Xc, (a, b), d)
+        self.y_fit = self.train_target()
+
+    def _xt(self, r):
+        """``X_fit^T r`` (``r`` in the solver's space: one entry per training row)."""
+        if self._shared is None:
+            return self.X_fit.T @ r
+        Xc, (a, b), d = self._shared
+        rs = (np.asarray(r, float).T * self.sqrt_sw).T
+        return Xc[:a].T @ rs[:a] + Xc[b:].T @ rs[a:] - np.multiply.outer(d, rs.sum(axis=0))
+
     def _gram_from_sums(self, sums, sw_sum):
         """The centered, weighted Gram matrix and ``X^T y`` from the training rows' sums
         about a shift ``m`` (:func:`fold_train_sums`: ``A = sum_i w_i z_i z_i^T``, ``b =
@@ -242,8 +284,10 @@ class LeastSquaresFold:
         """``X^T X`` of the centered, sqrt-weight-scaled training data (dense folds),
         computed once (with ``X^T y``); :meth:`gram` then reads its blocks."""
         if getattr(self, "_full_gram", None) is None:
-            self._full_gram = self.X_fit.T @ self.X_fit
-            self._full_xty = self.X_fit.T @ self.y_fit
+            X_fit = self.X_fit if self._shared is None else self.train_columns(
+                np.arange(self.n_features))
+            self._full_gram = X_fit.T @ X_fit
+            self._full_xty = X_fit.T @ self.y_fit
         return self._full_gram
 
     def empty_gram_cache(self):
@@ -294,12 +338,19 @@ class LeastSquaresFold:
     def gram_only(self):
         """Whether this fold keeps only its Gram matrix (``gram_only=True`` on a fold that
         uses it: :func:`uses_full_gram`)."""
-        return not self.sparse and self.X_fit is None
+        return not self.sparse and self.X_fit is None and self._shared is None
 
     def train_columns(self, cols):
         """Centered, sqrt-weight-scaled training columns (dense), as the solver sees them."""
         if self.gram_only:
             raise RuntimeError("this fold keeps only its Gram matrix (gram_only=True)")
+        if self._shared is not None:
+            Xc, (a, b), d = self._shared
+            cols = np.asarray(cols)
+            out = np.concatenate([Xc[:a, cols], Xc[b:, cols]])
+            out -= d[cols]
+            out *= self.sqrt_sw[:, None]
+            return out
         if not self.sparse:
             return self.X_fit[:, cols]
         Xc = self.X_train[:, cols].toarray()
@@ -312,7 +363,7 @@ class LeastSquaresFold:
     def kkt_gradient(self, r):
         """``X^T r / n`` on the centered, weighted training data (``r`` in the solver's space)."""
         if not self.sparse:
-            return self.X_fit.T @ r / self.n_train
+            return self._xt(r) / self.n_train
         rs = r * self.sqrt_sw
         return (np.asarray(self.X_train.T @ rs).ravel() - self.x_mean * rs.sum()) / self.n_train
 
@@ -420,7 +471,7 @@ class LeastSquaresFold:
             xty = self._full_xty[S]
             rr = yy - 2.0 * float(wS @ xty) + float(wS @ (self._full_gram[np.ix_(S, S)] @ wS))
         else:
-            r = y - self.X_fit[:, S] @ wS
+            r = y - self.train_columns(S) @ wS
             rr = float(r @ r)
         aS = alpha[S]
         pen = float(aS @ (l1_ratio * np.abs(wS) + 0.5 * (1.0 - l1_ratio) * wS * wS))
@@ -431,7 +482,7 @@ class LeastSquaresFold:
         if self.gram_only:
             return float(np.max(np.abs(self._full_xty)) / self.n_train)
         if not self.sparse:
-            return float(np.max(np.abs(self.X_fit.T @ self.y_fit)) / self.n_train)
+            return float(np.max(np.abs(self._xt(self.y_fit))) / self.n_train)
         yc = (self.y_train - self.y_mean) * self.sw_train
         Xty = self.X_train.T @ yc - self.x_mean * yc.sum()
         return float(np.max(np.abs(Xty)) / self.n_train)
@@ -561,6 +612,8 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
             G, xty = G * np.outer(scale, scale), xty * scale
         return _gram_cd(solver, G, xty, y, a, l1_ratio, tol, v0)
     if not uses_working_sets(n, p):  # plain coordinate descent
+        if fold._shared is not None:
+            X = fold.train_columns(np.arange(p))
         Xs = X if scale is None else np.asfortranarray(X * scale)
         G = None
         # (Not below a duality-gap tolerance of 1e-10: the Gram matrix's gap,
@@ -574,11 +627,11 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
     thresh = a * l1_ratio
     n_iter = 0
     supp = np.flatnonzero(v)
-    r = y - X[:, supp] @ (v[supp] * (1 if scale is None else scale[supp]))
+    r = y - fold.train_columns(supp) @ (v[supp] * (1 if scale is None else scale[supp]))
     for rnd in range(50):
         if check is not None:
             check()
-        grad = X.T @ r / n
+        grad = fold.kkt_gradient(r)
         if scale is not None:
             grad *= scale
         viol = np.abs(grad) - thresh if not solver.positive else grad - thresh
@@ -591,7 +644,8 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
         n_add = max(100, int(active.sum()))
         add = out[np.argsort(-viol[out])[:n_add]]
         ws = np.union1d(np.flatnonzero(active), add)
-        Xw = np.asfortranarray(X[:, ws] if scale is None else X[:, ws] * scale[ws])
+        Xw = fold.train_columns(ws)
+        Xw = np.asfortranarray(Xw if scale is None else Xw * scale[ws])
         vw, it = _sklearn_cd(solver, Xw, y, a, l1_ratio, tol, v[ws], None, False)
         n_iter += it
         v = np.zeros(p)

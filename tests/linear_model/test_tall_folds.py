@@ -92,3 +92,45 @@ def test_gram_kernels_take_few_shapes_all_compiled_ahead(tall):
     assert short._gram_sizes() == [200]
     assert {short._kernel_size([np.arange(s)] * 5) for s in (1, 64, 97, 200)} == {200}
     assert short._kernel_size([np.arange(201)] * 5) not in short._gram_sizes()
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_wide_folds_share_one_copy_of_the_rows(fit_intercept):
+    """Wide folds (working sets) read their training rows from one centered copy of X in
+    the test folds' order (two views a fold), not from a copy each: the same fold data
+    (means, columns, X^T r) and evaluations as the folds' own copies, with weights,
+    shuffled folds and uncentered columns."""
+    X, y = make_regression(120, 1500, n_informative=20, noise=5, random_state=0)
+    X = X * np.linspace(0.5, 3, 1500) + 5.0
+    sw = np.random.RandomState(1).uniform(0.5, 2, 120)
+    splits = list(KFold(5, shuffle=True, random_state=0).split(X))
+    kw = dict(fit_intercept=fit_intercept)
+    lazy = EnetCVProblem(split_folds(X, y, sw, splits, lazy=True), **kw)
+    eager = EnetCVProblem(split_folds(X, y, sw, splits), **kw)
+    assert all(f._shared is not None and f.X_fit is None for f in lazy.folds)
+    assert all(f._shared is None for f in eager.folds)
+    base = lazy.folds[0]._shared[0].base
+    assert all(f._shared[0].base is base for f in lazy.folds)  # (one copy)
+    cols = np.array([3, 700, 10, 1499])
+    for a, b in zip(lazy.folds, eager.folds):
+        # (the shared fold's rows are in the test folds' order: compared as sets)
+        np.testing.assert_allclose(a.x_mean, b.x_mean, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(np.sort(a.y_fit), np.sort(b.y_fit), rtol=1e-12)
+        ca, cb = a.train_columns(cols), b.train_columns(cols)
+        perm = np.lexsort(ca.T[::-1])
+        np.testing.assert_allclose(ca[perm], cb[np.lexsort(cb.T[::-1])], rtol=1e-12,
+                                   atol=1e-12)
+        np.testing.assert_allclose(a.kkt_gradient(a.y_fit), b.kkt_gradient(b.y_fit),
+                                   rtol=1e-10, atol=1e-10 * np.abs(b.kkt_gradient(b.y_fit)).max())
+        assert a.alpha_max() == pytest.approx(b.alpha_max(), rel=1e-12)
+    # Exact (polished) solves, supports well under the 96 training rows: the same
+    # losses and hypergradients up to the rows' order in the sums.
+    for point in lazy.initial_points()[1:7:2]:
+        e1, e2 = lazy.evaluate(point), eager.evaluate(point)
+        assert all(e1.info["exact"]) and all(e2.info["exact"])
+        np.testing.assert_allclose(e1.fold_losses, e2.fold_losses, rtol=1e-10)
+        np.testing.assert_allclose(e1.grad["alpha"], e2.grad["alpha"], rtol=1e-9)
+    # Test sets that do not partition the rows: each fold keeps its own copy.
+    splits = list(ShuffleSplit(3, test_size=0.2, random_state=0).split(X))
+    other = EnetCVProblem(split_folds(X, y, sw, splits, lazy=True), **kw)
+    assert all(f._shared is None for f in other.folds)

@@ -179,9 +179,10 @@ class Kernel:
         thread, in order; none cancels another. For shapes a problem will likely meet
         (its bucketed sizes) while its host work runs, which on 2 cores is mostly in
         compiled code that releases the GIL. ``supersede``: first cancel the requests
-        not started yet (a guess that replaces the previous ones)."""
-        if supersede and any(_signature(a, kwargs) not in self._ahead for a in arg_sets):
-            self._cancel_pending()
+        for other shapes not started yet (a guess that replaces the previous ones; a
+        queued request for a shape asked for again keeps its place)."""
+        if supersede:
+            self._cancel_pending(keep={_signature(a, kwargs) for a in arg_sets})
         x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
 
         def compile_for(structs):
@@ -195,10 +196,11 @@ class Kernel:
                 continue
             self._ahead[key] = _executor().submit(compile_for, args)
 
-    def _cancel_pending(self):
-        """Drop the compilations requested ahead that have not started yet."""
+    def _cancel_pending(self, keep=()):
+        """Drop the compilations requested ahead that have not started yet (but those of
+        the signatures in ``keep``)."""
         for k, fut in list(self._ahead.items()):
-            if fut.cancel():
+            if k not in keep and fut.cancel():
                 del self._ahead[k]
 
     def _cache_size(self):

@@ -160,10 +160,11 @@ def test_kernel_prefetch_all_traces_in_the_background_with_the_callers_x64():
         assert k._fast._cache_size() + k._plain._cache_size() == 0  # both ran ahead-compiled
 
 
-def test_kernel_prefetch_all_supersede_cancels_only_for_a_new_guess():
+def test_kernel_prefetch_all_supersede_cancels_the_other_queued_shapes():
     """``supersede=True`` (the coarse path's guesses of the support size) drops the requests
-    still queued, unless the guess is already among the requests (the Gram kernels'
-    sizes queued when the problem was built must stay)."""
+    still queued for other shapes; a queued request for the guessed shape keeps its place
+    (5000 x 1000: the 1000-coordinate kernel queued when the problem was built compiled
+    during the descent, unused, on one of the two cores)."""
     import threading
 
     from skimplicit.tuning._kernel import _executor
@@ -175,9 +176,9 @@ def test_kernel_prefetch_all_supersede_cancels_only_for_a_new_guess():
     try:
         with jax.enable_x64(True):
             k.prefetch_all(st[:2])
-            k.prefetch_all(st[1:2], supersede=True)  # already requested: nothing cancelled
-            assert len(k._ahead) == 2
-            k.prefetch_all(st[2:], supersede=True)  # a new guess: the queued two go
+            k.prefetch_all(st[1:2], supersede=True)  # already requested: only it stays
+            assert [key[1][0][0] for key in k._ahead] == [(2, 2)]
+            k.prefetch_all(st[2:], supersede=True)  # a new guess: the queued one goes
             assert [key[1][0][0] for key in k._ahead] == [(3, 2)]
     finally:
         gate.set()

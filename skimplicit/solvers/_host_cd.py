@@ -517,7 +517,7 @@ def fold_train_sums(X, y, sample_weight, splits, block=2048):
     w = np.asarray(sample_weight, float)
     m = np.asarray(w @ X / w.sum()).ravel()
     sqrt_w = np.sqrt(w)
-    buffer = np.empty((min(block, max(t.size for t in tests)), p))
+    buffer = np.empty((min(block, max(t.size for t in tests)), p + 1))
     parts = [_syrk_sums(X, te, m, sqrt_w, y * sqrt_w, block, buffer) for te in tests]
     A_all = np.zeros((p, p), order="F")
     for A, _ in parts:  # (upper triangles)
@@ -539,25 +539,30 @@ def _syrk_sums(X, rows, shift, sqrt_w, y_scaled, block=2048, buffer=None):
     """``(A, b)``: ``A = Z^T Z`` (its upper triangle, Fortran order) and ``b = Z^T
     y_scaled`` of ``Z = (X[rows] - shift) * sqrt_w[rows]`` (``rows=None``: all; ``sqrt_w
     =None``: ones), by blocks of rows: a block-sized copy at a time, into ``buffer``
-    (``(block, p)`` floats, reused across calls: a fresh block-sized array each time
-    cost its page faults, 40 % of the sums at 8000 x 2000), the Gram matrix by ``syrk``
-    (half a ``gemm``'s work)."""
+    (``(block, p + t)`` floats for ``t`` targets, reused across calls: a fresh
+    block-sized array each time cost its page faults), with ``y_scaled`` in its last
+    columns: one ``syrk`` (half a ``gemm``'s work) gives ``A`` and ``b`` together. (A
+    separate ``Z^T y`` after each ``syrk`` cost more than the ``syrk``s with two BLAS
+    threads: the library's threads handing over between the calls.)"""
     rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
     p = X.shape[1]
-    A = np.zeros((p, p), order="F")
-    b = np.zeros((p,) + np.shape(y_scaled)[1:])
+    t = int(np.prod(np.shape(y_scaled)[1:], dtype=int))
     if buffer is None:
-        buffer = np.empty((min(block, rows.size), p))
+        buffer = np.empty((min(block, rows.size), p + t))
+    A = np.zeros((p + t, p + t), order="F")
     for start in range(0, rows.size, block):
         r = rows[start:start + block]
-        Z = buffer[:r.size]
+        Zy = buffer[:r.size]
+        Z = Zy[:, :p]
         np.take(X, r, axis=0, out=Z)
         Z -= shift
+        Zy[:, p:] = np.reshape(y_scaled[r], (r.size, t))
         if sqrt_w is not None:
             Z *= sqrt_w[r, None]
-        A = sla.blas.dsyrk(1.0, Z.T, beta=1.0, c=A, overwrite_c=True)
-        b += Z.T @ y_scaled[r]
-    return A, b
+        A = sla.blas.dsyrk(1.0, Zy.T, beta=1.0, c=A, overwrite_c=True)
+    b = A[:p, p:].copy()
+    b = b[:, 0] if np.ndim(y_scaled) == 1 else b.reshape((p,) + np.shape(y_scaled)[1:])
+    return np.asfortranarray(A[:p, :p]), b
 
 
 def _symmetrized(A, block=256):

@@ -321,6 +321,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         self._last_loss = np.inf
         self._best_path_loss = np.inf
         self._after_best = False
+        self._path_k = None
 
     # -- inner solves -------------------------------------------------------------------
     def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False, cheap=False):
@@ -434,16 +435,20 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                 # A new best point of the path, where the descent will likely start: once the
                 # loss improves by less than 80 %, compile the kernel for its support size
                 # in the background while the path goes on.
+                # (and for the point before it, a larger alpha: the descent's bracket
+                # reaches it, with a smaller support, maybe the size below)
                 if loss_f.mean() > 0.2 * self._best_path_loss:
-                    self._prefetch_kernel(k, supersede=True)
+                    before = [] if self._path_k in (None, k) else [self._path_k]
+                    self._prefetch_kernel(k, *before, supersede=True)
                 self._best_path_loss = float(loss_f.mean())
                 self._after_best = True
             elif self._k0 == 0 and self._after_best:
-                # The point after the path's best (a smaller alpha): the descent's bracket
-                # reaches it, often with the next kernel size (5000 x 1000: best supports
-                # ~125, a descent step at ~250 compiled 512 on demand, 0.2 s).
+                # The point after the path's best (a smaller alpha): the bracket reaches it
+                # too, often with the next kernel size (5000 x 1000: best supports ~125, a
+                # descent step at ~250 compiled 512 on demand, 0.2 s).
                 self._prefetch_kernel(k)
                 self._after_best = False
+            self._path_k = k
             self._last_loss = float(loss_f.mean())
             return self.evaluation(loss_f, None, all(conv), n_iter=iters, exact=exact,
                                    support_size=[s.size for s in supports])

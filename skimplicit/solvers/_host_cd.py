@@ -143,7 +143,10 @@ class LeastSquaresFold:
     rows, ``X_fit`` is ``None``): the elastic-net descent, polish and hypergradient need
     nothing else. With ``X=None``, such a fold is made from its sums alone (``train_sums``,
     one entry of :func:`fold_train_sums`, and ``x_sum``, the raw-weighted sum of its rows):
-    no copy of its rows is needed.
+    no copy of its rows is needed. With ``rows_of = (Xc, (a, b), m)`` (and ``X=None``), a
+    dense fold reads its training rows ``Xc[:a]`` and ``Xc[b:]`` from a centered copy
+    ``Xc = X - m`` that all folds share (the working-set folds of wide data: one copy of
+    ``X`` instead of one per fold).
 
     Examples
     --------

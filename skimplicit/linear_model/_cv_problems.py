@@ -108,7 +108,8 @@ def _shared_rows(folds, fit_intercept):
     blocks = [(int(b - t.size), int(b)) for t, b in zip(tests, ends)]
     sw = np.asarray(sw, float)
     m = np.asarray(sw @ X / sw.sum()).ravel() if fit_intercept else np.zeros(X.shape[1])
-    Xc = take_rows(X, order).astype(float, copy=True)  # (one copy)
+    Xc = take_rows(X, order)  # (a view for unshuffled K-fold, else a copy)
+    Xc = Xc.astype(float, copy=np.may_share_memory(Xc, X))  # (one copy in all)
     Xc -= m
     return Xc, m, blocks, order
 

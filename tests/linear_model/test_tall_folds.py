@@ -134,3 +134,16 @@ def test_wide_folds_share_one_copy_of_the_rows(fit_intercept):
     splits = list(ShuffleSplit(3, test_size=0.2, random_state=0).split(X))
     other = EnetCVProblem(split_folds(X, y, sw, splits, lazy=True), **kw)
     assert all(f._shared is None for f in other.folds)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_folds_never_write_in_the_users_rows(shuffle):
+    """Unshuffled K-fold rows and the shared wide folds are views of X: a read-only X
+    fits (a write would raise) and comes back unchanged, tall and wide."""
+    for n, p in [(60, 400), (3000, 800)]:
+        X, y = make_regression(n, p, n_informative=10, random_state=0)
+        X0 = X.copy()
+        X.flags.writeable = False
+        ImplicitLassoCV(cv=KFold(5, shuffle=shuffle, random_state=0 if shuffle else None)
+                        ).fit(X, y)
+        assert np.array_equal(X, X0)

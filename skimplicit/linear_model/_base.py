@@ -147,8 +147,13 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         # matrices): freed before it, so that the peak memory is the larger of the two,
         # not their sum.
         self.__dict__.pop("_problems", None)
+        # (what the refit may reuse: the whole data's Gram matrix from the folds' sums)
+        self._refit_gram = getattr(problem, "refit_gram", None)
         del problems, problem
-        self._refit(X, y, sample_weight)
+        try:
+            self._refit(X, y, sample_weight)
+        finally:
+            self.__dict__.pop("_refit_gram", None)
         return self
 
     def _splits(self, X, y, groups):

@@ -51,6 +51,29 @@ def fit_enet(X, y, sample_weight, alpha, l1_ratio, *, fit_intercept, positive, t
     return coef, est.intercept_, est.n_iter_, est.dual_gap_
 
 
+def fit_enet_gram(gram, y, sample_weight, alpha, l1_ratio, *, positive, tol, max_iter):
+    """:func:`fit_enet` (with an intercept, one alpha) from the whole data's centered Gram
+    matrix ``gram = (G, X^T y, x_mean)`` (scikit-learn's normalized weights: ``G = sum_i
+    s_i (x_i - x_mean)(x_i - x_mean)^T``, ``s`` summing to ``n``), as the folds' sums gave
+    it: scikit-learn's coordinate descent on a Gram matrix (``enet_path`` with
+    ``precompute=G``, the solver ``ElasticNet(precompute=G)`` runs), without its copy of
+    ``X`` in Fortran order nor ``O(n p)`` epochs. Returns ``(coef, intercept, n_iter,
+    dual_gap)``."""
+    G, xty, x_mean = gram
+    n = y.shape[0]
+    s = np.asarray(sample_weight, float)
+    s = s * (n / s.sum())
+    y_mean = float(np.average(y, weights=s))
+    y_fit = (y - y_mean) * np.sqrt(s)
+    shape_only = np.broadcast_to(np.zeros(()), (n, G.shape[0]))  # (read for its shape)
+    _, coefs, gaps, n_iter = _sk_cd.enet_path(
+        shape_only, y_fit, l1_ratio=l1_ratio, alphas=[alpha], precompute=G, Xy=xty,
+        copy_X=False, coef_init=np.zeros(G.shape[0]), return_n_iter=True, positive=positive,
+        check_input=False, tol=tol, max_iter=max_iter, selection="cyclic")
+    coef = coefs[:, 0].copy()
+    return coef, y_mean - float(x_mean @ coef), n_iter[0], gaps[0]
+
+
 def enet_alpha_max(X, y, sample_weight, *, l1_ratio=1.0, fit_intercept=True, positive=False):
     """scikit-learn's ``alpha_max`` (``_alpha_grid``'s first value) on the whole data: the
     smallest ``alpha`` whose elastic-net solution is zero. Not floored at the float64
@@ -132,6 +155,20 @@ class _EnetTunerMixin:
         return EnetCVProblem(folds, precompute=precompute, max_iter=max_iter, **kwargs)
 
     def _refit(self, X, y, sample_weight):
+        gram = getattr(self, "_refit_gram", None)
+        # The whole data's Gram matrix, when the folds' sums gave it (dense n >> p data):
+        # the refit's descent on it (one alpha; scikit-learn computes no Gram matrix of
+        # its own for precompute='auto' or False, and its gap on a Gram matrix loses
+        # ~1e-16 ||y||^2 to cancellation: not for tol < 1e-10).
+        if (gram is not None and self.fit_intercept and np.ndim(self.alpha_) == 0
+                and isinstance(self.precompute, (str, bool)) and self.tol >= 1e-10):
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", ConvergenceWarning)
+                self.coef_, self.intercept_, self.n_iter_, self.dual_gap_ = fit_enet_gram(
+                    gram, y, sample_weight, self.alpha_, self.l1_ratio_,
+                    positive=self.positive, tol=self.tol, max_iter=self.max_iter)
+            self.__dict__.pop("_data_alpha_max", None)
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("always", ConvergenceWarning)
             self.coef_, self.intercept_, self.n_iter_, self.dual_gap_ = fit_enet(

@@ -66,21 +66,21 @@ class _Fold(LeastSquaresFold):
 
 
 def _train_sums(folds, fit_intercept):
-    """The training folds' Gram sums from one pass over the data
-    (:func:`~skimplicit.solvers.fold_train_sums`) when the folds are read from one dense
-    ``X`` (``split_folds(..., lazy=True)``), their folds keep Gram matrices only
-    (``LeastSquaresFold(gram_only=True)``) and their test sets partition the rows; else
-    ``None``."""
+    """The training folds' Gram sums from one pass over the data, and the whole data's
+    (:func:`~skimplicit.solvers.fold_train_sums` with ``total=True``), when the folds are
+    read from one dense ``X`` (``split_folds(..., lazy=True)``), their folds keep Gram
+    matrices only (``LeastSquaresFold(gram_only=True)``) and their test sets partition the
+    rows; else ``(None, None)``."""
     source = getattr(folds, "source", None)
     if source is None or not fit_intercept:
-        return None
+        return None, None
     X, y, sw, splits = source
     n_train = max(len(tr) for tr, _ in splits)
     if sp.issparse(X) or np.ndim(y) != 1 or not uses_full_gram(n_train, X.shape[1]) \
             or n_train * X.shape[1] <= GRAM_ONLY_SIZE \
             or min(len(tr) for tr, _ in splits) < 2 * X.shape[1]:
-        return None
-    return fold_train_sums(X, y, sw, splits)
+        return None, None
+    return fold_train_sums(X, y, sw, splits, total=True) or (None, None)
 
 
 def _shared_rows(folds, fit_intercept):
@@ -268,7 +268,15 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         # of X at a time), each kept as a prepared host fold (on n >> p only its Gram
         # matrix, see LeastSquaresFold(gram_only=True)).
         self.folds, constant = [], []
-        sums = _train_sums(folds, fit_intercept)
+        sums, total = _train_sums(folds, fit_intercept)
+        # The whole data's centered Gram matrix, X^T y and means (scikit-learn's
+        # normalized weights), for the estimator's refit (see ImplicitLassoCV's _refit).
+        self.refit_gram = None
+        if total is not None:
+            A, b, m = total
+            c = len(folds.source[1]) / float(np.sum(folds.source[2]))
+            # (A symmetric, Fortran-ordered: its transpose is C-ordered, as read)
+            self.refit_gram = (np.multiply(A, c, out=A).T, c * b, m)
         shared = None if sums is not None else _shared_rows(folds, fit_intercept)
         if shared is not None:
             # Wide folds on working sets: one centered copy of X for all of them, its rows

@@ -491,7 +491,7 @@ class LeastSquaresFold:
         return float(np.max(np.abs(Xty)) / self.n_train)
 
 
-def fold_train_sums(X, y, sample_weight, splits, block=2048):
+def fold_train_sums(X, y, sample_weight, splits, block=2048, total=False):
     """Each training fold's ``(A_k, b_k, m)``: ``A_k = sum_{i in train} w_i z_i z_i^T``,
     ``b_k = sum w_i z_i y_i`` with ``z = x - m`` (``m`` the weighted mean of all rows, a
     shift against cancellation), from ONE pass over ``X``: when the test sets partition
@@ -499,7 +499,8 @@ def fold_train_sums(X, y, sample_weight, splits, block=2048):
     fold's is the whole minus its test part: ``n p^2`` operations for all folds instead
     of ``(K - 1) n p^2`` (scikit-learn's ``LassoCV`` forms each fold's Gram matrix).
     ``None`` when the test sets do not partition the rows (a fold's sums are then made
-    from its own rows). Dense ``X`` and a single target.
+    from its own rows). Dense ``X`` and a single target. ``total=True``: also the whole
+    data's ``(A, b, m)`` (``A`` symmetric), as a second output.
 
     Examples
     --------
@@ -529,7 +530,7 @@ def fold_train_sums(X, y, sample_weight, splits, block=2048):
     out = []
     for A, b in parts:  # in place: one p x p matrix a fold, and the total
         out.append((_symmetrized(np.subtract(A_all, A, out=A)), b_all - b, m))
-    return out
+    return (out, (_symmetrized(A_all), b_all, m)) if total else out
 
 
 GRAM_ONLY_SIZE = 2 ** 21

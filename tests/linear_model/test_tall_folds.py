@@ -147,3 +147,33 @@ def test_folds_never_write_in_the_users_rows(shuffle):
         ImplicitLassoCV(cv=KFold(5, shuffle=shuffle, random_state=0 if shuffle else None)
                         ).fit(X, y)
         assert np.array_equal(X, X0)
+
+
+@pytest.mark.parametrize("case", ["lasso", "weights", "enet", "positive"])
+def test_refit_from_the_folds_gram_matches_scikit_learns(tall, case, monkeypatch):
+    """On dense n >> p data the refit runs on the whole data's Gram matrix (the folds'
+    sums give it): the same coefficients, intercept, iterations and duality gap as
+    scikit-learn's Lasso / ElasticNet refit on X."""
+    from sklearn.linear_model import ElasticNet, Lasso
+
+    import skimplicit.linear_model._coordinate_descent as cd
+    from skimplicit.linear_model import ImplicitElasticNetCV
+
+    X, y, sw = tall
+
+    def no_refit_on_x(*args, **kwargs):
+        raise AssertionError("the refit read X")
+
+    monkeypatch.setattr(cd, "fit_enet", no_refit_on_x)
+    W = sw if case == "weights" else None
+    est = (ImplicitElasticNetCV(l1_ratio=0.5) if case == "enet"
+           else ImplicitLassoCV(positive=case == "positive")).fit(X, y, sample_weight=W)
+    assert not hasattr(est, "_refit_gram")
+    ref = (ElasticNet(alpha=est.alpha_, l1_ratio=0.5) if case == "enet"
+           else Lasso(alpha=est.alpha_, positive=case == "positive")).fit(X, y,
+                                                                          sample_weight=W)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=0,
+                               atol=1e-12 * np.abs(ref.coef_).max())
+    assert est.intercept_ == pytest.approx(ref.intercept_, rel=1e-12, abs=1e-9)
+    assert est.n_iter_ == ref.n_iter_
+    assert est.dual_gap_ == pytest.approx(ref.dual_gap_, rel=1e-6)

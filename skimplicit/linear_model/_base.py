@@ -149,7 +149,7 @@ class ImplicitLinearModelCV(RegressorMixin, BaseEstimator):
         self.__dict__.pop("_problems", None)
         # (what the refit may reuse: the whole data's Gram matrix from the folds' sums)
         self._refit_gram = getattr(problem, "refit_gram", None)
-        del problems, problem
+        del problems, problem, folds  # (the lazy folds: their prepared folds go too)
         try:
             self._refit(X, y, sample_weight)
         finally:

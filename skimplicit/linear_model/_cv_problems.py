@@ -7,6 +7,8 @@ one evaluation to the next) and a batched hypergradient kernel of
 
 from __future__ import annotations
 
+import weakref
+
 import jax
 import numpy as np
 import scipy.sparse as sp
@@ -112,6 +114,70 @@ def _shared_rows(folds, fit_intercept):
     Xc = Xc.astype(float, copy=np.may_share_memory(Xc, X))  # (one copy in all)
     Xc -= m
     return Xc, m, blocks, order
+
+
+def _prepare_folds(folds, fit_intercept):
+    """The host folds of an elastic-net problem (:class:`_Fold`), whether each has nothing
+    to tune, and the whole data's Gram matrix for the refit (or ``None``); computed once
+    per lazily made set of folds and ``fit_intercept`` (the problems of a list of
+    ``l1_ratio`` share them: the folds hold data only, each problem its own warm starts
+    and Gram caches)."""
+    cache = _PREPARED.get(folds) if getattr(folds, "source", None) is not None else None
+    if cache is not None and fit_intercept in cache:
+        return cache[fit_intercept]
+    source_folds = folds
+    # One pass over the folds (each read once: with lazily made folds, one fold's copy
+    # of X at a time), each kept as a prepared host fold (on n >> p only its Gram
+    # matrix, see LeastSquaresFold(gram_only=True)).
+    prepared, constant = [], []
+    sums, total = _train_sums(folds, fit_intercept)
+    # The whole data's centered Gram matrix, X^T y and means (scikit-learn's
+    # normalized weights), for the estimator's refit (see ImplicitLassoCV's _refit).
+    refit_gram = None
+    if total is not None:
+        A, b, m = total
+        c = len(folds.source[1]) / float(np.sum(folds.source[2]))
+        # (A symmetric, Fortran-ordered: its transpose is C-ordered, as read)
+        refit_gram = (np.multiply(A, c, out=A).T, c * b, m)
+    shared = None if sums is not None else _shared_rows(folds, fit_intercept)
+    if shared is not None:
+        # Wide folds on working sets: one centered copy of X for all of them, its rows
+        # in the order of the test folds (a fold's training rows: two views of it).
+        X, y, sw, splits = folds.source
+        Xc, m, blocks, order = shared
+        splits = [(np.r_[order[:a], order[b:]], te) for (a, b), (_, te) in zip(blocks, splits)]
+        folds = [FoldData(None, y[tr], sw[tr], take_rows(X, te), y[te], sw[te])
+                 for tr, te in splits]
+    if sums is not None:
+        # From the sums: only the test rows are copied (X_train None, see _Fold).
+        X, y, sw, splits = folds.source
+        sw = np.asarray(sw, float)
+        x_all = np.asarray(sw @ X).ravel()
+        folds = [FoldData(None, y[tr], sw[tr], take_rows(X, te), y[te], sw[te])
+                 for tr, te in splits]
+    for i, d in enumerate(folds):
+        x_sum = None if sums is None else x_all - d.sw_test @ d.X_test
+        prepared.append(_Fold(d, fit_intercept, True, gram_only=True,
+                              train_sums=None if sums is None else sums[i], x_sum=x_sum,
+                              rows_of=None if shared is None else (Xc, blocks[i], m)))
+        if sums is not None or shared is not None:
+            if sums is not None:
+                sums[i] = None  # (its arrays now the fold's Gram matrix)
+            constant.append(nothing_to_tune(X, d.y_train, d.sw_train,
+                                            fit_intercept=fit_intercept,
+                                            rows=splits[i][0]))
+        else:
+            constant.append(nothing_to_tune(d.X_train, d.y_train, d.sw_train,
+                                            fit_intercept=fit_intercept))
+        del d
+    out = (prepared, constant, refit_gram)
+    if getattr(source_folds, "source", None) is not None:
+        _PREPARED.setdefault(source_folds, {})[fit_intercept] = out
+    return out
+
+
+_PREPARED = weakref.WeakKeyDictionary()
+"""The prepared folds of each lazily made set of folds (see :func:`_prepare_folds`)."""
 
 
 def make_folds(folds, fit_intercept, normalize_weights=True):
@@ -264,51 +330,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                  tune_l1_ratio=False, alpha_per_feature=False, positive=False, tol=1e-4,
                  max_iter=1000, bounds=None, l1_ratio_bounds=(0.01, 1.0), n_path=6,
                  starts=None, precompute=False, eps=None):
-        # One pass over the folds (each read once: with lazily made folds, one fold's copy
-        # of X at a time), each kept as a prepared host fold (on n >> p only its Gram
-        # matrix, see LeastSquaresFold(gram_only=True)).
-        self.folds, constant = [], []
-        sums, total = _train_sums(folds, fit_intercept)
-        # The whole data's centered Gram matrix, X^T y and means (scikit-learn's
-        # normalized weights), for the estimator's refit (see ImplicitLassoCV's _refit).
-        self.refit_gram = None
-        if total is not None:
-            A, b, m = total
-            c = len(folds.source[1]) / float(np.sum(folds.source[2]))
-            # (A symmetric, Fortran-ordered: its transpose is C-ordered, as read)
-            self.refit_gram = (np.multiply(A, c, out=A).T, c * b, m)
-        shared = None if sums is not None else _shared_rows(folds, fit_intercept)
-        if shared is not None:
-            # Wide folds on working sets: one centered copy of X for all of them, its rows
-            # in the order of the test folds (a fold's training rows: two views of it).
-            X, y, sw, splits = folds.source
-            Xc, m, blocks, order = shared
-            splits = [(np.r_[order[:a], order[b:]], te) for (a, b), (_, te) in zip(blocks, splits)]
-            folds = [FoldData(None, y[tr], sw[tr], take_rows(X, te), y[te], sw[te])
-                     for tr, te in splits]
-        if sums is not None:
-            # From the sums: only the test rows are copied (X_train None, see _Fold).
-            X, y, sw, splits = folds.source
-            sw = np.asarray(sw, float)
-            x_all = np.asarray(sw @ X).ravel()
-            folds = [FoldData(None, y[tr], sw[tr], take_rows(X, te), y[te], sw[te])
-                     for tr, te in splits]
-        for i, d in enumerate(folds):
-            x_sum = None if sums is None else x_all - d.sw_test @ d.X_test
-            self.folds.append(_Fold(d, fit_intercept, True, gram_only=True,
-                                    train_sums=None if sums is None else sums[i], x_sum=x_sum,
-                                    rows_of=None if shared is None
-                                    else (Xc, blocks[i], m)))
-            if sums is not None or shared is not None:
-                if sums is not None:
-                    sums[i] = None  # (its arrays now the fold's Gram matrix)
-                constant.append(nothing_to_tune(X, d.y_train, d.sw_train,
-                                                fit_intercept=fit_intercept,
-                                                rows=splits[i][0]))
-            else:
-                constant.append(nothing_to_tune(d.X_train, d.y_train, d.sw_train,
-                                                fit_intercept=fit_intercept))
-            del d
+        self.folds, constant, self.refit_gram = _prepare_folds(folds, fit_intercept)
         self.n_features = self.folds[0].n_features
         self._n_folds = len(self.folds)
         self._rows = (max(f.n_train for f in self.folds),

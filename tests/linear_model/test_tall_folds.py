@@ -177,3 +177,23 @@ def test_refit_from_the_folds_gram_matches_scikit_learns(tall, case, monkeypatch
     assert est.intercept_ == pytest.approx(ref.intercept_, rel=1e-12, abs=1e-9)
     assert est.n_iter_ == ref.n_iter_
     assert est.dual_gap_ == pytest.approx(ref.dual_gap_, rel=1e-6)
+
+
+def test_problems_of_an_l1_ratio_list_share_their_folds(tall):
+    """The problems of a list of l1_ratio made from the same lazy folds share the
+    prepared folds (the folds' sums computed once, one set of Gram matrices), and each
+    evaluates as a problem made alone does."""
+    X, y, sw = tall
+    splits = list(KFold(5).split(X))
+    lazy = split_folds(X, y, sw, splits, lazy=True)
+    first = EnetCVProblem(lazy, l1_ratio=1.0)
+    second = EnetCVProblem(lazy, l1_ratio=0.5)
+    assert all(a is b for a, b in zip(first.folds, second.folds))
+    assert second.refit_gram is first.refit_gram
+    alone = EnetCVProblem(split_folds(X, y, sw, splits, lazy=True), l1_ratio=0.5)
+    assert all(a is not b for a, b in zip(second.folds, alone.folds))
+    first.evaluate(first.initial_points()[4])  # (its own warm starts only)
+    point = second.initial_points()[4]
+    e1, e2 = second.evaluate(point), alone.evaluate(point)
+    np.testing.assert_array_equal(e1.fold_losses, e2.fold_losses)
+    assert e1.grad["alpha"] == e2.grad["alpha"]

@@ -548,7 +548,7 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
         since every start begins from the same saved warm-start state. A problem with a
         ``fold_jobs`` attribute (:class:`~skimplicit.tuning.CVProblem`) gets ``n_jobs``
         there: its folds run on that many threads while one point is evaluated at a time
-        (the cover, a single start).
+        (the cover, a single start); the problem's own setting is restored on return.
     n_basins : int, default=3
         Most basins of the cover descended (besides ``n_restarts``).
     basin_tol : float, default=0.05
@@ -585,9 +585,23 @@ def tune(problem, *, init=None, max_outer_iter=30, outer_tol=1e-4, n_restarts=1,
     >>> round(result.best_params["alpha"], 6)
     0.1
     """
+    if not hasattr(problem, "fold_jobs"):
+        return _tune(problem, init, max_outer_iter, outer_tol, n_restarts, max_time, verbose,
+                     random_state, n_jobs, n_basins, basin_tol)
+    # (CVProblem: its folds on n_jobs threads during this tuning; the caller's setting
+    # is restored after it)
+    previous, problem.fold_jobs = problem.fold_jobs, n_jobs
+    try:
+        return _tune(problem, init, max_outer_iter, outer_tol, n_restarts, max_time, verbose,
+                     random_state, n_jobs, n_basins, basin_tol)
+    finally:
+        problem.fold_jobs = previous
+
+
+def _tune(problem, init, max_outer_iter, outer_tol, n_restarts, max_time, verbose,
+          random_state, n_jobs, n_basins, basin_tol):
+    """:func:`tune`'s body (``problem.fold_jobs`` set by the caller)."""
     hps = list(problem.hyperparameters)
-    if hasattr(problem, "fold_jobs"):  # (CVProblem: its folds on n_jobs threads)
-        problem.fold_jobs = n_jobs
     bounds = [b for hp in hps for b in hp.search_bounds()]
     lo_b = np.array([b[0] for b in bounds])
     hi_b = np.array([b[1] for b in bounds])

@@ -134,3 +134,29 @@ def test_predicted_decrease_stops_early():
     tight = tune(Kinked(center=0.7), outer_tol=1e-12)
     assert loose.n_iter < tight.n_iter
     assert loose.best_loss <= tight.best_loss * (1 + 1e-2)
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_tune_restores_the_problems_fold_jobs(n_jobs):
+    """``tune(n_jobs=...)`` runs a CVProblem's folds on n_jobs threads while it tunes,
+    and leaves the caller's problem as it was (its own ``fold_jobs``)."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import KFold
+
+    from skimplicit.linear_model._cv_problems import EnetCVProblem
+    from skimplicit.tuning import split_folds
+
+    X, y = load_diabetes(return_X_y=True)
+    problem = EnetCVProblem(split_folds(X, y, np.ones(len(y)), list(KFold(3).split(X))))
+    seen = []
+    evaluate = problem.evaluate
+
+    def spy(params, **kwargs):
+        seen.append(problem.fold_jobs)
+        return evaluate(params, **kwargs)
+
+    problem.evaluate = spy
+    problem.fold_jobs = 3
+    tune(problem, n_jobs=n_jobs, max_outer_iter=3)
+    assert seen and set(seen) == {n_jobs}
+    assert problem.fold_jobs == 3

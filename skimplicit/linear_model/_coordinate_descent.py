@@ -12,6 +12,8 @@ import sklearn.linear_model._coordinate_descent as _sk_cd
 from sklearn.utils import check_scalar
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..solvers import HostCD
+from ..solvers._host_cd import _gram_cd
 from ._base import ImplicitLinearModelCV, check_bounds
 from ._cv_problems import EnetCVProblem
 from ._device import DeviceEnetProblem
@@ -60,18 +62,13 @@ def fit_enet_gram(gram, y, sample_weight, alpha, l1_ratio, *, positive, tol, max
     ``X`` in Fortran order nor ``O(n p)`` epochs. Returns ``(coef, intercept, n_iter,
     dual_gap)``."""
     G, xty, x_mean = gram
-    n = y.shape[0]
     s = np.asarray(sample_weight, float)
-    s = s * (n / s.sum())
+    s = s * (y.shape[0] / s.sum())
     y_mean = float(np.average(y, weights=s))
-    y_fit = (y - y_mean) * np.sqrt(s)
-    shape_only = np.broadcast_to(np.zeros(()), (n, G.shape[0]))  # (read for its shape)
-    _, coefs, gaps, n_iter = _sk_cd.enet_path(
-        shape_only, y_fit, l1_ratio=l1_ratio, alphas=[alpha], precompute=G, Xy=xty,
-        copy_X=False, coef_init=np.zeros(G.shape[0]), return_n_iter=True, positive=positive,
-        check_input=False, tol=tol, max_iter=max_iter, selection="cyclic")
-    coef = coefs[:, 0].copy()
-    return coef, y_mean - float(x_mean @ coef), n_iter[0], gaps[0]
+    coef, n_iter, gap = _gram_cd(HostCD(max_iter=max_iter, positive=positive), G, xty,
+                                 (y - y_mean) * np.sqrt(s), alpha, l1_ratio, tol, None,
+                                 return_gap=True)
+    return coef, y_mean - float(x_mean @ coef), n_iter, gap
 
 
 def enet_alpha_max(X, y, sample_weight, *, l1_ratio=1.0, fit_intercept=True, positive=False):

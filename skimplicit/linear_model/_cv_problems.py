@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from .._blas import one_blas_thread
 from ..solvers import (HostCD, LeastSquaresFold, dense, fold_train_sums, solve_enet_host,
                        uses_full_gram)
-from ..solvers._host_cd import GRAM_ONLY_SIZE, uses_working_sets
+from ..solvers._host_cd import GRAM_ONLY_SIZE, partition_order, uses_working_sets
 from ..tuning import (CVProblem, FoldData, Hyperparameter, WarmStarts, bucket, pad_stack,
                       solve_with_fallback, to_device)
 from ..tuning._progress import check_time
@@ -102,12 +102,12 @@ def _shared_rows(folds, fit_intercept):
     if sp.issparse(X) or np.ndim(y) != 1 or not isinstance(X, np.ndarray) \
             or not all(uses_working_sets(len(tr), X.shape[1]) for tr, _ in splits):
         return None
-    tests = [np.asarray(te, dtype=np.intp) for _, te in splits]
-    order = np.concatenate(tests)
-    if not np.array_equal(np.sort(order), np.arange(X.shape[0])):
+    order = partition_order(splits, X.shape[0])
+    if order is None:
         return None
-    ends = np.cumsum([t.size for t in tests])
-    blocks = [(int(b - t.size), int(b)) for t, b in zip(tests, ends)]
+    sizes = [len(te) for _, te in splits]
+    ends = np.cumsum(sizes)
+    blocks = [(int(b - k), int(b)) for k, b in zip(sizes, ends)]
     sw = np.asarray(sw, float)
     m = np.asarray(sw @ X / sw.sum()).ravel() if fit_intercept else np.zeros(X.shape[1])
     Xc = take_rows(X, order)  # (a view for unshuffled K-fold, else a copy)

@@ -162,22 +162,33 @@ class LeastSquaresFold:
                  gram_only=False, train_sums=None, x_sum=None, rows_of=None):
         Xtr, ytr = X, y
         self._shared = None
-        if rows_of is not None:
-            self._init_rows_of(y, sample_weight, fit_intercept, normalize_weights, rows_of)
-            return
-        if Xtr is None:
+        if Xtr is None and rows_of is None:
             # From the sums alone (no copy of the fold's rows): ``x_sum``, the raw-weighted
             # sum of its rows, gives the means; the fold keeps its Gram matrix only.
             if train_sums is None or x_sum is None or not fit_intercept or not gram_only:
                 raise ValueError("X=None needs gram_only, fit_intercept, train_sums and x_sum")
-        self.n_train = Xtr.shape[0] if Xtr is not None else len(ytr)
-        shape = Xtr.shape if Xtr is not None else (self.n_train, len(x_sum))
+        if rows_of is not None:
+            # Read from a centered copy of the data set that all folds share (see the
+            # class's docstring): ``Xc = X - m``, the training rows ``Xc[:a]`` and
+            # ``Xc[b:]``. No copy of the fold's rows is kept: its columns are gathered
+            # when asked for, and ``X^T r`` is two products with views of ``Xc``, minus
+            # the fold's small offset ``d = x_mean - m`` (no cancellation: ``Xc`` is
+            # centered). For the working-set descent (``p > 2 n``), whose folds each kept
+            # a centered copy (``K`` copies of the data).
+            Xc, (a, b), m = rows_of
+            self.n_train = a + Xc.shape[0] - b
+        else:
+            self.n_train = Xtr.shape[0] if Xtr is not None else len(ytr)
         self.fit_intercept = fit_intercept
         # scikit-learn's Lasso/ElasticNet rescale sample weights to sum to n_samples (their
         # loss is a weighted mean); Ridge uses them as they are (a weighted sum).
         sw = np.asarray(sample_weight, float)
         self.sw_train = sw * (self.n_train / sw.sum()) if normalize_weights else sw
-        if Xtr is None:
+        if rows_of is not None and fit_intercept:
+            wn = self.sw_train / self.sw_train.sum()
+            self.x_mean = m + (Xc[:a].T @ wn[:a] + Xc[b:].T @ wn[a:])
+            self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
+        elif Xtr is None and rows_of is None:
             self.x_mean = np.asarray(x_sum, float) / sw.sum()
             self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
         elif fit_intercept:
@@ -185,11 +196,17 @@ class LeastSquaresFold:
             self.x_mean = np.asarray(Xtr.T @ self.sw_train / self.sw_train.sum()).ravel()
             self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
         else:
-            self.x_mean = np.zeros(Xtr.shape[1])
+            self.x_mean = np.zeros((Xtr if rows_of is None else Xc).shape[1])
             self.y_mean = np.zeros(ytr.shape[1:]) if ytr.ndim > 1 else 0.0
         self.y_train = np.asarray(ytr, float)
         self.sqrt_sw = np.sqrt(self.sw_train)
         self.sparse = Xtr is not None and sp.issparse(Xtr)
+        if rows_of is not None:
+            self.X_train = self.X_fit = None
+            self._shared = (Xc, (a, b), self.x_mean - m)
+            self.y_fit = self.train_target()
+            return
+        shape = Xtr.shape if Xtr is not None else (self.n_train, len(x_sum))
         if self.sparse:
             self.X_train = Xtr.tocsc()
         else:
@@ -223,36 +240,6 @@ class LeastSquaresFold:
             if np.any(self.sqrt_sw != 1.0):
                 X_fit *= self.sqrt_sw[:, None]
             self.X_fit = X_fit
-        self.y_fit = self.train_target()
-
-    def _init_rows_of(self, y, sample_weight, fit_intercept, normalize_weights, rows_of):
-        """A dense fold read from a copy of the data set shared by all folds, ``rows_of =
-        (Xc, (a, b), m)``: ``Xc = X - m`` (its rows in any order), ``m`` a shift common to
-        the folds (the data's mean; 0 without an intercept), and the fold's training rows
-        ``Xc[:a]`` then ``Xc[b:]`` (``y`` and ``sample_weight`` in that order). No copy of
-        the fold's rows is kept: its columns are gathered when asked for, and ``X^T r`` is
-        two products with views of ``Xc``, minus the fold's small offset ``d = x_mean - m``
-        (no cancellation: ``Xc`` is centered). For the working-set descent (``p > 2 n``),
-        whose folds each kept a centered copy (``K`` copies of the data)."""
-        Xc, (a, b), m = rows_of
-        self.n_train = a + Xc.shape[0] - b
-        self.fit_intercept, self.sparse = fit_intercept, False
-        sw = np.asarray(sample_weight, float)
-        self.sw_train = sw * (self.n_train / sw.sum()) if normalize_weights else sw
-        ytr = np.asarray(y, float)
-        if fit_intercept:
-            wn = self.sw_train / self.sw_train.sum()
-            d = Xc[:a].T @ wn[:a] + Xc[b:].T @ wn[a:]
-            self.x_mean = m + d
-            self.y_mean = np.average(ytr, axis=0, weights=self.sw_train)
-        else:
-            d = -np.asarray(m, float)  # (x_mean = 0)
-            self.x_mean = np.zeros(Xc.shape[1])
-            self.y_mean = np.zeros(ytr.shape[1:]) if ytr.ndim > 1 else 0.0
-        self.y_train = ytr
-        self.sqrt_sw = np.sqrt(self.sw_train)
-        self.X_train = self.X_fit = None
-        self._shared = (Xc, (a, b), d)
         self.y_fit = self.train_target()
 
     def _xt(self, r):
@@ -516,7 +503,7 @@ def fold_train_sums(X, y, sample_weight, splits, block=2048, total=False):
     """
     n, p = X.shape
     tests = [np.asarray(te) for _, te in splits]
-    if not np.array_equal(np.sort(np.concatenate(tests)), np.arange(n)):
+    if partition_order(splits, n) is None:
         return None
     w = np.asarray(sample_weight, float)
     m = np.asarray(w @ X / w.sum()).ravel()
@@ -531,6 +518,13 @@ def fold_train_sums(X, y, sample_weight, splits, block=2048, total=False):
     for A, b in parts:  # in place: one p x p matrix a fold, and the total
         out.append((_symmetrized(np.subtract(A_all, A, out=A)), b_all - b, m))
     return (out, (_symmetrized(A_all), b_all, m)) if total else out
+
+
+def partition_order(splits, n):
+    """The test folds' rows one fold after the other (``(n,)`` indices) when the test sets
+    of ``splits`` partition ``range(n)`` (K-fold), else ``None``."""
+    order = np.concatenate([np.asarray(te, dtype=np.intp) for _, te in splits])
+    return order if np.array_equal(np.sort(order), np.arange(n)) else None
 
 
 GRAM_ONLY_SIZE = 2 ** 21
@@ -609,18 +603,20 @@ def _sklearn_cd(solver, X, y, a, l1_ratio, tol, v0, sw, fit_intercept, gram=None
     return est.coef_.copy(), est.n_iter_
 
 
-def _gram_cd(solver, G, xty, y, a, l1_ratio, tol, v0):
+def _gram_cd(solver, G, xty, y, a, l1_ratio, tol, v0, return_gap=False):
     """scikit-learn's coordinate descent on a Gram matrix (``enet_path`` with
     ``precompute=G``, ``Xy=xty``: what ``ElasticNet(precompute=G).fit`` runs, without
-    ``X``, which it reads only for its shape here): ``(coef, n_iter)``."""
+    ``X``, which it reads only for its shape here): ``(coef, n_iter)``, and its duality
+    gap with ``return_gap``."""
     n, p = y.shape[0], G.shape[0]
     shape_only = np.broadcast_to(np.zeros(()), (n, p))  # no memory
     coef0 = np.zeros(p) if v0 is None else np.array(v0, dtype=float)
-    _, coefs, _, n_iter = enet_path(
+    _, coefs, gaps, n_iter = enet_path(
         shape_only, y, l1_ratio=l1_ratio, alphas=[a], precompute=G, Xy=xty, copy_X=False,
         coef_init=coef0, return_n_iter=True, positive=solver.positive, check_input=False,
         tol=tol, max_iter=solver.max_iter, selection="cyclic")
-    return coefs[:, 0].copy(), n_iter[0]
+    out = coefs[:, 0].copy(), n_iter[0]
+    return (*out, gaps[0]) if return_gap else out
 
 
 def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=None):

@@ -5,6 +5,9 @@ For each final step, on a bundled or generated data set (standardized in a pipel
 100 log-spaced values of the same interval (KernelRidge: a 20 x 20 grid of ``alpha`` x
 ``gamma``), both scored by the final step's loss (the squared hinge for ``LinearSVC``,
 the MSE of the {-1, 1} codes for ``RidgeClassifier``, the deviance for the GLMs).
+SGD's CV score is rough in ``alpha``, so its steps run on more data sets: seven binary
+ones for ``SGDClassifier(loss="log_loss")`` (breast_cancer, wine and iris one class
+against the rest, digits below 5, four generated), two for ``SGDRegressor``.
 
 Each side runs in a fresh process (imports excluded, JIT compilation included);
 HypergradSearchCV fits twice there: ``compile`` is the first fit's time minus the
@@ -48,8 +51,8 @@ def _neg_code_mse(est, X, y):
 
 def case(name):
     """``(X, y, pipeline, {hp: (lo, hi)}, scoring, cv)``."""
-    from sklearn.datasets import (load_breast_cancer, load_diabetes, load_iris,
-                                  make_classification, make_friedman1)
+    from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
+                                  load_wine, make_classification, make_friedman1)
     from sklearn.kernel_ridge import KernelRidge
     from sklearn.linear_model import (GammaRegressor, HuberRegressor, LogisticRegression,
                                       PoissonRegressor, RidgeClassifier, SGDClassifier,
@@ -102,6 +105,23 @@ def case(name):
             Xc, yc, LogisticRegression(solver="newton-cholesky", tol=1e-12),
             {"C": (1e-4, 1e4)}, "neg_brier_score", skf),
     }
+    # SGD's CV score is rough in alpha (HypergradSearchCV scans around its best point):
+    # more binary data sets for SGDClassifier, one regression more for SGDRegressor.
+    sgd_log = SGDClassifier(loss="log_loss", random_state=0)
+    Xi, yi = load_iris(return_X_y=True)
+    Xw, yw = load_wine(return_X_y=True)
+    Xg, yg = load_digits(return_X_y=True)
+    binary = {"wine-1": (Xw, (yw == 1).astype(int)), "iris-1": (Xi, (yi == 1).astype(int)),
+              "digits<5": (Xg, (yg < 5).astype(int))}
+    binary.update({f"classif800-s{s}": make_classification(
+        800, 20, n_informative=8, flip_y=0.1, random_state=s) for s in range(4)})
+    for k, (Xb, yb) in binary.items():
+        cases[f"SGDClassifier(log)/{k}"] = (Xb, yb, sgd_log, {"alpha": (1e-5, 1e1)},
+                                            "neg_log_loss", skf)
+    cases["SGDRegressor/friedman1-1500"] = (*make_friedman1(1500, noise=1.0, random_state=0),
+                                            SGDRegressor(random_state=0),
+                                            {"alpha": (1e-5, 1e1)},
+                                            "neg_mean_squared_error", kf)
     X, y, final, space, scoring, cv = cases[name]
     pipe = make_pipeline(StandardScaler(), final)
     prefix = pipe.steps[-1][0] + "__"
@@ -144,7 +164,10 @@ NAMES = ["LinearSVC/breast_cancer", "LinearSVC/20000x200", "LinearSVR/diabetes",
          "GammaRegressor/diabetes", "TweedieRegressor(1.5)/diabetes",
          "KernelRidge(rbf)/diabetes", "KernelRidge(rbf)/friedman1-1500",
          "SGDRegressor/diabetes", "SGDClassifier(log)/breast_cancer",
-         "LogisticRegression(brier)/breast_cancer"]
+         "LogisticRegression(brier)/breast_cancer",
+         "SGDRegressor/friedman1-1500", "SGDClassifier(log)/wine-1", "SGDClassifier(log)/iris-1",
+         "SGDClassifier(log)/digits<5"] + [f"SGDClassifier(log)/classif800-s{s}"
+                                           for s in range(4)]
 
 
 def _fmt(point):

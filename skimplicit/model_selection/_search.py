@@ -116,9 +116,14 @@ from ._registry import (check_refittable, final_step, find_final_step, make_prob
 from ..utils import check_fold_weights, check_sample_weight
 from ..tuning import backend_context
 from ..tuning._constant import tune_or_constant
+from ..tuning._protocol import Evaluation
 from ..tuning._select import score_points, select_best
 
 __all__ = ["HypergradSearchCV"]
+
+#: Scan density (points per decade) around the best point of an SGD final step (see
+#: ``HypergradSearchCV._scan``); half a decade each side.
+SCAN_PER_DECADE = 32
 
 
 def _estimator_has(attr):
@@ -200,6 +205,16 @@ def _point_key(params):
     ``exp(log(alpha))``, can differ from the cover's ``alpha`` in the last bit)."""
     return tuple((k, tuple(f"{x:.12g}" for x in np.ravel(np.asarray(v, float))))
                  for k, v in sorted(params.items()))
+
+
+def _scan_record(point, prefix):
+    """The record of a scan point (see ``HypergradSearchCV._scan``): scored by the
+    estimator's refits only; the problem was not solved there (phase ``"scan"``, no
+    hypergradient, no inner precision)."""
+    params = {k[len(prefix):]: v for k, v in point.items() if k.startswith(prefix)}
+    ev = Evaluation(loss=np.nan, grad=None, fold_losses=np.array([np.nan]), converged=True,
+                    info={"scan": True})
+    return {"params": params, "evaluation": ev, "phase": "scan", "precision": np.nan}
 
 
 def _dedupe(records, best_evaluation):
@@ -396,7 +411,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         together, as the fit time; score times 0); and ``hypergradient_<name>`` (the
         gradient of the mean validation *loss* followed with respect to the
         hyperparameter in natural units; NaN where none was computed), ``phase``
-        (``"path"``, ``"start k"``, ``"fixed"``), ``inner_precision`` and ``converged``.
+        (``"path"``, ``"start k"``, ``"fixed"``, ``"scan"``: an SGD step's points around
+        its best, scored by SGD's refits only), ``inner_precision`` and ``converged``.
     best_index_ : int
         Row of ``cv_results_`` with the best mean test score.
     best_params_ : dict
@@ -693,9 +709,12 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             if not select_mode and transform is None:
                 scorers = get_scorer(default) if default in LOSS_TO_SCORING.values() \
                     else scorers
+            scan = self._scan(search_problem, prefix, refit_metric) if getattr(
+                problem, "approximate_refit", False) else None
             results, self.multimetric_ = score_points(
                 self, estimator, X, y, splits, points, scorers, fit_params=dict(est_params),
-                score_params=score_params)
+                score_params=score_params, extend=scan)
+            records = records + [_scan_record(p, prefix) for p in points[len(records):]]
             if not select_mode:  # the test scores the search followed
                 self._loss_scores(results, records)
         else:
@@ -710,6 +729,41 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         if self.refit:
             self._refit_best(estimator, prefix, fixed, X, y, est_params)
         return self
+
+    def _scan(self, problem, prefix, refit_metric):
+        """For a final step whose refit only approximates the problem's minimizer (SGD):
+        ``extend`` for :func:`score_points`, the scan around the best scored point.
+
+        SGD's CV score is a rough function of ``alpha`` (its learning rate and stopping
+        depend on it), with bumps of about 1 % between neighbouring values: the
+        hypergradient of the exact minimizer finds the region, and the points
+        ``best * 10**(k / SCAN_PER_DECADE)``, ``0 < |k| <= SCAN_PER_DECADE / 2`` (within
+        half a decade, twice a 100-point grid's density over six decades), inside the
+        bounds and not already scored, are scored the same way.
+        """
+        hps = problem.hyperparameters
+        if len(hps) != 1 or hps[0].size is not None or hps[0].scale != "log" or (
+                refit_metric is False and not callable(self.refit)):
+            return None
+        hp, key = hps[0], prefix + hps[0].name
+        refit = self.refit if callable(self.refit) else True
+
+        def extend(results):
+            if not callable(refit) and f"mean_test_{refit_metric}" not in results:
+                return []  # a callable's several metrics: refit's check comes later
+            params = results["params"]
+            best = params[select_best(refit, refit_metric, results)]
+            lo, hi = float(hp.lower), float(hp.upper)
+            seen = np.log10([float(p[key]) for p in params])
+            out = []
+            for k in range(-SCAN_PER_DECADE // 2, SCAN_PER_DECADE // 2 + 1):
+                v = float(np.clip(float(best[key]) * 10.0 ** (k / SCAN_PER_DECADE), lo, hi))
+                if np.min(np.abs(seen - np.log10(v))) > 1e-9:
+                    seen = np.append(seen, np.log10(v))
+                    out.append({**best, key: v})
+            return out
+
+        return extend
 
     def _folds(self, X, y, params, pre, final, prefix, select_mode):
         """The splits and each fold's data through the pipeline's other steps (fitted on

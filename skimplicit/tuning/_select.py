@@ -15,6 +15,7 @@ skimplicit (for :class:`HypergradSearchCV`; the CV estimators' ``scoring`` use t
 
 from __future__ import annotations
 
+import warnings
 from itertools import product
 
 from joblib import Parallel, delayed
@@ -30,7 +31,7 @@ __all__ = ["score_points", "select_best"]
 
 
 def score_points(search, estimator, X, y, splits, points, scorers, *, fit_params=None,
-                 score_params=None):
+                 score_params=None, extend=None):
     """GridSearchCV's ``cv_results_`` (scores, times, params) of ``points`` on ``splits``.
 
     Parameters
@@ -48,6 +49,10 @@ def score_points(search, estimator, X, y, splits, points, scorers, *, fit_params
         As ``BaseSearchCV._get_scorers`` returns.
     fit_params, score_params : dict
         Routed fit and score metadata (split per fold by ``_fit_and_score``).
+    extend : callable, optional
+        ``extend(results) -> list of dict``: more points to score, chosen from the
+        results of ``points`` (a scan around their best); the returned results then hold
+        ``points`` followed by these, and ``points`` (a list) is extended with them.
 
     Returns
     -------
@@ -56,28 +61,43 @@ def score_points(search, estimator, X, y, splits, points, scorers, *, fit_params
     multimetric : bool
         Whether the scorer returned several metrics.
     """
-    points = list(points)
     n_splits = len(splits)
-    parallel = Parallel(n_jobs=search.n_jobs, pre_dispatch=search.pre_dispatch)
     kw = dict(scorer=scorers, fit_params=fit_params or {}, score_params=score_params or {},
               return_train_score=search.return_train_score, return_n_test_samples=True,
               return_times=True, return_parameters=False, error_score=search.error_score,
               verbose=search.verbose)
-    if search.verbose > 0:
-        print(f"Scoring {n_splits} folds for each of {len(points)} evaluated points, "
-              f"totalling {n_splits * len(points)} fits")
-    with parallel:
-        out = parallel(
-            delayed(_fit_and_score)(
-                clone(estimator), X, y, train=train, test=test, parameters=params,
-                split_progress=(s, n_splits), candidate_progress=(c, len(points)), **kw)
-            for (c, params), (s, (train, test)) in product(enumerate(points),
-                                                           enumerate(splits))
-        )
-    _warn_or_raise_about_fit_failures(out, search.error_score)
-    if callable(search.scoring):
-        _insert_error_scores(out, search.error_score)
-    results = BaseSearchCV._format_results(search, points, n_splits, out)
+
+    def fit_and_score(pts):
+        if search.verbose > 0:
+            print(f"Scoring {n_splits} folds for each of {len(pts)} evaluated points, "
+                  f"totalling {n_splits * len(pts)} fits")
+        parallel = Parallel(n_jobs=search.n_jobs, pre_dispatch=search.pre_dispatch)
+        with parallel:
+            out = parallel(
+                delayed(_fit_and_score)(
+                    clone(estimator), X, y, train=train, test=test, parameters=params,
+                    split_progress=(s, n_splits), candidate_progress=(c, len(pts)), **kw)
+                for (c, params), (s, (train, test)) in product(enumerate(pts),
+                                                               enumerate(splits))
+            )
+        _warn_or_raise_about_fit_failures(out, search.error_score)
+        if callable(search.scoring):
+            _insert_error_scores(out, search.error_score)
+        return out
+
+    if not isinstance(points, list):
+        points = list(points)
+    out = fit_and_score(points)
+    with warnings.catch_warnings(record=extend is not None) as caught:
+        results = BaseSearchCV._format_results(search, points, n_splits, out)
+    more = list(extend(results)) if extend is not None else []
+    if not more:  # (else the final formatting warns)
+        for w in caught or ():
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    else:
+        out = out + fit_and_score(more)
+        points.extend(more)
+        results = BaseSearchCV._format_results(search, points, n_splits, out)
     multimetric = isinstance(out[0]["test_scores"], dict)
     return results, multimetric
 

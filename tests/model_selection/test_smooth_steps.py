@@ -251,6 +251,38 @@ def test_sgd_points_are_selected_by_sgds_own_cv_scores(name):
     assert s.best_estimator_.alpha == pts[s.best_index_]
 
 
+def test_sgd_scan_around_the_best_point():
+    """SGD's CV score is rough in alpha: after the descent, the half decade around the
+    best scored point is scanned at 32 points a decade, scored as GridSearchCV scores a
+    point. On breast_cancer the selected CV log-loss is then within 0.1 % of a 100-point
+    grid's (it was 0.9 % above before the scan)."""
+    est, data, cv, scoring = SGD_CASES["SGDClassifier"]
+    X, y = data()
+    s = HypergradSearchCV(est, {"alpha": (1e-5, 1e1)}, cv=cv, scoring=scoring).fit(X, y)
+    res = s.cv_results_
+    scan = np.asarray(res["phase"]) == "scan"
+    alphas = np.array([p["alpha"] for p in res["params"]])
+    assert 16 <= scan.sum() <= 32 and scan[-scan.sum():].all()  # after the descent's rows
+    assert np.isnan(res["hypergradient_alpha"][scan]).all()
+    assert len(np.unique(alphas)) == len(alphas)
+    # the scan's centre: the best of the descent's points by SGD's own scores
+    centre = alphas[~scan][np.argmax(res["mean_test_score"][~scan])]
+    steps = np.log10(alphas[scan] / centre) * 32
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-9)
+    assert np.abs(steps).max() <= 16
+    assert s.best_index_ == np.argmax(res["mean_test_score"])
+    grid = GridSearchCV(est, {"alpha": np.logspace(-5, 1, 100)}, cv=cv,
+                        scoring=scoring).fit(X, y)
+    assert -s.best_score_ <= 1.001 * -grid.best_score_
+
+
+def test_no_scan_where_the_refit_is_the_minimizer():
+    X, y = _cancer()
+    s = HypergradSearchCV(LinearSVC(dual=False), {"C": (1e-3, 1e1)}, cv=3,
+                          scoring="accuracy").fit(X, y)
+    assert "scan" not in set(s.cv_results_["phase"])
+
+
 @pytest.mark.parametrize("est, match", [
     (SGDClassifier(), "loss='hinge'"),
     (SGDClassifier(loss="log_loss", penalty="l1"), "penalty='l1'"),

@@ -709,11 +709,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             if not select_mode and transform is None:
                 scorers = get_scorer(default) if default in LOSS_TO_SCORING.values() \
                     else scorers
-            scan = self._scan(search_problem, prefix, refit_metric) if getattr(
-                problem, "approximate_refit", False) else None
             results, self.multimetric_ = score_points(
                 self, estimator, X, y, splits, points, scorers, fit_params=dict(est_params),
-                score_params=score_params, extend=scan)
+                score_params=score_params, extend=self._scan(problem, search_problem, prefix,
+                                                             refit_metric))
             records = records + [_scan_record(p, prefix) for p in points[len(records):]]
             if not select_mode:  # the test scores the search followed
                 self._loss_scores(results, records)
@@ -730,9 +729,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             self._refit_best(estimator, prefix, fixed, X, y, est_params)
         return self
 
-    def _scan(self, problem, prefix, refit_metric):
-        """For a final step whose refit only approximates the problem's minimizer (SGD):
-        ``extend`` for :func:`score_points`, the scan around the best scored point.
+    def _scan(self, problem, search_problem, prefix, refit_metric):
+        """For a final step whose refit only approximates the problem's minimizer (SGD,
+        ``problem.approximate_refit``): ``extend`` for :func:`score_points`, the scan
+        around the best scored point (else None).
 
         SGD's CV score is a rough function of ``alpha`` (its learning rate and stopping
         depend on it), with bumps of about 1 % between neighbouring values: the
@@ -741,8 +741,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         half a decade, twice a 100-point grid's density over six decades), inside the
         bounds and not already scored, are scored the same way.
         """
-        hps = problem.hyperparameters
-        if len(hps) != 1 or hps[0].size is not None or hps[0].scale != "log" or (
+        hps = search_problem.hyperparameters
+        one_log = len(hps) == 1 and hps[0].size is None and hps[0].scale == "log"
+        if not (getattr(problem, "approximate_refit", False) and one_log) or (
                 refit_metric is False and not callable(self.refit)):
             return None
         hp, key = hps[0], prefix + hps[0].name

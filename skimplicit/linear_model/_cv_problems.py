@@ -40,6 +40,56 @@ class _Fold(LeastSquaresFold):
         self.sw_test = np.asarray(swte, float)
         self.X_test = Xte
         self.y_test = np.asarray(yte, float)
+        self._test_sums = None
+
+    def set_test_sums(self, total, scale, train_weight_sum, test_x_sum):
+        """Make :meth:`cover_mse` read sums instead of the test rows (folds made from
+        :func:`~skimplicit.solvers.fold_train_sums`'s sums: single target, intercept).
+
+        ``total = (scale * A, scale * b, m)``: the whole data's ``A = sum_i w_i z_i
+        z_i^T`` and ``b = sum_i w_i z_i y_i`` (``z = x - m``, raw weights; the refit's
+        arrays, shared, read only). The test rows' sums are the whole data's minus the
+        training rows', read back from this fold's Gram matrix and ``X^T y`` (see
+        ``LeastSquaresFold._gram_from_sums``: raw training weights summing to
+        ``train_weight_sum``); ``test_x_sum = sum_test w x``. No pass over the rows."""
+        G_all, b_all, m = total
+        s, y = self.sw_test, self.y_test
+        S1, Sy = float(s.sum()), float(s @ y)
+        c_train = self.sw_train.sum() / train_weight_sum
+        zbar = self.x_mean - m
+        b_train = (self._full_xty + self.n_train * zbar * self.y_mean) / c_train
+        y_t = Sy / S1
+        self._test_sums = (G_all, scale, c_train, b_all / scale - b_train,
+                           np.asarray(test_x_sum, float) - m * S1, S1, y_t,
+                           float(s @ (y - y_t) ** 2), zbar)
+
+    def cover_mse(self, coef, support):
+        """:meth:`validation_mse` without gradient, for cover points (which only rank
+        values): from the sums of :meth:`set_test_sums` when set, ``O(k^2)`` on the
+        support instead of a product with the test rows (20000 x 500: 0.16 of a 0.65 s
+        fit), else from the test rows. The sums' expansion of ``sum w r^2`` cancels
+        digits as the fit gets exact (about ``eps / (1 - R^2)``, relative): a loss under
+        ``1e-6`` of the test targets' variance about ``c`` is computed from the rows.
+        Gradient evaluations always use the rows (their losses stay exact)."""
+        if self._test_sums is None:
+            return self.validation_mse(coef, support)
+        G_all, scale, c_train, zy, zs, S1, y_t, v_t, zbar = self._test_sums
+        full = 2 * support.size > coef.shape[0]
+        S = slice(None) if full else support
+        w, zb = coef[S], zbar[S]
+        Gf = self.full_gram()
+        if full:
+            Aw = G_all @ w / scale - (Gf @ w + self.n_train * zb * (zb @ w)) / c_train
+        else:
+            ix = np.ix_(S, S)
+            Aw = G_all[ix] @ w / scale - (Gf[ix] @ w + self.n_train * zb * (zb @ w)) / c_train
+        # r = (y - c) - z.w over the test rows, c = y_mean - zbar.w (z = x - m)
+        c = self.y_mean - float(zb @ w)
+        base = v_t + S1 * (y_t - c) ** 2  # sum w (y - c)^2
+        q = base - 2.0 * float(w @ (zy[S] - c * zs[S])) + float(w @ Aw)
+        if not q > 1e-6 * base:
+            return self.validation_mse(coef, support)
+        return q / S1
 
     def test_columns(self, cols):
         Xc = self.X_test[:, cols]
@@ -156,10 +206,13 @@ def _prepare_folds(folds, fit_intercept):
         folds = [FoldData(None, y[tr], sw[tr], take_rows(X, te), y[te], sw[te])
                  for tr, te in splits]
     for i, d in enumerate(folds):
-        x_sum = None if sums is None else x_all - d.sw_test @ d.X_test
+        t_sum = None if sums is None else d.sw_test @ d.X_test
+        x_sum = None if sums is None else x_all - t_sum
         prepared.append(_Fold(d, fit_intercept, True, gram_only=True,
                               train_sums=None if sums is None else sums[i], x_sum=x_sum,
                               rows_of=None if shared is None else (Xc, blocks[i], m)))
+        if sums is not None:  # (the cover's losses from sums, see _Fold.cover_mse)
+            prepared[-1].set_test_sums(refit_gram, c, d.sw_train.sum(), t_sum)
         if sums is not None or shared is not None:
             if sums is not None:
                 sums[i] = None  # (its arrays now the fold's Gram matrix)
@@ -461,7 +514,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         supports = [np.flatnonzero(c) for c in sols]
         k = self._kernel_size(supports)
         if not with_grad:
-            loss_f = np.array([f.validation_mse(c, s) for f, c, s in zip(self.folds, sols, supports)])
+            loss_f = np.array([f.cover_mse(c, s) for f, c, s in zip(self.folds, sols, supports)])
             if self._k0 == 0 and loss_f.mean() < self._best_path_loss:
                 # A new best point of the path, where the descent will likely start: once the
                 # loss improves by less than 80 %, compile the kernel for its support size

@@ -197,3 +197,33 @@ def test_problems_of_an_l1_ratio_list_share_their_folds(tall):
     e1, e2 = second.evaluate(point), alone.evaluate(point)
     np.testing.assert_array_equal(e1.fold_losses, e2.fold_losses)
     assert e1.grad["alpha"] == e2.grad["alpha"]
+
+
+@pytest.mark.parametrize("noise", [10.0, 0.0])
+def test_cover_losses_from_sums_equal_the_test_rows(tall, noise):
+    """Cover points' validation MSE from the sums (the whole data's Gram matrix minus the
+    training fold's, k^2 on the support) equals the product with the test rows, with
+    weights, shuffled folds and uncentered columns; a nearly exact fit (no noise), where
+    the expansion would cancel digits, is computed from the rows."""
+    X, _, sw = tall
+    rng = np.random.RandomState(1)
+    coef_true = np.zeros(X.shape[1])
+    coef_true[:40] = rng.randn(40)
+    y = X @ coef_true + 3.0 + noise * rng.randn(X.shape[0])
+    splits = list(KFold(5, shuffle=True, random_state=0).split(X))
+    problem = EnetCVProblem(split_folds(X, y, sw, splits, lazy=True))
+    checked = 0
+    for f in problem.folds:
+        assert f._test_sums is not None
+        for support in (np.arange(40), np.arange(0, 500, 7), np.arange(500)):
+            coef = np.zeros(X.shape[1])
+            coef[support] = coef_true[support] + 0.01 * rng.randn(support.size)
+            coef[np.arange(40)] = coef_true[:40]
+            S = np.flatnonzero(coef)
+            rows = f.validation_mse(coef, S)
+            sums = f.cover_mse(coef, S)
+            assert sums == pytest.approx(rows, rel=1e-10)
+            if noise == 0.0 and S.size == 40:  # (exact coefficients: from the rows)
+                assert sums == rows
+                checked += 1
+    assert checked == (5 if noise == 0.0 else 0)

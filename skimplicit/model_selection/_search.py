@@ -713,7 +713,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                 self, estimator, X, y, splits, points, scorers, fit_params=dict(est_params),
                 score_params=score_params, extend=self._scan(problem, search_problem, prefix,
                                                              refit_metric))
-            records = records + [_scan_record(p, prefix) for p in points[len(records):]]
+            records = records + [_scan_record(p, prefix) for p in results["params"][len(records):]]
             if not select_mode:  # the test scores the search followed
                 self._loss_scores(results, records)
         else:

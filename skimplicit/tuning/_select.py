@@ -52,7 +52,7 @@ def score_points(search, estimator, X, y, splits, points, scorers, *, fit_params
     extend : callable, optional
         ``extend(results) -> list of dict``: more points to score, chosen from the
         results of ``points`` (a scan around their best); the returned results then hold
-        ``points`` followed by these, and ``points`` (a list) is extended with them.
+        ``points`` followed by these (their ``params``).
 
     Returns
     -------
@@ -85,19 +85,16 @@ def score_points(search, estimator, X, y, splits, points, scorers, *, fit_params
             _insert_error_scores(out, search.error_score)
         return out
 
-    if not isinstance(points, list):
-        points = list(points)
+    points = list(points)
     out = fit_and_score(points)
-    with warnings.catch_warnings(record=extend is not None) as caught:
-        results = BaseSearchCV._format_results(search, points, n_splits, out)
-    more = list(extend(results)) if extend is not None else []
-    if not more:  # (else the final formatting warns)
-        for w in caught or ():
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    else:
-        out = out + fit_and_score(more)
-        points.extend(more)
-        results = BaseSearchCV._format_results(search, points, n_splits, out)
+    if extend is not None:
+        with warnings.catch_warnings():  # (the final formatting below warns)
+            warnings.simplefilter("ignore")
+            more = list(extend(BaseSearchCV._format_results(search, points, n_splits, out)))
+        if more:
+            out = out + fit_and_score(more)
+            points = points + more
+    results = BaseSearchCV._format_results(search, points, n_splits, out)
     multimetric = isinstance(out[0]["test_scores"], dict)
     return results, multimetric
 

@@ -391,8 +391,10 @@ class ImplicitElasticNetCV(_EnetTunerMixin, ImplicitLinearModelCV):
     folds' supports per step), instead of a path over a grid of alphas. The outer loop
     is :class:`ImplicitLassoCV`'s; with ``l1_ratio="tune"`` its coarse cover is a line
     of alphas at the upper bound of ``l1_ratio``, then coarser lines (2 points a
-    decade) at 0.5 and 0.1 (clipped to ``l1_ratio_bounds``), and the descent is
-    L-BFGS-B in ``(log alpha, l1_ratio)``.
+    decade) at 0.5 and 0.1 (clipped to ``l1_ratio_bounds``), each over as many decades
+    below its own ``alpha_max / l1_ratio`` as the first line spans (as scikit-learn's
+    grid at each ``l1_ratio``), and the descent is L-BFGS-B in ``(log alpha, l1_ratio)``
+    within the whole interval.
 
     Parameters
     ----------

@@ -204,3 +204,57 @@ def test_cover_values_are_the_loss_at_their_own_alpha():
         ref = np.mean([np.mean((Lasso(alpha=a, tol=1e-12, max_iter=10 ** 5).fit(
             X[tr], y[tr]).predict(X[te]) - y[te]) ** 2) for tr, te in splits])
         np.testing.assert_allclose(ev.loss, ref, rtol=1e-3)
+
+
+def _drive_cover(prob, loss_at):
+    """The host cover's points, with ``loss_at(alpha, l1_ratio)`` as each point's loss
+    (set where the problem's own evaluation sets it)."""
+    points = []
+    for p in prob.initial_points():
+        points.append((float(p["alpha"]), p["l1_ratio"]))
+        prob._last_loss = loss_at(*points[-1])
+    return points
+
+
+@pytest.mark.parametrize("case", ["hopeless", "promising", "turned_up"])
+def test_further_cover_lines_go_below_their_span_only_while_it_may_pay(case):
+    """With l1_ratio tuned, the lines at 0.5 and 0.1 first span the first line's decades
+    below their own alpha_max / l1_ratio (scikit-learn's grid at each l1_ratio), then go on
+    to the interval's lower bound only while their loss still falls and an optimistic
+    extrapolation reaches the best loss so far."""
+    from sklearn.model_selection import KFold
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 90)
+    y = X[:, :6] @ np.array([3.0, -2.0, 1.5, 1.0, -1.0, 0.5]) + rng.randn(60)
+    folds = split_folds(X, y, np.ones(60), list(KFold(3).split(X)))
+    prob = cp.EnetCVProblem(folds, tune_l1_ratio=True)
+    lo = float(prob.hyperparameters[0].lower)
+    amax = prob.alpha_max_l1
+
+    def loss_at(alpha, rho):
+        if rho == 1.0:
+            return 1.0 + (np.log10(alpha / lo) - 1.5) ** 2  # best 1.0, mid-interval
+        fall = np.log10(alpha / lo)  # 0 at the lower bound
+        if case == "hopeless":  # still falling, but 100 times above the best
+            return 100.0 + fall
+        if case == "promising":  # falling towards 0.5 at the lower bound
+            return 0.5 + 0.1 * fall
+        return 2.0 + (fall - 1.2) ** 2  # its minimum inside the span, then up again
+
+    points = _drive_cover(prob, loss_at)
+    first = [a for a, r in points if r == 1.0]
+    assert first[0] == pytest.approx(amax) and first[-1] == pytest.approx(lo)
+    for rho in (0.5, 0.1):
+        line = [a for a, r in points if r == rho]
+        assert line == sorted(line, reverse=True) and len(set(line)) == len(line)
+        assert line[0] == pytest.approx(amax / rho)
+        span_end = lo / rho  # the first line's 3 decades below its own top
+        span = [a for a in line if a >= span_end * (1 - 1e-9)]
+        assert span[-1] == pytest.approx(span_end)
+        below = line[len(span):]
+        assert all(a < span_end for a in below)
+        if case == "promising":
+            assert below and below[-1] == pytest.approx(lo)
+        else:
+            assert not below and line[-1] == pytest.approx(span_end)

@@ -393,8 +393,10 @@ class ImplicitElasticNetCV(_EnetTunerMixin, ImplicitLinearModelCV):
     of alphas at the upper bound of ``l1_ratio``, then coarser lines (2 points a
     decade) at 0.5 and 0.1 (clipped to ``l1_ratio_bounds``), each over as many decades
     below its own ``alpha_max / l1_ratio`` as the first line spans (as scikit-learn's
-    grid at each ``l1_ratio``), and the descent is L-BFGS-B in ``(log alpha, l1_ratio)``
-    within the whole interval.
+    grid at each ``l1_ratio``), then on to the interval's lower bound while an optimistic
+    extrapolation of its validation loss reaches the best loss so far (host solvers;
+    ``backend="jax"`` covers whole lines in one batch), and the descent is L-BFGS-B in
+    ``(log alpha, l1_ratio)`` within the whole interval.
 
     Parameters
     ----------

@@ -428,10 +428,10 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         first line's decades below their own ``alpha_max / l1_ratio`` (as scikit-learn's
         grid at each ``l1_ratio``), then go on down to the interval's lower bound, one step
         at a time, while :meth:`_line_may_pay`. Those last decades hold the near-ridge
-        solves of small ``l1_ratio`` and ``alpha``, the slowest of a wide fold (667 x 5000:
-        9 of 22 s a fit at its two last points, on lines 170 times worse than the Lasso's
-        best), and on some data the best model (DAAG's hills2000: ``l1_ratio = 0.01``, a
-        third below any Lasso's validation MSE).
+        solves of small ``l1_ratio`` and ``alpha``, the slowest of a wide fold
+        (``bench_shapes.py``, 667 x 5000: 21.2 -> 10.0 s a fit without them, on lines 170
+        times worse than the Lasso's best), and on some data the best model (DAAG's
+        hills2000: ``l1_ratio = 0.01``, a third below any Lasso's validation MSE).
         """
         if not self.tune_l1_ratio or self.starts is not None:
             return super().initial_points()

@@ -363,15 +363,22 @@ class EnetSearchSpace:
         """
         if not self.tune_l1_ratio:
             return self._cover_line(self.l1_ratio, self.COVER_PER_DECADE)
+        points = self._cover_line(self.l1_ratio_bounds[1], self.COVER_PER_DECADE)
+        for r in self._further_ratios():
+            points += self._cover_line(r, self.COVER_PER_DECADE_MIX)
+        return points
+
+    def _further_ratios(self):
+        """The ``l1_ratio`` of the cover's further lines: ``COVER_RATIOS`` clipped to the
+        bounds, each once, none at the first line's."""
         lo_r, hi_r = self.l1_ratio_bounds
-        points = self._cover_line(hi_r, self.COVER_PER_DECADE)
-        done = {round(hi_r, 12)}
+        out, done = [], {round(hi_r, 12)}
         for r in self.COVER_RATIOS:
             r = float(np.clip(r, lo_r, hi_r))
             if round(r, 12) not in done:
                 done.add(round(r, 12))
-                points += self._cover_line(r, self.COVER_PER_DECADE_MIX)
-        return points
+                out.append(r)
+        return out
 
 
 class EnetCVProblem(EnetSearchSpace, CVProblem):
@@ -421,7 +428,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         self._after_best = False
         self._path_k = None
 
-    # -- inner solves -------------------------------------------------------------------
+    # -- coarse cover ------------------------------------------------------------------
     def initial_points(self):
         """The coarse cover (see :meth:`EnetSearchSpace.initial_points`). With ``l1_ratio``
         tuned, a generator that reads each point's loss: the further lines first span the
@@ -438,7 +445,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         return self._adaptive_cover()
 
     def _adaptive_cover(self):
-        lo_r, hi_r = self.l1_ratio_bounds
+        hi_r = self.l1_ratio_bounds[1]
         lo = float(np.min(self.hyperparameters[0].lower))
         best = [np.inf]
 
@@ -449,13 +456,8 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                 best[0] = min(best[0], self._last_loss)
 
         yield from run(self._cover_line(hi_r, self.COVER_PER_DECADE), [])
-        done = {round(hi_r, 12)}
         step = 10.0 ** (-1.0 / self.COVER_PER_DECADE_MIX)
-        for r in self.COVER_RATIOS:
-            r = float(np.clip(r, lo_r, hi_r))
-            if round(r, 12) in done:
-                continue
-            done.add(round(r, 12))
+        for r in self._further_ratios():
             line, losses = self._cover_line(r, self.COVER_PER_DECADE_MIX, first=hi_r), []
             yield from run(line, losses)
             a = float(np.min(line[-1]["alpha"]))
@@ -474,6 +476,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         steps_left = np.ceil(decades_left * self.COVER_PER_DECADE_MIX - 1e-9)
         return losses[-1] - 2.0 * steps_left * (losses[-2] - losses[-1]) < best
 
+    # -- inner solves -------------------------------------------------------------------
     def _solve_fold(self, i, alpha, l1_ratio, tol, init, near=False, cheap=False):
         """:func:`~skimplicit.solvers.solve_enet_host` on fold ``i`` with its Gram cache.
         Returns ``(coef, converged, n_iter, exact)``."""

@@ -394,9 +394,10 @@ class ImplicitElasticNetCV(_EnetTunerMixin, ImplicitLinearModelCV):
     decade) at 0.5 and 0.1 (clipped to ``l1_ratio_bounds``), each over as many decades
     below its own ``alpha_max / l1_ratio`` as the first line spans (as scikit-learn's
     grid at each ``l1_ratio``), then on to the interval's lower bound while an optimistic
-    extrapolation of its validation loss reaches the best loss so far (host solvers;
-    ``backend="jax"`` covers whole lines in one batch), and the descent is L-BFGS-B in
-    ``(log alpha, l1_ratio)`` within the whole interval.
+    extrapolation of its validation loss reaches the best loss so far (and stopped early
+    where, once its fall slows down, it cannot; host solvers: ``backend="jax"`` covers
+    whole lines in one batch), and the descent is L-BFGS-B in ``(log alpha, l1_ratio)``
+    within the whole interval.
 
     Parameters
     ----------

@@ -216,12 +216,14 @@ def _drive_cover(prob, loss_at):
     return points
 
 
-@pytest.mark.parametrize("case", ["hopeless", "promising", "turned_up"])
-def test_further_cover_lines_go_below_their_span_only_while_it_may_pay(case):
-    """With l1_ratio tuned, the lines at 0.5 and 0.1 first span the first line's decades
-    below their own alpha_max / l1_ratio (scikit-learn's grid at each l1_ratio), then go on
-    to the interval's lower bound only while their loss still falls and an optimistic
-    extrapolation reaches the best loss so far."""
+@pytest.mark.parametrize("case", ["accelerating", "flattening", "promising", "turned_up"])
+def test_further_cover_lines_stop_where_they_cannot_pay(case):
+    """With l1_ratio tuned, the lines at 0.5 and 0.1 span at most the first line's decades
+    below their own alpha_max / l1_ratio (scikit-learn's grid at each l1_ratio), then go
+    on to the interval's lower bound only while an optimistic extrapolation of their loss
+    (twice its last drop at each step left) reaches the best loss so far; inside that span
+    they stop early only once their fall slows down (past its steepest step) and the
+    extrapolation cannot reach the best."""
     from sklearn.model_selection import KFold
 
     rng = np.random.RandomState(0)
@@ -235,9 +237,11 @@ def test_further_cover_lines_go_below_their_span_only_while_it_may_pay(case):
     def loss_at(alpha, rho):
         if rho == 1.0:
             return 1.0 + (np.log10(alpha / lo) - 1.5) ** 2  # best 1.0, mid-interval
-        fall = np.log10(alpha / lo)  # 0 at the lower bound
-        if case == "hopeless":  # still falling, but 100 times above the best
-            return 100.0 + fall
+        fall = np.log10(alpha / lo)  # 0 at the lower bound, ~4 at the top of rho = 0.1
+        if case == "accelerating":  # falling ever faster, but 100 times above the best
+            return 100.0 + fall - 0.01 * fall ** 2
+        if case == "flattening":  # falling ever slower, far above the best
+            return 100.0 + fall ** 2
         if case == "promising":  # falling towards 0.5 at the lower bound
             return 0.5 + 0.1 * fall
         return 2.0 + (fall - 1.2) ** 2  # its minimum inside the span, then up again
@@ -251,10 +255,14 @@ def test_further_cover_lines_go_below_their_span_only_while_it_may_pay(case):
         assert line[0] == pytest.approx(amax / rho)
         span_end = lo / rho  # the first line's 3 decades below its own top
         span = [a for a in line if a >= span_end * (1 - 1e-9)]
-        assert span[-1] == pytest.approx(span_end)
         below = line[len(span):]
         assert all(a < span_end for a in below)
         if case == "promising":
+            assert span[-1] == pytest.approx(span_end)
             assert below and below[-1] == pytest.approx(lo)
+        elif case == "flattening":  # its fall slows from the second step: 3 points
+            assert len(line) == 3 and not below
         else:
-            assert not below and line[-1] == pytest.approx(span_end)
+            assert not below
+            if case == "accelerating":
+                assert span[-1] == pytest.approx(span_end)

@@ -333,10 +333,7 @@ class EnetSearchSpace:
         the dead zone's edge at ``rho``), as scikit-learn's grid at each ``l1_ratio``."""
         lo, hi = np.min(self.hyperparameters[0].lower), np.max(self.hyperparameters[0].upper)
         if self.starts is not None:  # the user's alphas, strong to weak
-            grid = np.clip(self.starts, lo, hi)
-            return [{"alpha": float(a) if not self.alpha_per_feature
-                     else np.full(self.n_features, float(a)),
-                     **({"l1_ratio": rho} if self.tune_l1_ratio else {})} for a in grid]
+            return [self._cover_point(float(a), rho) for a in np.clip(self.starts, lo, hi)]
         top = self._line_top(rho, lo, hi)
         bottom = lo
         if first is not None:

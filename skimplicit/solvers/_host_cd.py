@@ -261,10 +261,13 @@ class LeastSquaresFold:
         c = n / sw_sum
         zbar = self.x_mean - m
         # In place (the sums are this fold's alone); A is symmetric and Fortran-ordered:
-        # its transpose is the C-ordered matrix scikit-learn's Gram descent reads.
-        G = np.multiply(A, c, out=A).T
-        G -= n * np.outer(zbar, zbar)
-        return G, c * b - n * zbar * self.y_mean
+        # its transpose is the C-ordered matrix scikit-learn's Gram descent reads. The
+        # rank-1 update by BLAS, in place (``np.outer`` made two p x p temporaries).
+        np.multiply(A, c, out=A)
+        if not A.flags.f_contiguous:  # (fold_train_sums makes it so; not relied upon)
+            A = np.asfortranarray(A)
+        A = sla.blas.dger(-n, zbar, zbar, a=A, overwrite_a=True)
+        return A.T, c * b - n * zbar * self.y_mean
 
     @property
     def n_features(self):
@@ -726,7 +729,7 @@ grid's, each of which scikit-learn's path gives ``max_iter`` epochs (p > n at a 
 
 
 def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, init=None,
-                    gram_cache=None, near=False, cheap=False, check=None):
+                    gram_cache=None, near=False, cheap=False, check=None, first_try=False):
     """Coordinate descent (:func:`enet_cd`) from ``init``, then
     :meth:`LeastSquaresFold.polish`: the elastic net on one prepared fold.
 
@@ -738,8 +741,10 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
     polish into a certified optimum, it runs again at ``tol / 100`` and is polished once
     more (otherwise the descent's solution is kept, with its convergence flag); ``cheap``
     (points that only rank values) skips the polish of a descent that converged and the
-    retry, unless the descent did not move the warm start. ``gram_cache``: the polish's
-    Gram cache (default: empty; see :meth:`LeastSquaresFold.gram`). Returns ``(coef,
+    retry, unless the descent did not move the warm start. ``first_try``: one descent
+    (``max_iter`` epochs at most), returned as it ends (no polish, no retry): a first
+    try, at a looser ``tol``, that the caller checks. ``gram_cache``: the polish's Gram
+    cache (default: empty; see :meth:`LeastSquaresFold.gram`). Returns ``(coef,
     HostSolverInfo, gram_cache)``.
 
     Examples
@@ -770,6 +775,9 @@ def solve_enet_host(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, ini
         # The gap test relative to the objective at the warm start (floored: the Gram
         # matrix's gap loses ~1e-16 ||y||^2 to cancellation), not to ||y||^2.
         tol = tol * max(fold.objective_ratio(init, alpha_vec, l1_ratio), 1e-4)
+    if first_try:
+        coef, info = enet_cd(fold, alpha, l1_ratio, solver, tol=tol, init=coef, check=check)
+        return coef, HostSolverInfo(info.converged, info.n_iter, False), gram_cache
     for t, gram in ((tol, True), (tol * 1e-2, False)):
         # The retry on the columns themselves: the Gram matrix's duality gap loses
         # digits to cancellation when the residual is small (singular supports, e.g.

@@ -206,6 +206,90 @@ def test_cover_values_are_the_loss_at_their_own_alpha():
         np.testing.assert_allclose(ev.loss, ref, rtol=1e-3)
 
 
+def _far_cover_run(far, alphas, monkeypatch):
+    """Cover evaluations at ``alphas`` (relative to alpha_max), in order, on a fresh host
+    problem whose ``COVER_FAR`` is ``far``: their losses, and for each point the
+    ``first_try`` flag of every fold solve."""
+    X, y, splits = _far_cover_data()
+    prob = cp.EnetCVProblem(split_folds(X, y, np.ones(200), splits))
+    monkeypatch.setattr(prob, "COVER_FAR", far)
+    calls, orig = [], cp.solve_enet_host
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("first_try", False))
+        return orig(*args, **kwargs)
+
+    monkeypatch.setattr(cp, "solve_enet_host", recording)
+    losses, tries = [], []
+    for a in np.asarray(alphas) * prob.alpha_max_l1:
+        calls.clear()
+        losses.append(prob.evaluate({"alpha": a}, with_grad=False).loss)
+        tries.append(list(calls))
+    monkeypatch.setattr(cp, "solve_enet_host", orig)
+    _far_cover_run.alpha_max = prob.alpha_max_l1
+    return np.array(losses), tries
+
+
+def _far_cover_data():
+    from sklearn.datasets import make_regression
+    from sklearn.model_selection import KFold
+
+    X, y = make_regression(n_samples=200, n_features=400, n_informative=20, noise=10,
+                           random_state=0)
+    return X, y, list(KFold(5, shuffle=True, random_state=0).split(X))
+
+
+def _exact_cv_mse(alpha):
+    from sklearn.linear_model import Lasso
+
+    X, y, splits = _far_cover_data()
+    return np.mean([np.mean((Lasso(alpha=alpha, tol=1e-13, max_iter=10 ** 6).fit(
+        X[tr], y[tr]).predict(X[te]) - y[te]) ** 2) for tr, te in splits])
+
+
+def test_far_cover_points_are_solved_loosely_and_rank_below_the_best(monkeypatch):
+    """A cover point after one more than COVER_FAR above the cover's best is first solved
+    at COVER_FAR_TOL times the tolerance, kept so only when it is far too; every point
+    within COVER_FAR of the best has the loss of the usual solve, to the last bit."""
+    grid = np.logspace(0, -3, 13)
+    loss, tries = _far_cover_run(cp.EnetCVProblem.COVER_FAR, grid, monkeypatch)
+    ref, ref_tries = _far_cover_run(np.inf, grid, monkeypatch)
+    assert not any(any(t) for t in ref_tries)
+    far = 1.0 + cp.EnetCVProblem.COVER_FAR
+    best = np.minimum.accumulate(ref)
+    # The path's small-alpha end rises beyond COVER_FAR (so that this test means something).
+    assert ref[-1] > 1.2 * ref.min()
+    expected = [i > 0 and ref[i - 1] > far * best[i - 1] for i in range(len(grid))]
+    assert sum(expected) >= 2
+    assert [any(t) for t in tries] == expected
+    loose = np.array([all(t) for t in tries])  # (a kept first try: no second solve)
+    assert loose.any()
+    np.testing.assert_array_equal(loss[~loose], ref[~loose])
+    np.testing.assert_allclose(loss[loose], ref[loose], rtol=1e-2)
+    assert np.all(loss[loose] > far * loss.min())
+    # A first try that leaves the warm start as it was (at a tolerance so loose that the
+    # previous point's solution passes) is not kept: no false plateau.
+    with monkeypatch.context() as m:
+        m.setattr(cp.EnetCVProblem, "COVER_FAR_TOL", 1e8)
+        stuck, tries = _far_cover_run(cp.EnetCVProblem.COVER_FAR, grid, monkeypatch)
+    assert [any(t) for t in tries] == expected
+    np.testing.assert_array_equal(stuck, ref)
+    # A first try that comes back within COVER_FAR of the best is solved again as usual:
+    # the same loss as without first tries.
+    # (the best point, the far end, then the best's smaller neighbour, within COVER_FAR)
+    b = int(np.argmin(ref))
+    assert ref[b + 1] < far * ref[b]
+    seq = grid[[b, -1, b + 1]]
+    loss, tries = _far_cover_run(cp.EnetCVProblem.COVER_FAR, seq, monkeypatch)
+    ref, _ = _far_cover_run(np.inf, seq, monkeypatch)
+    assert all(tries[2][:5]) and not any(tries[2][5:]) and len(tries[2]) == 10
+    np.testing.assert_array_equal(loss[:2], ref[:2])
+    # As accurate as the usual solve (6e-5 from the exact loss here; the first try kept
+    # as it was, 6e-4).
+    exact = _exact_cv_mse(seq[2] * _far_cover_run.alpha_max)
+    assert abs(loss[2] / exact - 1) <= 2 * abs(ref[2] / exact - 1)
+
+
 def _drive_cover(prob, loss_at):
     """The host cover's points, with ``loss_at(alpha, l1_ratio)`` as each point's loss
     (set where the problem's own evaluation sets it)."""

@@ -577,20 +577,30 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
     def _prefetch_kernel(self, *sizes, supersede=False):
         """Trace and compile the hypergradient kernel for each support size in ``sizes``
         in the background thread (while the coarse path's compiled descent runs, which
-        releases the GIL), cancelling the requests not started yet with ``supersede``."""
+        releases the GIL), in that order, cancelling the requests not started yet for
+        other sizes with ``supersede``."""
         K, (n, m) = self._n_folds, self._rows
         f64 = np.dtype(np.float64)
+        groups = {}  # (kernel, solve) -> the sizes' argument shapes, in order
+        for k in sizes:
+            if self._uses_gram(k):
+                kernel = enet_gram_hypergrad
+                shapes = [(K, k, k), (K, k), (K, k), (K, k), (K, k), (K,), (K,)]
+            else:
+                kernel = enet_support_hypergrad
+                shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k),
+                          (K, k), (K,), (K,)]
+            groups.setdefault((kernel, _solve_name(k)), []).append(
+                tuple(jax.ShapeDtypeStruct(sh, f64) for sh in shapes))
+        # One request per kernel and solver: superseding size by size cancelled the
+        # sizes asked for just before (2000 x 2000: the start's 512 after the 256 before
+        # it, so compiled on demand, after 800).
+        superseded = set()
         with jax.enable_x64(True):
-            for k in sizes:
-                if self._uses_gram(k):
-                    kernel = enet_gram_hypergrad
-                    shapes = [(K, k, k), (K, k), (K, k), (K, k), (K, k), (K,), (K,)]
-                else:
-                    kernel = enet_support_hypergrad
-                    shapes = [(K, n, k), (K, n), (K,), (K, m, k), (K, m), (K, m), (K, k),
-                              (K, k), (K,), (K,)]
-                structs = tuple(jax.ShapeDtypeStruct(sh, f64) for sh in shapes)
-                kernel.prefetch_all([structs], supersede=supersede, solve=_solve_name(k))
+            for (kernel, solve), arg_sets in groups.items():
+                kernel.prefetch_all(arg_sets, supersede=supersede and kernel not in superseded,
+                                    solve=solve)
+                superseded.add(kernel)
 
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         # Host work of a few hundred columns at a time: one BLAS thread (see _blas).

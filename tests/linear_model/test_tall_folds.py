@@ -94,6 +94,35 @@ def test_gram_kernels_take_few_shapes_all_compiled_ahead(tall):
     assert short._kernel_size([np.arange(201)] * 5) not in short._gram_sizes()
 
 
+def test_one_prefetch_request_keeps_all_its_sizes(tall, monkeypatch):
+    """The sizes of one request (the path's best support, and the size before it) go to
+    each kernel in one call, in order, superseding only the other sizes' requests: asked
+    for one at a time, each cancelled the one before (then compiled on demand)."""
+    from skimplicit.linear_model._hypergrad import enet_gram_hypergrad, enet_support_hypergrad
+
+    X, y, sw = tall
+    splits = list(KFold(5, shuffle=True, random_state=0).split(X))
+    X2 = np.hstack([X, X[:, ::-1] * 0.5 + np.random.RandomState(1).randn(*X.shape)])[:, :900]
+    prob = EnetCVProblem(split_folds(X2, y, sw, splits, lazy=True))
+    calls = []
+
+    def recording(kernel):
+        def prefetch_all(arg_sets, supersede=False, **kwargs):
+            calls.append((kernel, [a[0].shape for a in arg_sets], supersede))
+        return prefetch_all
+
+    for kernel in (enet_gram_hypergrad, enet_support_hypergrad):
+        monkeypatch.setattr(kernel, "prefetch_all", recording(kernel))
+    prob._prefetch_kernel(512, 256, supersede=True)
+    assert calls == [(enet_gram_hypergrad, [(5, 512, 512), (5, 256, 256)], True)]
+    calls.clear()
+    n_train = prob._rows[0]
+    assert not prob._uses_gram(n_train)  # (a size past the Gram kernel's: the other one)
+    prob._prefetch_kernel(n_train, 512, supersede=True)
+    assert calls == [(enet_support_hypergrad, [(5, prob._rows[0], n_train)], True),
+                     (enet_gram_hypergrad, [(5, 512, 512)], True)]
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_wide_folds_share_one_copy_of_the_rows(fit_intercept):
     """Wide folds (working sets) read their training rows from one centered copy of X in

@@ -513,9 +513,9 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         The usual test is relative to the objective at the warm start (see
         :func:`~skimplicit.solvers.solve_enet_host`): past the best, at the small-alpha
         end of a path, it asks for 100 to 250 times scikit-learn's accuracy, and the
-        descent there costs most of the path. ``bench_shapes.py``'s Lasso, the path's last
-        point: 667 x 5000, 0.74 -> 0.24 s, its CV MSE 2e-3 lower (relative); 2000 x 2000,
-        0.77 -> 0.38 s, 2e-4 lower. At scikit-learn's own tolerance the descent did not
+        descent there costs most of the path. The Lasso on ``bench_shapes.py``'s data (a
+        profile), the path's last point: 667 x 5000, 0.74 -> 0.24 s, its CV MSE 2e-3 lower
+        (relative); 2000 x 2000, 0.77 -> 0.38 s, 2e-4 lower. At scikit-learn's own tolerance the descent did not
         leave the warm start there: a first try that does not move, or does not converge,
         is solved again as usual (no false plateau).
         """

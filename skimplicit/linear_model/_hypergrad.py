@@ -75,8 +75,9 @@ def _cholesky_singular_fails(matvec, b, *, ridge=None, pivot_floor=-1.0, matrix=
     result, hence a failed residual check) on a numerically singular system: a pivot
     ``L_ii^2 <= pivot_floor`` (``lambda_min <= L_ii^2``).
 
-    ``matrix``: the system's matrix when the caller has it (without the ridge); else it is
-    assembled from ``k`` products with ``matvec``.
+    ``matrix``: the system's matrix when the caller has it (symmetric, without the ridge:
+    only its lower triangle is read); else it is assembled from ``k`` products with
+    ``matvec`` and symmetrized.
 
     A singular but consistent system can pass the residual check with an arbitrary
     null-space component, which rounding decides (a weighted problem and its

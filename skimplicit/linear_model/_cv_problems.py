@@ -495,32 +495,27 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
             first_try=first_try)
         return coef, info.converged, info.n_iter, info.exact
 
-    # A cover point whose mean validation loss exceeds the cover's best by more than this
-    # fraction is "far", and the point after a far one is first solved at COVER_FAR_TOL
-    # times the tolerance (see _cover_is_far). 6 %: the descents' 5 % (their starts are
-    # the cover's minima within 5 % of its best), and a margin for a first try's error.
-    COVER_FAR = 0.06
     COVER_FAR_TOL = 10.0
+    """The factor of the tolerance of a first try (see :meth:`_cover_is_far`)."""
 
     def _cover_is_far(self, loss):
-        """Whether a cover point's loss is more than :attr:`COVER_FAR` above the cover's
-        best so far. The point after a far one is first solved at :attr:`COVER_FAR_TOL`
-        times the duality-gap tolerance, and kept so when it is far too: its loss only has
-        to rank it below the best. Otherwise it is solved again from there at the usual
-        tolerance, as every point within :attr:`COVER_FAR` of the best is (the descents
-        start from the cover's basins within 5 % of its best).
+        """Whether a cover point's loss is far above the cover's best so far
+        (:meth:`~skimplicit.tuning.CVProblem.far_from_best`). The point after a far one is
+        first solved at :attr:`COVER_FAR_TOL` times the duality-gap tolerance, and kept so
+        when it is far too: its loss only has to rank it below the best. Otherwise it is
+        solved again from there at the usual tolerance, as every point within
+        :attr:`COVER_FAR` of the best is.
 
         The usual test is relative to the objective at the warm start (see
         :func:`~skimplicit.solvers.solve_enet_host`): past the best, at the small-alpha
         end of a path, it asks for 100 to 250 times scikit-learn's accuracy, and the
         descent there costs most of the path. The Lasso on ``bench_shapes.py``'s data (a
         profile), the path's last point: 667 x 5000, 0.74 -> 0.24 s, its CV MSE 2e-3 lower
-        (relative); 2000 x 2000, 0.77 -> 0.38 s, 2e-4 lower. At scikit-learn's own tolerance the descent did not
-        leave the warm start there: a first try that does not move, or does not converge,
-        is solved again as usual (no false plateau).
+        (relative); 2000 x 2000, 0.77 -> 0.38 s, 2e-4 lower. At scikit-learn's own
+        tolerance the descent did not leave the warm start there: a first try that does
+        not move, or does not converge, is solved again as usual (no false plateau).
         """
-        return bool(np.isfinite(self._cover_best)
-                    and loss > (1.0 + self.COVER_FAR) * self._cover_best)
+        return self.far_from_best(loss, self._cover_best)
 
     def _kernel_size(self, supports):
         """Few compiled shapes: rows padded to the largest fold (fixed during a fit); the

@@ -604,6 +604,13 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
             terms = log_loss_terms(Z, self.Yt[i])
         return float(np.dot(self.swt[i], terms) / self.swt[i].sum())
 
+    FAR_TOL = 1e-4
+    """The tolerance of a first try at a path point after a far one (see
+    :meth:`evaluate`): ``LogisticRegressionCV``'s default, whose path ranks its ``Cs`` at
+    it (the path points' own is ``min(tol, 1e-6)``). At 5000 x 1000 (one fold, a
+    scratch check), past the best: the points' solves 58 % faster, their log-loss within
+    2.2e-3 (relative)."""
+
     def evaluate(self, params, *, precision=1.0, with_grad=True):
         C = params["C"]
         rho = float(params.get("l1_ratio", self.l1_ratio))
@@ -617,9 +624,31 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         # test at 1e-13 still moved the Brier loss's differences at a step of 1e-4 by
         # 5e-8); path points only rank values of C.
         polish = with_grad or tol < 1e-8
+        first = [0] * self.n_folds
+        far_tol = max(self.tol, self.FAR_TOL)
+        if not with_grad and far_tol > tol and self._path_losses and self.far_from_best(
+                self._path_losses[-1], min(self._path_losses)):
+            # After a path point far above the path's best: first tried at FAR_TOL,
+            # kept when every fold's solve moved and converged and the point is far too
+            # (it only has to rank below the best); else solved again from there as usual
+            # (see CVProblem.far_from_best). Past the best, large C costs most of the path
+            # (5000 x 1000, a profile: its last six points, a third of the fit).
+            tries = []
+            for i in range(self.n_folds):
+                check_time()
+                tries.append(self._solve(i, alpha, rho, far_tol, False))
+            loss_f = np.array([self._fold_loss(i, W, b) for i, (W, b, _, _) in enumerate(tries)])
+            if all(ok and it > 0 for _, _, it, ok in tries) and self.far_from_best(
+                    float(loss_f.mean()), min(self._path_losses)):
+                info = {"n_iter": [it for _, _, it, _ in tries],
+                        "support_size": [int(np.count_nonzero(W)) for W, _, _, _ in tries]}
+                self._path_losses.append(float(loss_f.mean()))
+                return self.evaluation(loss_f, None, True, **info)
+            first = [it for _, _, it, _ in tries]
         for i in range(self.n_folds):
             check_time()  # max_time, between folds (raises _progress.TimeUp)
             W, b, it, ok = self._solve(i, alpha, rho, tol, polish)
+            it += first[i]
             if polish and rho == 0.0 and ok:
                 # The l2 solution made exact to rounding by up to 3 more Newton steps
                 # (quadratic convergence), as l1 ones are by their polish: the

@@ -130,6 +130,18 @@ class CVProblem:
         same results whatever the number of threads (each fold's work is its own)."""
         return map_threads(fn, range(n_folds), self.fold_jobs)
 
+    COVER_FAR = 0.06
+    """A cover point more than this fraction above the cover's best loss so far is "far"
+    (:meth:`far_from_best`): the host problems first try the point after a far one at a
+    looser inner tolerance, and keep that solve when the point is far too (its loss only
+    has to rank it below the best). 6 %: :func:`~skimplicit.tuning.tune` descends from the
+    cover's minima within 5 % of its best (``basin_tol``), plus a margin for the try's
+    error."""
+
+    def far_from_best(self, loss, best):
+        """Whether ``loss`` is more than :attr:`COVER_FAR` above ``best`` (a finite one)."""
+        return bool(np.isfinite(best) and loss > (1.0 + self.COVER_FAR) * best)
+
     def get_warm_start(self):
         return tuple(_copied(getattr(self, name)) for name in self.warm_state)
 

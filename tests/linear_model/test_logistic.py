@@ -519,3 +519,50 @@ def test_row_coordinate_solves_give_the_column_solves_fit(wide, monkeypatch):
     monkeypatch.setattr(LogisticCVProblem, "ROW_SOLVE_MAX_SCALE_RATIO", 4.0)
     ImplicitLogisticRegressionCV(cv=3).fit(X * np.logspace(-1, 1, X.shape[1]), y)
     assert not calls
+
+
+def _far_path_run(monkeypatch, far_tol, far=None):
+    """The host path of a binary l2 problem whose large-C end overfits, every point
+    evaluated in order: its losses and each point's fold-solve tolerances."""
+    X, y = make_classification(300, 120, n_informative=5, random_state=0)
+    prob = LogisticCVProblem(_folds(StandardScaler().fit_transform(X), y), n_classes=2)
+    if far is not None:
+        monkeypatch.setattr(prob, "COVER_FAR", far)
+    monkeypatch.setattr(prob, "FAR_TOL", far_tol)
+    tols, solve = [], prob._solve
+
+    def recording(i, alpha, rho, tol, polish=True):
+        tols.append(tol)
+        return solve(i, alpha, rho, tol, polish)
+
+    monkeypatch.setattr(prob, "_solve", recording)
+    losses, per_point = [], []
+    for p in prob.initial_points():
+        tols.clear()
+        losses.append(prob.evaluate(p, with_grad=False).loss)
+        per_point.append(list(tols))
+    return np.array(losses), per_point
+
+
+def test_far_path_points_are_solved_loosely_and_rank_below_the_best(monkeypatch):
+    """A path point after one more than COVER_FAR above the path's best is first solved
+    at FAR_TOL, kept so only when it is far too and every fold's solve moved and
+    converged; every other point has the loss of the usual solve, to the last bit."""
+    far_tol = LogisticCVProblem.FAR_TOL
+    ref, ref_tols = _far_path_run(monkeypatch, far_tol, far=np.inf)
+    assert far_tol not in {t for ts in ref_tols for t in ts}
+    far = 1.0 + LogisticCVProblem.COVER_FAR
+    best = np.minimum.accumulate(ref)
+    expected = [i > 0 and ref[i - 1] > far * best[i - 1] for i in range(len(ref))]
+    assert sum(expected) >= 2  # (the data's large-C end rises beyond COVER_FAR)
+    loss, tols = _far_path_run(monkeypatch, far_tol)
+    assert [far_tol in ts for ts in tols] == expected
+    kept = np.array([bool(ts) and set(ts) == {far_tol} for ts in tols])
+    assert kept.any()
+    np.testing.assert_array_equal(loss[~kept], ref[~kept])
+    np.testing.assert_allclose(loss[kept], ref[kept], rtol=1e-2)
+    assert np.all(loss[kept] > far * loss.min())
+    # A first try that does not move (at a tolerance its warm start passes) is not kept.
+    stuck, tols = _far_path_run(monkeypatch, 1e8)
+    assert [1e8 in ts for ts in tols] == expected
+    np.testing.assert_array_equal(stuck, ref)

@@ -234,8 +234,10 @@ default='lbfgs'
         deviations, so the tolerance means the same whatever the units of each column
         (scikit-learn's absolute test stops at once on data scaled by 1e-6, and almost
         never on data scaled by 1e6); during tuning, inner solves use
-        ``min(tol, 1e-6)``, tightened over the outer steps (down to a hundredth of it).
-        Tighter than scikit-learn's
+        ``min(tol, 1e-6)``, tightened over the outer steps (down to a hundredth of it),
+        except on the coarse path's points after one more than 6 % above the path's best
+        loss: those are first solved at 100 times that (at most 1e-4), and kept so when
+        they are that far too. Tighter than scikit-learn's
         default 1e-4 (at which coefficients can be off by percents), since Newton's
         method gets there in one or two more steps. Values below 1e-13 (under the
         rounding of the gradient) act as 1e-13.

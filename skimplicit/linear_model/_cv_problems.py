@@ -631,9 +631,8 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
                 lambda i: solve(i, inits[i], first_try=True), K)))
             supports = [np.flatnonzero(c) for c in sols]
             loss_f = np.array([f.cover_mse(c, s) for f, c, s in zip(self.folds, sols, supports)])
-            # Kept when every fold's descent moved, converged, and the point is far too;
-            # else solved from there as usual.
-            loose = all(conv) and min(first) > 0 and self._cover_is_far(float(loss_f.mean()))
+            # Else solved from there as usual.
+            loose = self.keep_first_try(conv, first, float(loss_f.mean()), self._cover_best)
             if not loose:
                 inits = sols
         if not loose:

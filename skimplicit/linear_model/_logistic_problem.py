@@ -629,22 +629,23 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         if not with_grad and far_tol > tol and self._path_losses and self.far_from_best(
                 self._path_losses[-1], min(self._path_losses)):
             # After a path point far above the path's best: first tried at a looser
-            # tolerance (FAR_TOL_FACTOR times, at most FAR_TOL), kept when every fold's solve moved and converged and the point is far too
-            # (it only has to rank below the best); else solved again from there as usual
-            # (see CVProblem.far_from_best). Past the best, large C costs most of the path
-            # (5000 x 1000, a profile: its last six points, a third of the fit).
+            # tolerance (FAR_TOL_FACTOR times, at most FAR_TOL), kept as CVProblem's
+            # keep_first_try says (it only has to rank below the best); else solved again
+            # from there as usual. Past the best, large C costs most of the path (5000 x
+            # 1000, a profile: its last six points, a third of the fit).
             tries = []
             for i in range(self.n_folds):
                 check_time()
                 tries.append(self._solve(i, alpha, rho, far_tol, False))
-            loss_f = np.array([self._fold_loss(i, W, b) for i, (W, b, _, _) in enumerate(tries)])
-            if all(ok and it > 0 for _, _, it, ok in tries) and self.far_from_best(
-                    float(loss_f.mean()), min(self._path_losses)):
-                info = {"n_iter": [it for _, _, it, _ in tries],
-                        "support_size": [int(np.count_nonzero(W)) for W, _, _, _ in tries]}
+            loss_f = np.array([self._fold_loss(i, W, b)
+                               for i, (W, b, _, _) in enumerate(tries)])
+            first = [it for _, _, it, _ in tries]
+            if self.keep_first_try([ok for *_, ok in tries], first, float(loss_f.mean()),
+                                   min(self._path_losses)):
+                info = {"n_iter": first,
+                        "support_size": [int(np.count_nonzero(W)) for W, *_ in tries]}
                 self._path_losses.append(float(loss_f.mean()))
                 return self.evaluation(loss_f, None, True, **info)
-            first = [it for _, _, it, _ in tries]
         for i in range(self.n_folds):
             check_time()  # max_time, between folds (raises _progress.TimeUp)
             W, b, it, ok = self._solve(i, alpha, rho, tol, polish)

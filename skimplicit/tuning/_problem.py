@@ -142,6 +142,14 @@ class CVProblem:
         """Whether ``loss`` is more than :attr:`COVER_FAR` above ``best`` (a finite one)."""
         return bool(np.isfinite(best) and loss > (1.0 + self.COVER_FAR) * best)
 
+    def keep_first_try(self, converged, n_iter, loss, best):
+        """Whether a looser first try at a cover point is kept: every fold's solve
+        converged and moved (``n_iter > 0``: a warm start that passes the looser test
+        unchanged would give the previous point's loss, a false plateau), and the point's
+        ``loss`` is far from ``best`` too (:meth:`far_from_best`)."""
+        return (all(converged) and min(n_iter) > 0
+                and self.far_from_best(loss, best))
+
     def get_warm_start(self):
         return tuple(_copied(getattr(self, name)) for name in self.warm_state)
 

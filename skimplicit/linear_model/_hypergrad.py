@@ -17,7 +17,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..implicit import optimality, root_vjp
-from ..tuning._kernel import Kernel
+from ..tuning._kernel import Kernel, t_matmul
 from ..implicit.linear_solve import _finish, _flatten_problem, default_tol, solve_cg
 
 __all__ = ["enet_gram_hypergrad", "enet_support_hypergrad", "ridge_hypergrad"]
@@ -43,7 +43,7 @@ def _enet_penalty_grad(w, params):
 # gradient written out (no nested autodiff: a smaller graph, a faster compilation).
 # Its Jacobian in ``w`` is ``[[X_S^T X_S / n + alpha (1 - rho), 0], [0, I]]``: SPD.
 _enet_support_F = optimality.support_stationary(
-    None, _enet_penalty_grad, grad=lambda w, n_train, X, y: X.T @ (X @ w - y) / n_train)
+    None, _enet_penalty_grad, grad=lambda w, n_train, X, y: t_matmul(X, X @ w - y) / n_train)
 
 # The same stationarity in the support's sufficient statistics: ``G = X_S^T X_S / n``,
 # ``b = X_S^T y / n`` (``O(k^2)`` per product instead of ``O(n k)``, for folds with many

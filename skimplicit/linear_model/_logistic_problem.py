@@ -48,7 +48,7 @@ from ..tuning import CVProblem
 from ..tuning._progress import check_time
 from ..tuning._protocol import Hyperparameter
 from ..utils import check_fold_classes
-from ..tuning._kernel import Kernel, bucket, pad_stack, solve_with_fallback
+from ..tuning._kernel import Kernel, bucket, pad_stack, solve_with_fallback, t_matmul
 
 __all__ = ["LogisticCVProblem", "LogisticSearchSpace", "encode_folds", "logistic_hypergrad",
            "size_bucket"]
@@ -82,7 +82,7 @@ def _stationarity(theta, hp, X, Y, sw, b_mean, *, binary, fit_intercept):
     if fit_intercept:
         Z = Z + b
     R = (_probs(Z, binary) - Y) * sw[:, None]
-    FW = jnp.where(mask, X.T @ R + alpha * ((1.0 - rho) * Wm + rho * jnp.sign(W)), W)
+    FW = jnp.where(mask, t_matmul(X, R) + alpha * ((1.0 - rho) * Wm + rho * jnp.sign(W)), W)
     if not fit_intercept:
         return FW, b
     Fb = jnp.sum(R, axis=0)

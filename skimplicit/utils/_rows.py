@@ -106,6 +106,14 @@ def merge_rows_of(X, y, sample_weight, rows, first, inverse):
     >>> sorted(zip(Xm.ravel().tolist(), wm.tolist()))
     [(1.0, 2.0), (3.0, 1.0)]
     """
+    src, sums, index, ids = _merged_groups_of(sample_weight, rows, inverse)
+    return X[src], np.asarray(y)[src], sums, index, ids
+
+
+def _merged_groups_of(sample_weight, rows, inverse):
+    """:func:`merge_rows_of`'s bookkeeping, no row copied: ``(src, sums, index, ids)``,
+    ``src`` the row of ``X`` each merged row is read from (its group's first in
+    ``rows``), ``sums`` the merged weights, ``index`` and ``ids`` as there."""
     rows = np.asarray(rows, dtype=np.intp)
     w = np.asarray(sample_weight, np.float64)[rows]
     ids = inverse[rows]
@@ -121,8 +129,7 @@ def merge_rows_of(X, y, sample_weight, rows, first, inverse):
         else np.zeros(0, np.intp)
     u, pos = sorted_ids[starts], order[starts]
     sums = np.add.reduceat(w[keep][order], starts) if order.size else np.zeros(0)
-    src = rows[keep[pos]]
-    return X[src], np.asarray(y)[src], sums, keep[pos], u
+    return rows[keep[pos]], sums, keep[pos], u
 
 
 def _groups(X, y, sample_weight):
@@ -149,3 +156,70 @@ def _groups(X, y, sample_weight):
         for i in np.flatnonzero(~new):
             new[i] = not _equal_rows(Xk, codes, order[i], order[i - 1])
     return keep, order, np.flatnonzero(new)
+
+
+def fold_views(X, y, sw_train, sw_test, splits, first, inverse):
+    """Every fold's merged rows (:func:`merge_rows_of`) as views of one array, or ``None``.
+
+    When the test sets' merged rows (rows of ``X[first]``, ``(first, inverse)`` from
+    :func:`unique_rows`) are disjoint and each training set's are exactly the other test
+    sets' (K-fold: the test sets partition the rows), the test sets' rows are laid out
+    one block after another, each in the canonical order, then the blocks again but the
+    last two. Fold ``i``'s test rows are its block; its training rows, the blocks after
+    its own then those before it, are one contiguous run: ``(2 - 2 / K)`` copies of the
+    rows for all ``K`` folds instead of ``K`` (read-only views; the merged weights are
+    :func:`merge_rows_of`'s, the rows' order within a training fold is not).
+
+    Returns ``(folds, train_ids, test_ids)``: ``folds[i] = (X_train, y_train, w_train,
+    X_test, y_test, w_test)``, ``train_ids[i]`` and ``test_ids[i]`` the rows of
+    ``X[first]`` of fold ``i``'s training and test rows, in their order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(8.0).reshape(4, 2); y = np.array([0, 1, 0, 1]); w = np.ones(4)
+    >>> first, inverse = unique_rows(X, y, w)
+    >>> splits = [([2, 3], [0, 1]), ([0, 1], [2, 3])]
+    >>> folds, train_ids, test_ids = fold_views(X, y, w, w, splits, first, inverse)
+    >>> Xa = folds[0][0]
+    >>> sorted(Xa[:, 0].tolist()), bool(np.shares_memory(Xa, folds[1][3]))
+    ([4.0, 6.0], True)
+    """
+    K = len(splits)
+    if K < 2 or sp.issparse(X):
+        return None
+    y = np.asarray(y)
+    tests = [_merged_groups_of(sw_test, te, inverse) for _, te in splits]
+    ids = [t[3] for t in tests]
+    blocks = np.concatenate(ids)
+    if np.unique(blocks).size != blocks.size:  # (a row in two test sets)
+        return None
+    trains = []
+    for i, (tr, _) in enumerate(splits):
+        t = _merged_groups_of(sw_train, tr, inverse)
+        if not np.array_equal(t[3], np.sort(np.concatenate(ids[:i] + ids[i + 1:]))):
+            return None
+        trains.append(t)
+    sizes = np.array([v.size for v in ids])
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    N = int(ends[-1])
+    span = N + int(starts[K - 2])
+    out = np.empty((span, X.shape[1]), dtype=X.dtype)
+    rows = first[blocks]
+    step = max(1, 2 ** 16 // max(X.shape[1], 1))  # (by blocks: no whole temporary copy)
+    for s in range(0, N, step):
+        e = min(s + step, N)
+        out[s:e] = X[rows[s:e]]
+    out[N:] = out[:span - N]
+    out.flags.writeable = False
+    folds, train_ids = [], []
+    for i in range(K):
+        a, b = int(starts[i]), int(ends[i])
+        lo = 0 if i == K - 1 else b
+        cyc = np.concatenate(ids[i + 1:] + ids[:i])
+        pos = np.searchsorted(trains[i][3], cyc)
+        folds.append((out[lo:lo + N - (b - a)], y[first[cyc]], trains[i][1][pos],
+                      out[a:b], y[first[ids[i]]], tests[i][1]))
+        train_ids.append(cyc)
+    return folds, train_ids, ids

@@ -568,3 +568,23 @@ def test_far_path_points_are_solved_loosely_and_rank_below_the_best(monkeypatch)
     stuck, tols = _far_path_run(monkeypatch, 1e8)
     assert [1e8 in ts for ts in tols] == expected
     np.testing.assert_array_equal(stuck, ref)
+
+
+@pytest.mark.parametrize("dataset", ["cancer", "wide"])
+def test_folds_as_views_are_the_copied_folds(dataset, request, monkeypatch):
+    """K-fold folds read as views of one array (``fold_views``: the training rows in
+    another order) give the copied folds' losses and hypergradients."""
+    import skimplicit.linear_model._logistic as lg
+
+    X, y = request.getfixturevalue(dataset)
+    sw = np.random.RandomState(0).randint(1, 4, len(y)).astype(float)
+    views, rows_v = _rows_folds(X, y, sw)
+    assert all(np.shares_memory(views[0].X_train, f.X_test) for f in views[1:])
+    monkeypatch.setattr(lg, "fold_views", lambda *a: None)
+    copies, rows_c = _rows_folds(X, y, sw)
+    assert not np.shares_memory(copies[0].X_train, copies[1].X_test)
+    kw = dict(n_classes=2, tol=1e-10)
+    evs = [LogisticCVProblem(f, rows=r, **kw).evaluate({"C": 0.05}) for f, r in
+           ((views, rows_v), (copies, rows_c))]
+    np.testing.assert_allclose(evs[0].fold_losses, evs[1].fold_losses, rtol=1e-10)
+    np.testing.assert_allclose(evs[0].grad["C"], evs[1].grad["C"], rtol=1e-8)

@@ -4,7 +4,7 @@ import scipy.sparse as sp
 
 from skimplicit.linear_model import ImplicitLogisticRegressionCV
 from skimplicit.utils import merge_duplicate_rows
-from skimplicit.utils._rows import merge_rows_of, unique_rows
+from skimplicit.utils._rows import fold_views, merge_rows_of, unique_rows
 
 
 def _data(seed=0, n=12, p=4):
@@ -93,3 +93,71 @@ def test_merge_rows_of_is_merge_duplicate_rows_of_the_subset(seed):
             np.testing.assert_array_equal(X[first][got[4]] + 0.0, got[0] + 0.0)
     with pytest.raises(ValueError, match="groups"):
         merge_rows_of(X, y, np.ones(200), np.arange(200), first, inverse)
+
+
+def _kfold_data(seed=0):
+    """Rows with repeats (each row's copies in one test fold), weights (some 0), and
+    K-fold splits of them."""
+    rng = np.random.RandomState(seed)
+    base = rng.randn(60, 4)
+    base[rng.rand(60) < 0.2, 1] = -0.0
+    fold = rng.randint(0, 4, 60)
+    pick = rng.randint(0, 60, 150)
+    X, y = base[pick], rng.randint(0, 3, 60)[pick]
+    sw = rng.uniform(0.5, 2.0, 150)
+    sw[rng.rand(150) < 0.1] = 0.0
+    splits = [(np.flatnonzero(fold[pick] != f), np.flatnonzero(fold[pick] == f))
+              for f in range(4)]
+    return X, y, sw, splits
+
+
+def test_fold_views_are_the_merged_folds_as_views_of_one_array():
+    """Each fold's views hold merge_rows_of's rows and merged weights (its test part
+    bit for bit, its training part up to the rows' order), in (2 - 2 / K) copies of the
+    rows, read-only; ``train_ids``/``test_ids`` name their rows of ``X[first]``."""
+    X, y, sw, splits = _kfold_data()
+    cw = np.where(y == 1, 0.5, 1.5)
+    first, inverse = unique_rows(X, y, sw)
+    folds, train_ids, test_ids = fold_views(X, y, sw * cw, sw, splits, first, inverse)
+    base = folds[0][0].base
+    N = first.size
+    assert base.shape[0] == 2 * N - test_ids[-1].size - test_ids[-2].size
+    assert not base.flags.writeable
+    for (Xa, ya, wa, Xb, yb, wb), tr_ids, te_ids, (tr, te) in zip(folds, train_ids, test_ids,
+                                                                   splits):
+        assert Xa.base is base and Xb.base is base
+        ref = merge_rows_of(X, y, sw, te, first, inverse)
+        for a, b in zip((Xb + 0.0, yb, wb, te_ids), (ref[0] + 0.0, ref[1], ref[2], ref[4])):
+            np.testing.assert_array_equal(a, b)
+        ref = merge_rows_of(X, y, sw * cw, tr, first, inverse)
+        order = np.argsort(tr_ids)
+        np.testing.assert_array_equal(tr_ids[order], ref[4])
+        np.testing.assert_array_equal(Xa[order] + 0.0, ref[0] + 0.0)
+        np.testing.assert_array_equal(ya[order], ref[1])
+        np.testing.assert_array_equal(wa[order], ref[2])
+        np.testing.assert_array_equal(X[first][tr_ids], Xa)
+
+
+def test_fold_views_need_test_sets_that_partition_the_training_rows():
+    X, y, sw, splits = _kfold_data()
+    first, inverse = unique_rows(X, y, sw)
+    assert fold_views(X, y, sw, sw, splits, first, inverse) is not None
+    # a row's copies in two test sets
+    a, b = splits[0][1][0], splits[1][1][0]
+    X2 = X.copy()
+    X2[b] = X2[a]
+    y2 = y.copy()
+    y2[b] = y2[a]
+    f2, i2 = unique_rows(X2, y2, np.ones(len(y)))
+    assert fold_views(X2, y2, np.ones(len(y)), np.ones(len(y)), splits, f2, i2) is None
+    # a training set that is not the other test sets (a row left out of one)
+    w = np.ones(len(y))
+    f3, i3 = unique_rows(X, y, w)
+    tr0 = splits[0][0]
+    bad = [(tr0[i3[tr0] != i3[tr0[0]]], splits[0][1])] + splits[1:]
+    assert fold_views(X, y, w, w, bad, f3, i3) is None
+    # a class weighted 0 in training but tested (training sets short of it)
+    cw = np.where(y == 1, 0.0, 1.0)
+    assert fold_views(X, y, w * cw, w, splits, f3, i3) is None
+    # a single split
+    assert fold_views(X, y, w, w, splits[:1], f3, i3) is None

@@ -664,8 +664,10 @@ default='lbfgs'
     @staticmethod
     def _merged_folds(X, y_enc, sw_train, sample_weight, splits):
         """The folds with repeated rows merged into weights, in a canonical order
-        (:func:`~skimplicit.utils.merge_duplicate_rows`), and, for dense ``X``, the
-        problem's ``rows``: every fold's rows as rows of the data set's distinct rows
+        (:func:`~skimplicit.utils.merge_duplicate_rows`; with
+        :func:`~skimplicit.utils._rows.fold_views`, a training fold's rows are the other
+        test folds' in theirs, one after another), and, for dense ``X``, the problem's
+        ``rows``: every fold's rows as rows of the data set's distinct rows
         (:func:`~skimplicit.utils._rows.unique_rows`), which the hypergradient kernel reads once
         for all folds."""
         if sp.issparse(X):

@@ -16,7 +16,8 @@ import scipy.sparse as sp
 from .._blas import one_blas_thread
 from ..solvers import (HostCD, LeastSquaresFold, dense, fold_train_sums, solve_enet_host,
                        uses_full_gram)
-from ..solvers._host_cd import GRAM_ONLY_SIZE, partition_order, uses_working_sets
+from ..solvers._host_cd import (GRAM_ONLY_SIZE, columns_first, partition_order,
+                                uses_working_sets)
 from ..tuning import (CVProblem, FoldData, Hyperparameter, WarmStarts, bucket, pad_stack,
                       solve_with_fallback, to_device)
 from ..tuning._progress import check_time
@@ -160,9 +161,13 @@ def _shared_rows(folds, fit_intercept):
     blocks = [(int(b - k), int(b)) for k, b in zip(sizes, ends)]
     sw = np.asarray(sw, float)
     m = np.asarray(sw @ X / sw.sum()).ravel() if fit_intercept else np.zeros(X.shape[1])
-    Xc = take_rows(X, order)  # (a view for unshuffled K-fold, else a copy)
-    Xc = Xc.astype(float, copy=np.may_share_memory(Xc, X))  # (one copy in all)
-    Xc -= m
+    # One copy in all, block by block (a test fold's rows at a time), in the order
+    # columns_first gives the folds' training rows.
+    n_train = min(len(tr) for tr, _ in splits)
+    Xc = np.empty((len(order), X.shape[1]),
+                  order="F" if columns_first(n_train, X.shape[1]) else "C")
+    for a, b in blocks:
+        np.subtract(take_rows(X, order[a:b]), m, out=Xc[a:b])
     return Xc, m, blocks, order
 
 

@@ -9,6 +9,7 @@ from sklearn.model_selection import KFold, ShuffleSplit
 from skimplicit.linear_model import ImplicitLassoCV
 from skimplicit.linear_model._cv_problems import EnetCVProblem
 from skimplicit.solvers import fold_train_sums
+from skimplicit.solvers._host_cd import columns_first
 from skimplicit.tuning import split_folds
 
 
@@ -123,14 +124,16 @@ def test_one_prefetch_request_keeps_all_its_sizes(tall, monkeypatch):
                      (enet_gram_hypergrad, [(5, 512, 512)], True)]
 
 
-@pytest.mark.parametrize("fit_intercept", [True, False])
-def test_wide_folds_share_one_copy_of_the_rows(fit_intercept):
+@pytest.mark.parametrize("fit_intercept, p", [(True, 1500), (False, 1500), (True, 2000)])
+def test_wide_folds_share_one_copy_of_the_rows(fit_intercept, p):
     """Wide folds (working sets) read their training rows from one centered copy of X in
     the test folds' order (two views a fold), not from a copy each: the same fold data
     (means, columns, X^T r) and evaluations as the folds' own copies, with weights,
-    shuffled folds and uncentered columns."""
-    X, y = make_regression(120, 1500, n_informative=20, noise=5, random_state=0)
-    X = X * np.linspace(0.5, 3, 1500) + 5.0
+    shuffled folds and uncentered columns; the copy column-major where
+    :func:`columns_first` says so (96 training rows: 1500 columns, not 2000), its
+    gathered columns column-major either way, as the coordinate descent reads them."""
+    X, y = make_regression(120, p, n_informative=20, noise=5, random_state=0)
+    X = X * np.linspace(0.5, 3, p) + 5.0
     sw = np.random.RandomState(1).uniform(0.5, 2, 120)
     splits = list(KFold(5, shuffle=True, random_state=0).split(X))
     kw = dict(fit_intercept=fit_intercept)
@@ -138,14 +141,18 @@ def test_wide_folds_share_one_copy_of_the_rows(fit_intercept):
     eager = EnetCVProblem(split_folds(X, y, sw, splits), **kw)
     assert all(f._shared is not None and f.X_fit is None for f in lazy.folds)
     assert all(f._shared is None for f in eager.folds)
-    base = lazy.folds[0]._shared[0].base
-    assert all(f._shared[0].base is base for f in lazy.folds)  # (one copy)
-    cols = np.array([3, 700, 10, 1499])
+    Xc = lazy.folds[0]._shared[0]
+    assert all(f._shared[0] is Xc for f in lazy.folds)  # (one copy)
+    assert columns_first(96, p) == (p == 1500)
+    assert Xc.flags.f_contiguous == columns_first(96, p)
+    assert all(f.X_fit.flags.f_contiguous == columns_first(96, p) for f in eager.folds)
+    cols = np.array([3, 700, 10, p - 1])
     for a, b in zip(lazy.folds, eager.folds):
         # (the shared fold's rows are in the test folds' order: compared as sets)
         np.testing.assert_allclose(a.x_mean, b.x_mean, rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(np.sort(a.y_fit), np.sort(b.y_fit), rtol=1e-12)
         ca, cb = a.train_columns(cols), b.train_columns(cols)
+        assert ca.flags.f_contiguous
         perm = np.lexsort(ca.T[::-1])
         np.testing.assert_allclose(ca[perm], cb[np.lexsort(cb.T[::-1])], rtol=1e-12,
                                    atol=1e-12)

@@ -103,13 +103,6 @@ def _cholesky_singular_fails(matvec, b, *, ridge=None, pivot_floor=-1.0, matrix=
     return _finish("solve_cholesky", mv, b_flat, x, 0, tol, unravel, return_info)
 
 
-def _support_vjp(F, args, Xt, yt, swt, w, alpha, l1_ratio, ridge, scale, solve):
-    """Validation MSE of one fold and its gradient in ``(alpha, l1_ratio)`` through the
-    support stationarity ``F(w, (alpha, l1_ratio), *args) = 0``."""
-    loss, g = jax.value_and_grad(_val_mse)(w, Xt, yt, swt)
-    return (loss, *_support_vjp_of(F, args, g, w, alpha, l1_ratio, ridge, scale, solve))
-
-
 def _support_vjp_of(F, args, g, w, alpha, l1_ratio, ridge, scale, solve, matrix=None):
     """The gradient in ``(alpha, l1_ratio)`` of a loss whose gradient in ``w`` is ``g``,
     through ``F(w, (alpha, l1_ratio), *args) = 0``; with the solve's success and
@@ -134,8 +127,13 @@ def _support_vjp_of(F, args, g, w, alpha, l1_ratio, ridge, scale, solve, matrix=
 
 def _enet_one_fold(X, y, n_train, Xt, yt, swt, w, alpha, l1_ratio, ridge, solve):
     scale = _support_scale(jnp.sum(X * X) / n_train, w, alpha, l1_ratio)
-    return _support_vjp(_enet_support_F, (n_train, X, y), Xt, yt, swt, w, alpha, l1_ratio,
-                        ridge, scale, solve)
+    loss, g = jax.value_and_grad(_val_mse)(w, Xt, yt, swt)
+    # The Cholesky solve's matrix from one product X^T X (assembled from k products with
+    # the identity, it took two: X V, then X^T of that, and a symmetrizing pass).
+    matrix = (_enet_gram_matrix(t_matmul(X, X) / n_train, w, alpha, l1_ratio)
+              if solve == "cholesky" else None)
+    return (loss, *_support_vjp_of(_enet_support_F, (n_train, X, y), g, w, alpha, l1_ratio,
+                                   ridge, scale, solve, matrix=matrix))
 
 
 def _enet_gram_one_fold(G, b, g, w, alpha, l1_ratio, ridge, solve):

@@ -290,12 +290,14 @@ def test_enet_kernel_singular_support_fails_without_ridge():
 
 
 def test_gram_kernel_matrix_is_the_jacobian():
-    """The Gram kernel factors a matrix read from G: it is autodiff's Jacobian of the
-    support stationarity in w (active block G + alpha (1 - rho), identity elsewhere,
-    padded coordinates included)."""
+    """The Gram kernel factors a matrix read from G, the column kernel one read from
+    X^T X / n: each is autodiff's Jacobian of its support stationarity in w (active block
+    G + alpha (1 - rho), identity elsewhere, padded coordinates included)."""
     import jax
 
-    from skimplicit.linear_model._hypergrad import _enet_gram_F, _enet_gram_matrix
+    from skimplicit.linear_model._hypergrad import (_enet_gram_F, _enet_gram_matrix,
+                                                    _enet_support_F)
+    from skimplicit.tuning._kernel import t_matmul
 
     rng = np.random.RandomState(1)
     k = 7
@@ -310,6 +312,12 @@ def test_gram_kernel_matrix_is_the_jacobian():
             J = jax.jacfwd(lambda v: _enet_gram_F(v, (alpha, rho), G, b))(w)
             np.testing.assert_array_equal(np.asarray(_enet_gram_matrix(G, w, alpha, rho)),
                                           np.asarray(J))
+            # The column kernel's matrix, from X^T X / n: the Jacobian of the support
+            # stationarity in its columns, up to the products' rounding.
+            J = jax.jacfwd(lambda v: _enet_support_F(v, (alpha, rho), 20.0, Z, Z @ b))(w)
+            np.testing.assert_allclose(
+                np.asarray(_enet_gram_matrix(t_matmul(Z, Z) / 20.0, w, alpha, rho)),
+                np.asarray(J), rtol=1e-13, atol=1e-15)
 
 
 def test_gram_kernel_equals_the_column_kernel():

@@ -48,6 +48,7 @@ from ..tuning import CVProblem
 from ..tuning._progress import check_time
 from ..tuning._protocol import Hyperparameter
 from ..utils import check_fold_classes
+from ..utils._rows import fold_view_grams
 from ..tuning._kernel import Kernel, bucket, pad_stack, solve_with_fallback, t_matmul
 
 __all__ = ["LogisticCVProblem", "LogisticSearchSpace", "encode_folds", "logistic_hypergrad",
@@ -537,18 +538,23 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
 
     def _fold_gram(self, i):
         """Fold ``i``'s Gram matrix ``X_i X_i^T``: rows of the data set's (computed once
-        for all folds), kept."""
+        for all folds), kept; for folds that are :func:`~skimplicit.utils._rows.fold_views`,
+        operators on one matrix (:func:`~skimplicit.utils._rows.fold_view_grams`: no copy
+        per fold)."""
         if self._fold_grams is None:
-            X, _, first, train_rows, _ = self._rows
-            if first.size == X.shape[0]:  # (every row distinct: no copy of X)
-                G = X @ X.T
-                rows = [first[r] for r in train_rows]
-            else:
-                Xu = X[first]
-                G = Xu @ Xu.T
-                del Xu
-                rows = train_rows
-            self._fold_grams = [G[np.ix_(r, r)] for r in rows]
+            X, _, first, train_rows, test_rows = self._rows
+            grams = fold_view_grams(train_rows, test_rows, self.Xt)
+            if grams is None:
+                if first.size == X.shape[0]:  # (every row distinct: no copy of X)
+                    G = X @ X.T
+                    rows = [first[r] for r in train_rows]
+                else:
+                    Xu = X[first]
+                    G = Xu @ Xu.T
+                    del Xu
+                    rows = train_rows
+                grams = [G[np.ix_(r, r)] for r in rows]
+            self._fold_grams = grams
         return self._fold_grams[i]
 
     def _solve_rows(self, i, alpha, tol):

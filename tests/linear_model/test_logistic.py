@@ -20,6 +20,7 @@ from skimplicit.linear_model import ImplicitLogisticRegressionCV
 from skimplicit.linear_model import _logistic_problem as lp
 from skimplicit.solvers import _host_logistic as hl
 from skimplicit.tuning import FoldData
+from skimplicit.utils._rows import BlockGram
 from skimplicit.linear_model._logistic_problem import LogisticCVProblem
 
 # -- scikit-learn's contract (cheap settings, as test_common.py) -------------------------
@@ -584,7 +585,19 @@ def test_folds_as_views_are_the_copied_folds(dataset, request, monkeypatch):
     copies, rows_c = _rows_folds(X, y, sw)
     assert not np.shares_memory(copies[0].X_train, copies[1].X_test)
     kw = dict(n_classes=2, tol=1e-10)
-    evs = [LogisticCVProblem(f, rows=r, **kw).evaluate({"C": 0.05}) for f, r in
-           ((views, rows_v), (copies, rows_c))]
+    probs = [LogisticCVProblem(f, rows=r, **kw) for f, r in
+             ((views, rows_v), (copies, rows_c))]
+    evs = [prob.evaluate({"C": 0.05}) for prob in probs]
     np.testing.assert_allclose(evs[0].fold_losses, evs[1].fold_losses, rtol=1e-10)
     np.testing.assert_allclose(evs[0].grad["C"], evs[1].grad["C"], rtol=1e-8)
+    # The wide folds' row solves: the views' Gram matrices are operators on one matrix
+    # (fold_view_grams), equal to the copied folds' own.
+    if dataset == "wide":
+        assert all(isinstance(g, BlockGram) for g in probs[0]._fold_grams)
+        for i, (g, c) in enumerate(zip(probs[0]._fold_grams, probs[1]._fold_grams)):
+            assert isinstance(c, np.ndarray)
+            ids_v, ids_c = rows_v[3][i], rows_c[3][i]  # (the copies' in sorted order)
+            order = np.searchsorted(ids_c, ids_v)
+            np.testing.assert_array_equal(ids_c[order], ids_v)
+            np.testing.assert_allclose(g.toarray(), c[np.ix_(order, order)], rtol=1e-12,
+                                       atol=1e-12 * np.abs(c).max())

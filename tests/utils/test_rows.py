@@ -4,7 +4,7 @@ import scipy.sparse as sp
 
 from skimplicit.linear_model import ImplicitLogisticRegressionCV
 from skimplicit.utils import merge_duplicate_rows
-from skimplicit.utils._rows import fold_views, merge_rows_of, unique_rows
+from skimplicit.utils._rows import fold_view_grams, fold_views, merge_rows_of, unique_rows
 
 
 def _data(seed=0, n=12, p=4):
@@ -161,3 +161,23 @@ def test_fold_views_need_test_sets_that_partition_the_training_rows():
     assert fold_views(X, y, w * cw, w, splits, f3, i3) is None
     # a single split
     assert fold_views(X, y, w, w, splits[:1], f3, i3) is None
+
+
+def test_fold_view_grams_are_the_training_folds_gram_matrices():
+    """fold_view_grams: fold i's operator is X_i X_i^T of its training view (the rows in
+    the view's order), from one N x N matrix; None for folds not in fold_views' order."""
+    X, y, sw, splits = _kfold_data()
+    first, inverse = unique_rows(X, y, sw)
+    folds, train_ids, test_ids = fold_views(X, y, sw, sw, splits, first, inverse)
+    grams = fold_view_grams(train_ids, test_ids, [f[3] for f in folds])
+    assert len({id(g.G) for g in grams}) == 1 and grams[0].G.shape == (first.size,) * 2
+    rng = np.random.RandomState(0)
+    for g, f in zip(grams, folds):
+        Xa = f[0]
+        assert g.shape == (Xa.shape[0],) * 2
+        v = rng.randn(Xa.shape[0])
+        np.testing.assert_allclose(g @ v, Xa @ (Xa.T @ v), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g.toarray(), Xa @ Xa.T, rtol=1e-12, atol=1e-12)
+    # Training ids in another order (sorted, as merge_rows_of gives them): not these folds.
+    assert fold_view_grams([np.sort(t) for t in train_ids], test_ids,
+                           [f[3] for f in folds]) is None

@@ -20,6 +20,7 @@ from ..solvers._host_cd import (GRAM_ONLY_SIZE, columns_first, partition_order,
                                 uses_working_sets)
 from ..tuning import (CVProblem, FoldData, Hyperparameter, WarmStarts, bucket, pad_stack,
                       solve_with_fallback, to_device)
+from ..tuning._kernel import aligned_zeros
 from ..tuning._progress import check_time
 from ..tuning._protocol import take_rows
 from ..utils import nothing_to_tune
@@ -688,7 +689,7 @@ class EnetCVProblem(EnetSearchSpace, CVProblem):
         if self._uses_gram(k):
             # The validation loss and its gradient on the support from the test rows
             # here; the kernel gets the k x k Gram blocks and that gradient only.
-            Gs, bs, gs = np.zeros((K, k, k)), np.zeros((K, k)), np.zeros((K, k))
+            Gs, bs, gs = aligned_zeros((K, k, k)), np.zeros((K, k)), np.zeros((K, k))
             loss_f = np.zeros(K)
             for i, (f, s) in enumerate(zip(self.folds, supports)):
                 G, c, self._grams[i] = f.gram(s, self._grams[i])

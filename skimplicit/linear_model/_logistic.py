@@ -776,15 +776,16 @@ default='lbfgs'
             rho = float(r["params"].get("l1_ratio", problem.l1_ratio))
             by_key[(tuple(np.atleast_1d(C)), rho)] = (C, rho, ev)
         points = [by_key[k] for k in sorted(by_key)]
-        X_tests = [X[te] for _, te in splits]
-        y_tests = [y[te] for _, te in splits]
         coefs = [[_embed(W, b, self.fit_intercept) for W, b in ev.info["coefs"]]
                  for _, _, ev in points]
         if loss is not None:
             scores = [-np.asarray(ev.fold_losses, float) for _, _, ev in points]
         else:
             # Fold by fold, C increasing within a fold: the order in which
-            # LogisticRegressionCV calls the scorer.
+            # LogisticRegressionCV calls the scorer. (The test rows copied only here: a
+            # copy of X, the fit's peak memory at 2000 x 5000.)
+            X_tests = [X[te] for _, te in splits]
+            y_tests = [y[te] for _, te in splits]
             scorer = self._labelled_scorer(self._get_scorer())
             by_fold = [[self._score(scorer, coefs[j][f], X, X_tests[f], y_tests[f], te)
                         for j in range(len(points))] for f, (_, te) in enumerate(splits)]

@@ -49,7 +49,8 @@ from ..tuning._progress import check_time
 from ..tuning._protocol import Hyperparameter
 from ..utils import check_fold_classes
 from ..utils._rows import fold_view_grams
-from ..tuning._kernel import Kernel, bucket, pad_stack, solve_with_fallback, t_matmul
+from ..tuning._kernel import (Kernel, aligned_zeros, bucket, pad_stack, solve_with_fallback,
+                              t_matmul)
 
 __all__ = ["LogisticCVProblem", "LogisticSearchSpace", "encode_folds", "logistic_hypergrad",
            "size_bucket"]
@@ -744,7 +745,7 @@ class LogisticCVProblem(LogisticSearchSpace, CVProblem):
         and test weights on them (``(F, N)``), for :func:`_logistic_hypergrad_rows`."""
         X, y, first, train_rows, test_rows = self._rows
         F, N, p = self.n_folds, size_bucket(first.size), X.shape[1]
-        Xs = np.zeros((N, k))
+        Xs = aligned_zeros((N, k))  # (device_put reads it in place on the CPU)
         step = max(1, 2 ** 16 // max(p, 1))  # (by blocks: no whole temporary copy)
         for s in range(0, first.size, step):
             e = min(s + step, first.size)

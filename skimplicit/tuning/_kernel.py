@@ -16,7 +16,8 @@ import numpy as np
 
 from ..implicit import LinearSolveWarning
 
-__all__ = ["FALLBACK_RIDGE", "Kernel", "bucket", "pad_stack", "solve_with_fallback", "t_matmul"]
+__all__ = ["FALLBACK_RIDGE", "Kernel", "aligned_zeros", "bucket", "pad_stack",
+           "solve_with_fallback", "t_matmul"]
 
 
 def bucket(k, minimum=16, per_octave=1):
@@ -31,11 +32,40 @@ def bucket(k, minimum=16, per_octave=1):
 
 
 def pad_stack(arrays, shape):
-    """Stack ``arrays`` along a new leading axis, each zero-padded to ``shape``."""
-    out = np.zeros((len(arrays),) + tuple(shape))
+    """Stack ``arrays`` along a new leading axis, each zero-padded to ``shape``; in a
+    64-byte aligned buffer (:func:`aligned_zeros`), which a kernel call reads in place on
+    the CPU instead of copying it (5 folds of 1600 x 1024: 32 ms a call)."""
+    out = aligned_zeros((len(arrays),) + tuple(shape))
     for i, a in enumerate(arrays):
         out[(i,) + tuple(slice(0, s) for s in np.shape(a))] = a
     return out
+
+
+_ALIGN = 64  # (bytes)
+
+
+def aligned_zeros(shape):
+    """A zeroed float64 NumPy array whose data starts on a 64-byte boundary (NumPy's own
+    start on 16), which ``jax.device_put`` hands to the CPU runtime in place instead of
+    copying it. For a kernel's largest constant input: its copy and the original were
+    both alive during the kernel's first call (the logistic rows kernel's ``X`` at
+    2000 x 5000, 2048 x 5120 padded: 84 MB more at that point).
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> a = aligned_zeros((3, 4)); a[1] = 2.0
+    >>> a.ctypes.data % 64, float(a.sum())
+    (0, 8.0)
+    >>> with jax.enable_x64(True):
+    ...     d = jax.device_put(a)
+    >>> bool(np.shares_memory(np.asarray(d), a)) == (jax.default_backend() == "cpu")
+    True
+    """
+    size = int(np.prod(shape)) * 8
+    raw = np.zeros(size + _ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % _ALIGN
+    return raw[start:start + size].view(np.float64).reshape(shape)
 
 
 def t_matmul(X, R):

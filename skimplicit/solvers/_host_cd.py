@@ -254,7 +254,7 @@ class LeastSquaresFold:
             else:
                 X_fit = np.array(Xtr, dtype=float, order="F")
                 X_fit -= self.x_mean
-            if np.any(self.sqrt_sw != 1.0):
+            if self._weighted:
                 X_fit *= self.sqrt_sw[:, None]
             self.X_fit = X_fit
         self.y_fit = self.train_target()

@@ -158,6 +158,12 @@ def _groups(X, y, sample_weight):
     return keep, order, np.flatnonzero(new)
 
 
+def _cyclic(ids, i):
+    """Fold ``i``'s training rows in :func:`fold_views`' order: the test blocks ``ids``
+    after its own, then those before it."""
+    return np.concatenate(list(ids[i + 1:]) + list(ids[:i]))
+
+
 def fold_views(X, y, sw_train, sw_test, splits, first, inverse):
     """Every fold's merged rows (:func:`merge_rows_of`) as views of one array, or ``None``.
 
@@ -217,7 +223,7 @@ def fold_views(X, y, sw_train, sw_test, splits, first, inverse):
     for i in range(K):
         a, b = int(starts[i]), int(ends[i])
         lo = 0 if i == K - 1 else b
-        cyc = np.concatenate(ids[i + 1:] + ids[:i])
+        cyc = _cyclic(ids, i)
         pos = np.searchsorted(trains[i][3], cyc)
         folds.append((out[lo:lo + N - (b - a)], y[first[cyc]], trains[i][1][pos],
                       out[a:b], y[first[ids[i]]], tests[i][1]))
@@ -253,11 +259,11 @@ def fold_view_grams(train_ids, test_ids, test_rows):
     True
     """
     K = len(test_ids)
-    if K < 2 or not all(np.array_equal(train_ids[i], np.concatenate(
-            list(test_ids[i + 1:]) + list(test_ids[:i]))) for i in range(K)):
+    if K < 2 or not all(np.array_equal(train_ids[i], _cyclic(test_ids, i)) for i in range(K)):
         return None
-    ends = np.cumsum([t.shape[0] for t in test_rows])
-    starts = ends - np.array([t.shape[0] for t in test_rows])
+    sizes = np.array([t.shape[0] for t in test_rows])
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
     N = int(ends[-1])
     G = np.empty((N, N))
     for i in range(K):

@@ -320,6 +320,9 @@ def select_solver(datafit, penalty, n_samples, n_features, n_problems=1, platfor
         support and the worst violators of the optimality conditions;
       * dense, ``n >= 2p`` and ``p <= 2048`` (:func:`uses_full_gram`): CD on the fold's
         full Gram matrix, ``O(p^2)`` a sweep, computed once per fold;
+      * dense, in between, ``p >= 1000``: working sets from a sparse start (a cold one,
+        or a warm start with at most ``p / 8`` nonzeros) while the support and the
+        violators stay under ``p / 4``; CD on all columns otherwise;
       * sparse: CD on the sparse columns;
       * a linear system in ``k > n`` columns with an l2 term (:func:`uses_dual_ridge`):
         Woodbury's identity, one ``n x n`` factorization (the polish).

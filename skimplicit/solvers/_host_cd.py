@@ -19,7 +19,7 @@ or one per feature) x the solver :class:`HostCD`:
   columns than rows.
 
 Which variant runs is decided by the measured rules :func:`uses_working_sets`,
-:func:`uses_full_gram` and :func:`uses_dual_ridge` (summed up in
+:func:`uses_full_gram`, :func:`uses_dual_ridge` and :data:`SPARSE_START` (summed up in
 :func:`~skimplicit.solvers.select_solver` with ``host=True``).
 """
 
@@ -642,6 +642,22 @@ def _gram_cd(solver, G, xty, y, a, l1_ratio, tol, v0, return_gap=False):
     return (*out, gaps[0]) if return_gap else out
 
 
+SPARSE_START = 8
+"""Folds with about as many rows as features (neither :func:`uses_working_sets` nor
+:func:`uses_full_gram`; dense, at least :data:`SPARSE_START_MIN` features) run the
+working-set descent from a warm start with at most ``n_features / SPARSE_START``
+nonzeros (or a cold one), and go on all columns once the support and the violators of a
+round reach ``2 / SPARSE_START`` of them (see :func:`enet_cd`)."""
+SPARSE_START_MIN = 1000
+
+
+def _sparse_start(fold, v0):
+    p = fold.n_features
+    return (p >= SPARSE_START_MIN and fold.X_fit is not None and not fold.sparse
+            and not uses_full_gram(fold.n_train, p)
+            and (v0 is None or SPARSE_START * np.count_nonzero(v0) <= p))
+
+
 def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=None):
     X, y, n = fold.X_fit, fold.y_fit, fold.n_train
     p = fold.n_features
@@ -650,10 +666,9 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
         if scale is not None:
             G, xty = G * np.outer(scale, scale), xty * scale
         return _gram_cd(solver, G, xty, y, a, l1_ratio, tol, v0)
-    if not uses_working_sets(n, p):  # plain coordinate descent
-        if fold._shared is not None:
-            X = fold.train_columns(np.arange(p))
-        Xs = X if scale is None else np.asfortranarray(X * scale)
+    def plain(v_init):  # coordinate descent on all columns
+        Xa = fold.train_columns(np.arange(p)) if fold._shared is not None else X
+        Xs = Xa if scale is None else np.asfortranarray(Xa * scale)
         G = None
         # (Not below a duality-gap tolerance of 1e-10: the Gram matrix's gap,
         # ||y||^2 - 2 w.X^T y + w.G w, loses ~1e-16 ||y||^2 to cancellation.)
@@ -661,7 +676,11 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
             G = fold.full_gram()
             if scale is not None:
                 G = G * np.outer(scale, scale)
-        return _sklearn_cd(solver, Xs, y, a, l1_ratio, tol, v0, None, False, gram=G)
+        return _sklearn_cd(solver, Xs, y, a, l1_ratio, tol, v_init, None, False, gram=G)
+
+    wide = uses_working_sets(n, p)
+    if not (wide or _sparse_start(fold, v0)):
+        return plain(v0)
     v = np.zeros(p) if v0 is None else np.array(v0, dtype=float)
     thresh = a * l1_ratio
     n_iter = 0
@@ -683,6 +702,13 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
         n_add = max(100, int(active.sum()))
         add = out[np.argsort(-viol[out])[:n_add]]
         ws = np.union1d(np.flatnonzero(active), add)
+        if (not wide and (rnd > 0 or active.any())
+                and SPARSE_START * (active.sum() + out.size) > 2 * p):
+            # A sparse start whose support and violators reach a quarter of the columns
+            # (not counted at a cold start, where most columns violate the conditions at
+            # a moderate alpha): on all of them, from here.
+            v, it = plain(v)
+            return v, n_iter + it
         Xw = fold.train_columns(ws)
         Xw = np.asfortranarray(Xw if scale is None else Xw * scale[ws])
         vw, it = _sklearn_cd(solver, Xw, y, a, l1_ratio, tol, v[ws], None, False)
@@ -706,8 +732,11 @@ def enet_cd(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, init=None, 
     coordinate descent on the columns that can be active (the warm start's support plus
     the worst violators of the optimality conditions), then a check of every feature (one
     ``X^T r``); work scales with the active set, not with ``n_features``. Dense folds with
-    many rows run on their full Gram matrix (:func:`uses_full_gram`) unless ``gram`` is
-    false. ``check`` (a callable, e.g. a deadline check that raises) runs before each
+    about as many rows as features do so from a sparse start (:data:`SPARSE_START`: a cold
+    one, or a warm start with few nonzeros) until the support and the violators of a
+    round reach a quarter of the columns, and then descend on all of them. Dense folds
+    with many rows run on their full Gram matrix (:func:`uses_full_gram`) unless ``gram``
+    is false. ``check`` (a callable, e.g. a deadline check that raises) runs before each
     working-set round. Returns ``(coef, HostSolverInfo)`` (``exact`` False).
 
     Examples

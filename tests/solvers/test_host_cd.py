@@ -62,6 +62,46 @@ def test_working_sets_equal_plain_descent():
     assert np.count_nonzero(ws) == np.count_nonzero(plain)
 
 
+@pytest.mark.parametrize("alpha,l1_ratio,start", [
+    (0.1, 1.0, "cold"),     # a small support: working sets from a cold start
+    (0.01, 0.1, "cold"),    # the support grows past a quarter: on all columns from there
+    (0.1, 1.0, "dense"),    # a warm start with a large support: on all columns
+])
+def test_sparse_start_on_square_folds(monkeypatch, alpha, l1_ratio, start):
+    """Folds with about as many rows as columns (neither wide nor tall) run the
+    working-set descent from a sparse start and the plain one otherwise; either way the
+    solution is scikit-learn's."""
+    import skimplicit.solvers._host_cd as host_cd
+
+    n, p = 700, 1200
+    assert not uses_working_sets(n, p) and not uses_full_gram(n, p)
+    X, y, sw = _data(n, p)
+    fold = LeastSquaresFold(X, y, sw)
+    widths, cd = [], host_cd._sklearn_cd
+
+    def spy(solver, Xw, *args, **kwargs):
+        widths.append(Xw.shape[1])
+        return cd(solver, Xw, *args, **kwargs)
+
+    monkeypatch.setattr(host_cd, "_sklearn_cd", spy)
+    init = None
+    if start == "dense":
+        init = np.zeros(p)
+        init[: p // 4] = 1e-3
+    coef, info = enet_cd(fold, alpha, l1_ratio, HostCD(max_iter=10 ** 5), tol=1e-13,
+                         init=init)
+    assert info.converged
+    ref = _sklearn(X, y, sw, alpha, l1_ratio)
+    np.testing.assert_allclose(coef, ref, atol=1e-8 * np.max(np.abs(ref)))
+    support = np.count_nonzero(ref)
+    if start == "dense":
+        assert widths == [p]
+    elif 8 * support <= 2 * p:
+        assert widths and max(widths) < p / 4
+    else:
+        assert support > p / 4 and widths[0] < p and widths[-1] == p
+
+
 def test_gram_equals_columns():
     X, y, sw = _data(400, 30)
     assert uses_full_gram(400, 30)

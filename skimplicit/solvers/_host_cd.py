@@ -480,9 +480,9 @@ class LeastSquaresFold:
             return 1.0
         S = np.flatnonzero(w)
         wS = w[S]
-        if self.gram_only:
-            xty = self._full_xty[S]
-            rr = yy - 2.0 * float(wS @ xty) + float(wS @ (self._full_gram[np.ix_(S, S)] @ wS))
+        if self.gram_only:  # (one product with all of G: no copy of its support block)
+            w = np.asarray(w, float)
+            rr = yy - 2.0 * float(w @ self._full_xty) + float(w @ (self._full_gram @ w))
         else:
             r = y - self.train_columns(S) @ wS
             rr = float(r @ r)
@@ -530,9 +530,10 @@ def fold_train_sums(X, y, sample_weight, splits, block=2048, total=False):
         return None
     w = np.asarray(sample_weight, float)
     m = np.asarray(w @ X / w.sum()).ravel()
-    sqrt_w = np.sqrt(w)
+    sqrt_w = None if np.all(w == 1.0) else np.sqrt(w)  # (None: no pass to scale rows)
     buffer = np.empty((min(block, max(t.size for t in tests)), p + 1))
-    parts = [_syrk_sums(X, te, m, sqrt_w, y * sqrt_w, block, buffer) for te in tests]
+    parts = [_syrk_sums(X, te, m, sqrt_w, y if sqrt_w is None else y * sqrt_w, block, buffer)
+             for te in tests]
     A_all = np.zeros((p, p), order="F")
     for A, _ in parts:  # (upper triangles)
         A_all += A
@@ -575,8 +576,11 @@ def _syrk_sums(X, rows, shift, sqrt_w, y_scaled, block=2048, buffer=None):
         r = rows[start:start + block]
         Zy = buffer[:r.size]
         Z = Zy[:, :p]
-        np.take(X, r, axis=0, out=Z)
-        Z -= shift
+        if r[-1] - r[0] == r.size - 1 and np.all(r[1:] > r[:-1]):  # a range: from a view
+            np.subtract(X[r[0]:r[-1] + 1], shift, out=Z)
+        else:
+            np.take(X, r, axis=0, out=Z)
+            Z -= shift
         Zy[:, p:] = np.reshape(y_scaled[r], (r.size, t))
         if sqrt_w is not None:
             Z *= sqrt_w[r, None]

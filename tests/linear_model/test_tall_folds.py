@@ -42,6 +42,19 @@ def test_one_pass_grams_equal_the_folds_own(tall):
         np.testing.assert_allclose(e1.grad["alpha"], e2.grad["alpha"], rtol=1e-8)
 
 
+@pytest.mark.parametrize("shuffle", [False, True])  # (test rows: ranges, or gathered)
+@pytest.mark.parametrize("weighted", [False, True])  # (unit weights: no scaling pass)
+def test_fold_train_sums_are_each_training_folds(tall, shuffle, weighted):
+    X, y, sw = tall
+    X, y, sw = X[:2500], y[:2500], (sw[:2500] if weighted else np.ones(2500))
+    splits = list(KFold(5, shuffle=shuffle, random_state=0 if shuffle else None).split(X))
+    for (tr, _), (A, b, m) in zip(splits, fold_train_sums(X, y, sw, splits, block=256)):
+        Z = (X[tr] - m) * np.sqrt(sw[tr])[:, None]
+        np.testing.assert_allclose(A, Z.T @ Z, rtol=0, atol=1e-12 * np.abs(A).max())
+        np.testing.assert_allclose(b, Z.T @ (y[tr] * np.sqrt(sw[tr])), rtol=0,
+                                   atol=1e-12 * np.abs(b).max())
+
+
 def test_sums_need_a_partition_of_the_rows(tall):
     X, y, sw = tall
     splits = list(ShuffleSplit(3, test_size=0.2, random_state=0).split(X))

@@ -102,6 +102,84 @@ def test_sparse_start_on_square_folds(monkeypatch, alpha, l1_ratio, start):
         assert support > p / 4 and widths[0] < p and widths[-1] == p
 
 
+@pytest.mark.parametrize("l1_ratio,positive", [(1.0, False), (0.3, False), (0.7, True)])
+def test_enet_gap_is_scikit_learns(l1_ratio, positive):
+    """The working-set descent's stopping test reads scikit-learn's duality gap."""
+    from sklearn.linear_model import enet_path
+
+    from skimplicit.solvers._host_cd import _enet_gap
+
+    X, y, _ = _data(80, 600)
+    X = np.asfortranarray(X - X.mean(0))
+    y = y - y.mean()
+    alpha = 0.05
+    # one epoch from zero: a solution far from optimal, whose gap scikit-learn reports
+    _, coefs, gaps, _ = enet_path(X, y, l1_ratio=l1_ratio, alphas=[alpha], max_iter=1,
+                                  tol=1e-300, positive=positive, return_n_iter=True)
+    w = coefs[:, 0]
+    r = y - X @ w
+    gap = _enet_gap(r, y, X.T @ r, w, alpha, l1_ratio, 80, positive)
+    assert gap > 1e-3 * float(y @ y)
+    np.testing.assert_allclose(gap, gaps[0] * 80, rtol=1e-10)
+    # Above alpha_max (zero is the solution, its residual a feasible dual point): 0.
+    big = 2 * np.max(np.abs(X.T @ y)) / (80 * l1_ratio)
+    _, coefs, gaps, _ = enet_path(X, y, l1_ratio=l1_ratio, alphas=[big], max_iter=1,
+                                  tol=1e-300, positive=positive, return_n_iter=True)
+    w = coefs[:, 0]
+    r = y - X @ w
+    np.testing.assert_allclose(_enet_gap(r, y, X.T @ r, w, big, l1_ratio, 80, positive),
+                               gaps[0] * 80, rtol=0, atol=1e-12 * float(y @ y))
+
+
+def test_working_sets_stop_at_scikit_learns_gap(monkeypatch):
+    """A working-set round that finds the whole problem within ``tol`` (scikit-learn's
+    gap test on all columns) stops there: no last round that does not move."""
+    import skimplicit.solvers._host_cd as host_cd
+
+    X, y, sw = _data(80, 600)
+    fold = LeastSquaresFold(X, y, sw)
+    epochs, cd = [], host_cd._sklearn_cd
+
+    def spy(*args, **kwargs):
+        out = cd(*args, **kwargs)
+        epochs.append(out[1])
+        return out
+
+    monkeypatch.setattr(host_cd, "_sklearn_cd", spy)
+    tol = 1e-3  # (at 0.03, the last round before this test found violators that it kept)
+    warm, _ = enet_cd(fold, 0.2, 1.0, tol=tol)
+    for alpha in (0.15, 0.1, 0.07, 0.05, 0.03):
+        epochs.clear()
+        coef, info = enet_cd(fold, alpha, 1.0, tol=tol, init=warm)
+        assert info.converged and all(e > 0 for e in epochs[1:])
+        r = fold.y_fit - fold.X_fit @ coef
+        gap = host_cd._enet_gap(r, fold.y_fit, fold.X_fit.T @ r, coef, alpha, 1.0, 80)
+        assert gap < tol * float(fold.y_fit @ fold.y_fit)
+        warm = coef
+
+
+def test_working_set_takes_all_violators_after_a_saturated_round(monkeypatch):
+    """A round whose working set all (90 %) became active is followed by one with every
+    violator (near-ridge lines: most violators become active), not a doubling."""
+    import skimplicit.solvers._host_cd as host_cd
+
+    X, y, sw = _data(80, 600)
+    fold = LeastSquaresFold(X, y, sw)
+    rounds, cd = [], host_cd._sklearn_cd
+
+    def spy(solver, Xw, *args, **kwargs):
+        out = cd(solver, Xw, *args, **kwargs)
+        rounds.append((Xw.shape[1], np.count_nonzero(out[0])))
+        return out
+
+    monkeypatch.setattr(host_cd, "_sklearn_cd", spy)
+    coef, info = enet_cd(fold, 0.5, 0.1, HostCD(max_iter=10 ** 5), tol=1e-13)
+    (w0, nnz0), (w1, _) = rounds[:2]
+    assert w0 == 100 and nnz0 >= 90 and w1 > 2 * w0
+    ref = _sklearn(X, y, sw, 0.5, 0.1)
+    np.testing.assert_allclose(coef, ref, atol=1e-8 * np.max(np.abs(ref)))
+
+
 def test_gram_equals_columns():
     X, y, sw = _data(400, 30)
     assert uses_full_gram(400, 30)

@@ -176,6 +176,7 @@ class LeastSquaresFold:
                  gram_only=False, train_sums=None, x_sum=None, rows_of=None):
         Xtr, ytr = X, y
         self._shared = None
+        self._residual = None  # (see residual)
         if Xtr is None and rows_of is None:
             # From the sums alone (no copy of the fold's rows): ``x_sum``, the raw-weighted
             # sum of its rows, gives the means; the fold keeps its Gram matrix only.
@@ -369,6 +370,20 @@ class LeastSquaresFold:
         Xc = self.X_train[:, cols].toarray()
         return (Xc - self.x_mean[cols]) * self.sqrt_sw[:, None]
 
+    def residual(self, coef):
+        """``y_fit - X_fit coef`` (dense folds that keep their columns), from the support's
+        columns. The last one is kept (a solve's tolerance and its descent's start ask for
+        the same one): the same numbers whether kept or made again, so folds shared by
+        threads stay deterministic."""
+        coef = np.asarray(coef, float)
+        kept = self._residual
+        if kept is not None and np.array_equal(kept[0], coef):
+            return kept[1]
+        S = np.flatnonzero(coef)
+        r = self.y_fit - self.train_columns(S) @ coef[S]
+        self._residual = (coef.copy(), r)  # (one assignment: atomic for other threads)
+        return r
+
     def train_target(self):
         """The centered, sqrt-weight-scaled training target."""
         return ((self.y_train - self.y_mean).T * self.sqrt_sw).T
@@ -484,7 +499,7 @@ class LeastSquaresFold:
             w = np.asarray(w, float)
             rr = yy - 2.0 * float(w @ self._full_xty) + float(w @ (self._full_gram @ w))
         else:
-            r = y - self.train_columns(S) @ wS
+            r = self.residual(w)
             rr = float(r @ r)
         aS = alpha[S]
         pen = float(aS @ (l1_ratio * np.abs(wS) + 0.5 * (1.0 - l1_ratio) * wS * wS))
@@ -703,7 +718,7 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
     thresh = a * l1_ratio
     n_iter = 0
     supp = np.flatnonzero(v)
-    r = y - fold.train_columns(supp) @ (v[supp] * (1 if scale is None else scale[supp]))
+    r = fold.residual(v if scale is None else v * scale)
     saturated = False
     for rnd in range(50):
         if check is not None:

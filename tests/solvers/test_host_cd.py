@@ -180,6 +180,29 @@ def test_working_set_takes_all_violators_after_a_saturated_round(monkeypatch):
     np.testing.assert_allclose(coef, ref, atol=1e-8 * np.max(np.abs(ref)))
 
 
+def test_residual_is_kept_and_the_same_as_made_again(monkeypatch):
+    """A fold keeps its last residual (a solve's tolerance and its descent's start ask for
+    the same one): equal to ``y - X coef``, and a solve gives the same bits with it as
+    with every residual made again (folds shared by threads stay deterministic)."""
+    X, y, sw = _data(80, 600)
+    fold = LeastSquaresFold(X, y, sw)
+    coef, _ = enet_cd(fold, 0.1, 1.0, tol=1e-8)
+    r = fold.residual(coef)
+    np.testing.assert_allclose(r, fold.y_fit - fold.X_fit @ coef, rtol=0, atol=1e-12)
+    assert fold.residual(coef.copy()) is r and fold.residual(0.5 * coef) is not r
+    made = LeastSquaresFold(X, y, sw)
+
+    def made_again(c):
+        made._residual = None
+        return LeastSquaresFold.residual(made, c)
+
+    monkeypatch.setattr(made, "residual", made_again)
+    for cheap in (False, True):  # (cheap: the descent's solution, not polished)
+        kept = solve_enet_host(fold, 0.05, 1.0, tol=1e-6, init=coef, cheap=cheap)[0]
+        again = solve_enet_host(made, 0.05, 1.0, tol=1e-6, init=coef, cheap=cheap)[0]
+        assert np.array_equal(kept, again)
+
+
 def test_gram_equals_columns():
     X, y, sw = _data(400, 30)
     assert uses_full_gram(400, 30)

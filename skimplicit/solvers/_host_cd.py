@@ -669,6 +669,14 @@ nonzeros (or a cold one), and go on all columns once the support and the violato
 round reach ``2 / SPARSE_START`` of them (see :func:`enet_cd`)."""
 SPARSE_START_MIN = 1000
 
+WIDE_ALL_COLUMNS = 2
+"""Wide folds (:func:`uses_working_sets`) descend on all their columns once the support
+and the violators of a round, from a warm start, pass ``n_features / WIDE_ALL_COLUMNS``:
+the near-ridge lines of a tuned ``l1_ratio``, whose rounds each gathered most columns
+again (``bench_shapes.py``'s elastic net at 667 x 5000, fresh processes: 3.2-3.6 ->
+2.7-2.8 s a fit, the same point; its Lasso rows at p > n unchanged). At a quarter, the
+Lasso's supports and violators at small alphas passed it: twice slower."""
+
 
 def _sparse_start(fold, v0):
     p = fold.n_features
@@ -699,9 +707,10 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
         if scale is not None:
             G, xty = G * np.outer(scale, scale), xty * scale
         return _gram_cd(solver, G, xty, y, a, l1_ratio, tol, v0)
-    def plain(v_init):  # coordinate descent on all columns
+
+    def plain(v_init):  # coordinate descent on all columns (Fortran-ordered)
         Xa = fold.train_columns(np.arange(p)) if fold._shared is not None else X
-        Xs = Xa if scale is None else np.asfortranarray(Xa * scale)
+        Xs = np.asfortranarray(Xa if scale is None else Xa * scale)
         G = None
         # (Not below a duality-gap tolerance of 1e-10: the Gram matrix's gap,
         # ||y||^2 - 2 w.X^T y + w.G w, loses ~1e-16 ||y||^2 to cancellation.)
@@ -717,7 +726,6 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
     v = np.zeros(p) if v0 is None else np.array(v0, dtype=float)
     thresh = a * l1_ratio
     n_iter = 0
-    supp = np.flatnonzero(v)
     r = fold.residual(v if scale is None else v * scale)
     saturated = False
     for rnd in range(50):
@@ -743,11 +751,11 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
         n_add = out.size if saturated else max(100, int(active.sum()))
         add = out[np.argsort(-viol[out])[:n_add]]
         ws = np.union1d(np.flatnonzero(active), add)
-        if (not wide and (rnd > 0 or active.any())
-                and SPARSE_START * (active.sum() + out.size) > 2 * p):
-            # A sparse start whose support and violators reach a quarter of the columns
-            # (not counted at a cold start, where most columns violate the conditions at
-            # a moderate alpha): on all of them, from here.
+        if (rnd > 0 or active.any()) and (active.sum() + out.size) * (
+                WIDE_ALL_COLUMNS if wide else SPARSE_START / 2) > p:
+            # A support and violators past a share of the columns (not counted at a
+            # cold start, where most columns violate the conditions at a moderate alpha):
+            # on all of them, from here.
             v, it = plain(v)
             return v, n_iter + it
         Xw = fold.train_columns(ws)
@@ -776,8 +784,9 @@ def enet_cd(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, init=None, 
     ``X^T r``); work scales with the active set, not with ``n_features``. Dense folds with
     about as many rows as features do so from a sparse start (:data:`SPARSE_START`: a cold
     one, or a warm start with few nonzeros) until the support and the violators of a
-    round reach a quarter of the columns, and then descend on all of them. Dense folds
-    with many rows run on their full Gram matrix (:func:`uses_full_gram`) unless ``gram``
+    round reach a quarter of the columns, and then descend on all of them; wide folds
+    from half of them (:data:`WIDE_ALL_COLUMNS`). The rounds stop once the whole problem
+    meets scikit-learn's duality-gap test. Dense folds with many rows run on their full Gram matrix (:func:`uses_full_gram`) unless ``gram``
     is false. ``check`` (a callable, e.g. a deadline check that raises) runs before each
     working-set round. Returns ``(coef, HostSolverInfo)`` (``exact`` False).
 

@@ -203,6 +203,38 @@ def test_residual_is_kept_and_the_same_as_made_again(monkeypatch):
         assert np.array_equal(kept, again)
 
 
+@pytest.mark.parametrize("shape", [(80, 600), (50, 2000)])  # (X_fit column-, row-major)
+@pytest.mark.parametrize("l1_ratio", [0.1, 1.0])
+def test_wide_folds_go_on_all_columns_past_half_of_them(monkeypatch, shape, l1_ratio):
+    """A wide fold's working-set descent from a warm start goes on all columns once the
+    support and the violators pass half of them (a near-ridge line), and stays on working
+    sets otherwise; either way the solution is scikit-learn's."""
+    import skimplicit.solvers._host_cd as host_cd
+
+    X, y, sw = _data(*shape)
+    p = shape[1]
+    assert uses_working_sets(*shape)
+    fold = LeastSquaresFold(X, y, sw)
+    widths, cd = [], host_cd._sklearn_cd
+
+    def spy(solver, Xw, *args, **kwargs):
+        widths.append(Xw.shape[1])
+        return cd(solver, Xw, *args, **kwargs)
+
+    # (a path's step; the Lasso's violators from 0.5 pass half of the columns too)
+    warm, _ = enet_cd(fold, 0.5 if l1_ratio < 1 else 0.15, l1_ratio, tol=1e-8)
+    monkeypatch.setattr(host_cd, "_sklearn_cd", spy)
+    coef, info = enet_cd(fold, 0.1, l1_ratio, HostCD(max_iter=10 ** 5), tol=1e-13,
+                         init=warm)
+    assert info.converged
+    ref = _sklearn(X, y, sw, 0.1, l1_ratio)
+    np.testing.assert_allclose(coef, ref, atol=1e-8 * np.max(np.abs(ref)))
+    if l1_ratio < 1:
+        assert np.count_nonzero(ref) > shape[0] and widths[-1] == p
+    else:
+        assert max(widths) < p / 2
+
+
 def test_gram_equals_columns():
     X, y, sw = _data(400, 30)
     assert uses_full_gram(400, 30)

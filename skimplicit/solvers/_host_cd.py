@@ -495,9 +495,13 @@ class LeastSquaresFold:
             return 1.0
         S = np.flatnonzero(w)
         wS = w[S]
-        if self.gram_only:  # (one product with all of G: no copy of its support block)
+        if self.gram_only and 2 * S.size >= w.size:
+            # (a large support: one product with all of G, no copy of its block)
             w = np.asarray(w, float)
             rr = yy - 2.0 * float(w @ self._full_xty) + float(w @ (self._full_gram @ w))
+        elif self.gram_only:
+            xty = self._full_xty[S]
+            rr = yy - 2.0 * float(wS @ xty) + float(wS @ (self._full_gram[np.ix_(S, S)] @ wS))
         else:
             r = self.residual(w)
             rr = float(r @ r)

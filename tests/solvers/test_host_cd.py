@@ -235,6 +235,20 @@ def test_wide_folds_go_on_all_columns_past_half_of_them(monkeypatch, shape, l1_r
         assert max(widths) < p / 2
 
 
+@pytest.mark.parametrize("support", [10, 400])  # (a block of G, or all of it)
+def test_objective_ratio_from_the_gram_matrix_equals_the_columns(support):
+    X, y, sw = _data(4500, 500)
+    gram = LeastSquaresFold(X, y, sw, gram_only=True)
+    cols = LeastSquaresFold(X, y, sw)
+    assert gram.gram_only and not cols.gram_only
+    w = np.zeros(500)  # (least squares on the first columns: an objective below 0's)
+    w[:support] = 0.9 * np.linalg.lstsq(cols.X_fit[:, :support], cols.y_fit, rcond=None)[0]
+    alpha = np.full(500, 0.01)
+    ratio = gram.objective_ratio(w, alpha, 0.7)
+    assert 0.0 < ratio < 1.0
+    np.testing.assert_allclose(ratio, cols.objective_ratio(w, alpha, 0.7), rtol=1e-10)
+
+
 def test_gram_equals_columns():
     X, y, sw = _data(400, 30)
     assert uses_full_gram(400, 30)

@@ -750,11 +750,6 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
         out = np.flatnonzero(viol > 1e-12 * max(thresh, 1e-300))
         if rnd > 0 and out.size == 0:
             break
-        # Working set: the support plus the worst violators (at least 100, doubling; all
-        # of them after a round whose working set all became active).
-        n_add = out.size if saturated else max(100, int(active.sum()))
-        add = out[np.argsort(-viol[out])[:n_add]]
-        ws = np.union1d(np.flatnonzero(active), add)
         if (rnd > 0 or active.any()) and (active.sum() + out.size) * (
                 WIDE_ALL_COLUMNS if wide else SPARSE_START / 2) > p:
             # A support and violators past a share of the columns (not counted at a
@@ -762,6 +757,11 @@ def _working_set_cd(solver, fold, a, l1_ratio, tol, v0, scale, gram=True, check=
             # on all of them, from here.
             v, it = plain(v)
             return v, n_iter + it
+        # Working set: the support plus the worst violators (at least 100, doubling; all
+        # of them after a round whose working set all became active).
+        n_add = out.size if saturated else max(100, int(active.sum()))
+        add = out[np.argsort(-viol[out])[:n_add]]
+        ws = np.union1d(np.flatnonzero(active), add)
         Xw = fold.train_columns(ws)
         Xw = np.asfortranarray(Xw if scale is None else Xw * scale[ws])
         vw, it = _sklearn_cd(solver, Xw, y, a, l1_ratio, tol, v[ws], None, False)
@@ -790,9 +790,10 @@ def enet_cd(fold, alpha, l1_ratio=1.0, solver=HostCD(), *, tol=1e-4, init=None, 
     one, or a warm start with few nonzeros) until the support and the violators of a
     round reach a quarter of the columns, and then descend on all of them; wide folds
     from half of them (:data:`WIDE_ALL_COLUMNS`). The rounds stop once the whole problem
-    meets scikit-learn's duality-gap test. Dense folds with many rows run on their full Gram matrix (:func:`uses_full_gram`) unless ``gram``
-    is false. ``check`` (a callable, e.g. a deadline check that raises) runs before each
-    working-set round. Returns ``(coef, HostSolverInfo)`` (``exact`` False).
+    meets scikit-learn's duality-gap test. Dense folds with many rows run on their full
+    Gram matrix (:func:`uses_full_gram`) unless ``gram`` is false. ``check`` (a callable,
+    e.g. a deadline check that raises) runs before each working-set round. Returns
+    ``(coef, HostSolverInfo)`` (``exact`` False).
 
     Examples
     --------

@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet, enet_path
 
+from ..utils._rows import row_range
 from ..utils._threads import capture_warnings
 
 __all__ = ["fold_train_sums", "HostCD", "HostSolverInfo", "LeastSquaresFold", "enet_cd",
@@ -595,8 +596,9 @@ def _syrk_sums(X, rows, shift, sqrt_w, y_scaled, block=2048, buffer=None):
         r = rows[start:start + block]
         Zy = buffer[:r.size]
         Z = Zy[:, :p]
-        if r[-1] - r[0] == r.size - 1 and np.all(r[1:] > r[:-1]):  # a range: from a view
-            np.subtract(X[r[0]:r[-1] + 1], shift, out=Z)
+        span = row_range(r)
+        if span is not None:  # (a range of rows: from a view)
+            np.subtract(X[span[0]:span[1]], shift, out=Z)
         else:
             np.take(X, r, axis=0, out=Z)
             Z -= shift

@@ -47,6 +47,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..utils._rows import row_range
+
 __all__ = ["Hyperparameter", "Evaluation", "FoldData", "TunableProblem", "split_folds",
            "estimator_bound_hint"]
 
@@ -286,9 +288,5 @@ def take_rows(X, rows):
     >>> np.shares_memory(take_rows(X, [2, 3, 4]), X), np.shares_memory(take_rows(X, [0, 2]), X)
     (True, False)
     """
-    idx = np.asarray(rows)
-    if (isinstance(X, np.ndarray) and idx.ndim == 1 and idx.size
-            and np.issubdtype(idx.dtype, np.integer) and idx[0] >= 0
-            and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1)):
-        return X[int(idx[0]):int(idx[-1]) + 1]
-    return X[idx]
+    span = row_range(rows) if isinstance(X, np.ndarray) else None
+    return X[span[0]:span[1]] if span is not None else X[np.asarray(rows)]

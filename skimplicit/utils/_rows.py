@@ -4,6 +4,22 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def row_range(rows):
+    """``(start, stop)`` when ``rows`` are an increasing run of consecutive nonnegative
+    integer indices (``X[rows]`` is then the view ``X[start:stop]``), else ``None``.
+
+    Examples
+    --------
+    >>> row_range([2, 3, 4]), row_range([0, 2]), row_range([])
+    ((2, 5), None, None)
+    """
+    idx = np.asarray(rows)
+    if (idx.ndim == 1 and idx.size and np.issubdtype(idx.dtype, np.integer) and idx[0] >= 0
+            and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1)):
+        return int(idx[0]), int(idx[-1]) + 1
+    return None
+
+
 def _hash_rows(X, y):
     """A 64-bit hash of each row of dense ``X`` and of ``y``'s, from the float64 bits
     (``-0.0`` read as ``0.0``) by wrapping integer arithmetic: a row's hash does not depend
